@@ -1,0 +1,50 @@
+"""portal-helpdesk: incidents for school portal support."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from .config import Config, ConfigError
+
+__all__ = ["PROJECT_ROOT", "ConfigError", "create_app"]
+
+# templates/ and migrations/ sit beside the package (the project runs from its checkout).
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Flask:
+    """Build the app from the environment (or ``environ``); ``overrides`` win (tests use them)."""
+    env = os.environ if environ is None else environ
+    app = Flask(
+        __name__,
+        instance_path=os.path.abspath(
+            env.get("HELPDESK_INSTANCE") or os.path.join(PROJECT_ROOT, "instance")
+        ),
+        template_folder=os.path.join(PROJECT_ROOT, "templates"),
+    )
+    config = Config.from_env(env, app.instance_path)
+    app.config.from_mapping(config.as_flask_config())
+    app.config.update(overrides)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    from . import models  # noqa: F401 - registers the tables with the metadata
+    from .api import init_api
+    from .cli import register_commands
+    from .extensions import db, mail, migrate
+    from .logs import init_logging
+    from .ops import bp as ops_bp
+    from .ops import init_metrics
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"))
+    mail.init_app(app)
+    init_logging(app)
+    init_metrics(app)
+    init_api(app)
+    app.register_blueprint(ops_bp)
+    register_commands(app)
+    return app

@@ -1,0 +1,28 @@
+"""Queue endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from ..services import queues
+
+blp = Blueprint("queues", __name__, url_prefix="/api/v1/queues", description="ITS queues.")
+
+
+class QueueOut(Schema):
+    slug = fields.String()
+    name = fields.String()
+    school = fields.String(allow_none=True)
+    open = fields.Integer()
+
+
+@blp.route("")
+class Queues(MethodView):
+    @blp.response(200, QueueOut(many=True))
+    def get(self) -> Any:
+        """Every active queue with its count of open incidents."""
+        return queues.queue_summaries()

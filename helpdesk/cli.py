@@ -1,0 +1,117 @@
+"""The ``helpdesk`` command: Flask's ``run`` and Flask-Migrate's ``db``, plus the commands here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+
+from .errors import DomainError
+from .roster import MalformedBundle, open_bundle
+
+DEMO_ROSTER = Path(__file__).parent / "demo" / "roster"
+
+
+def _fail(error: DomainError) -> None:
+    click.echo(f"Error: {error.message}", err=True)
+    for problem in getattr(error, "problems", [])[:50]:
+        click.echo(f"  - {problem}", err=True)
+    sys.exit(1)
+
+
+def _print_report(report: Any) -> None:
+    for entity, counts in report.counts.items():
+        click.echo(f"{entity:>16}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for rejected in report.rejected:
+        click.echo(f"  rejected {rejected.file} row {rejected.row}: {rejected.reason}")
+
+
+roster_cli = click.Group("roster", help="School records from the information system.")
+
+
+@roster_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def roster_import(path: Path) -> None:
+    """Import a OneRoster bundle (a folder or zip); all of it, or nothing."""
+    from .services.roster import import_roster
+
+    try:
+        report = import_roster(open_bundle(path), source=str(path))
+    except (MalformedBundle, DomainError) as error:
+        _fail(error)
+    _print_report(report)
+
+
+users_cli = click.Group("users", help="Helpdesk users.")
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(["employee", "agent", "admin"]))
+@click.option("--staff-id", help="The staff record's sourcedId (employees).")
+@click.option("--name", help="Display name; defaults to the staff record's name.")
+def users_create(email: str, role: str, staff_id: str | None, name: str | None) -> None:
+    """Add a user; an employee is tied to a staff record and so to a school."""
+    from .services.users import create_user
+
+    try:
+        user = create_user(email, role, staff_sourced_id=staff_id, display_name=name)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Created {user.role} {user.email}.")
+
+
+tokens_cli = click.Group("tokens", help="API tokens.")
+
+
+@tokens_cli.command("issue")
+@click.argument("email")
+@click.option("--name", default="api", show_default=True, help="What the token is for.")
+def tokens_issue(email: str, name: str) -> None:
+    """Issue an API token for a user and print it once; only its digest is kept."""
+    from .services.users import issue_api_token
+
+    try:
+        click.echo(issue_api_token(email, name))
+    except DomainError as error:
+        _fail(error)
+
+
+@click.command("demo")
+@click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path),
+              default=DEMO_ROSTER, show_default=True)
+def demo(roster_path: Path) -> None:
+    """Load the sample roster and demo users, and print their tokens."""
+    from .services.demo import load_demo
+
+    try:
+        tokens = load_demo(roster_path)
+    except DomainError as error:
+        _fail(error)
+    base = current_app.config["PUBLIC_BASE_URL"]
+    click.echo(f"Demo loaded. API: {base}/api/v1 (OpenAPI: {base}/api/v1/openapi.json)")
+    for email, (role, school, token) in tokens.items():
+        where = f" ({school})" if school else ""
+        click.echo(f"  {role:<9}{email}{where}\n           token: {token}")
+
+
+def register_commands(app: Flask) -> None:
+    for command in (roster_cli, users_cli, tokens_cli, demo):
+        app.cli.add_command(command)
+
+
+def _create_app() -> Flask:
+    from . import ConfigError, create_app
+
+    try:
+        return create_app()
+    except ConfigError as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(2)
+
+
+main = FlaskGroup(create_app=_create_app, help="portal-helpdesk: incidents for school portal support.")

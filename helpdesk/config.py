@@ -1,0 +1,135 @@
+"""Configuration, read once from the environment by ``Config.from_env``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEV_SECRET_KEY = "dev-only-not-a-secret"  # noqa: S105 - refused outside development
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a service that can start safely."""
+
+
+def _database_uri(url: str) -> str:
+    # Hosting platforms hand out postgres:// URLs; SQLAlchemy wants a driver named.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class Config:
+    """Every setting the service reads, with the embedded default when unset."""
+
+    ENV: str = "development"
+    SECRET_KEY: str = DEV_SECRET_KEY
+    PIN_PEPPER: str = DEV_SECRET_KEY
+    SQLALCHEMY_DATABASE_URI: str = ""
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = field(default_factory=dict)
+    REDIS_URL: str | None = None
+    MAIL_SERVER: str | None = None
+    MAIL_PORT: int = 25
+    MAIL_USE_TLS: bool = False
+    MAIL_USE_SSL: bool = False
+    MAIL_USERNAME: str | None = None
+    MAIL_PASSWORD: str | None = None
+    MAIL_DEFAULT_SENDER: str = "Portal support <portal-support@helpdesk.example>"
+    MAIL_CAPTURE_DIR: str | None = None
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
+    LOG_LEVEL: str = "INFO"
+    TESTING: bool = False
+    # flask-smorest / OpenAPI
+    API_TITLE: str = "portal-helpdesk"
+    API_VERSION: str = "v1"
+    OPENAPI_VERSION: str = "3.0.3"
+    OPENAPI_URL_PREFIX: str = "/api/v1"
+    OPENAPI_JSON_PATH: str = "openapi.json"
+    JSON_SORT_KEYS: bool = False
+    SQLALCHEMY_TRACK_MODIFICATIONS: bool = False
+    MAX_CONTENT_LENGTH: int = 64 * 1024 * 1024
+
+    @property
+    def embedded(self) -> bool:
+        """True when running on the no-configuration default (SQLite, fake Redis, mail files)."""
+        return self.SQLALCHEMY_DATABASE_URI.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], instance_path: str) -> Config:
+        """Build the configuration from environment variables; refuse unsafe production set-ups."""
+        database_url = environ.get("DATABASE_URL")
+        env = environ.get("HELPDESK_ENV") or ("production" if database_url else "development")
+        if env not in {"development", "production", "testing"}:
+            raise ConfigError(
+                f"HELPDESK_ENV={env!r} is not known: use development, production or testing."
+            )
+        secret_key = environ.get("SECRET_KEY")
+        if not secret_key:
+            if env != "development":
+                raise ConfigError(
+                    "SECRET_KEY is not set. Outside development the service needs a long random "
+                    "value, e.g. SECRET_KEY=$(python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))')."
+                )
+            secret_key = DEV_SECRET_KEY
+        elif secret_key == DEV_SECRET_KEY and env != "development":
+            raise ConfigError("SECRET_KEY is the development placeholder: set a real secret.")
+        pin_pepper = environ.get("PIN_PEPPER")
+        if not pin_pepper:
+            if env == "production":
+                raise ConfigError(
+                    "PIN_PEPPER is not set. It keys the hashes of imported parent PINs and must "
+                    "stay the same for the life of the database; set it to a long random value."
+                )
+            pin_pepper = DEV_SECRET_KEY
+
+        if database_url:
+            uri = _database_uri(database_url)
+        else:
+            Path(instance_path).mkdir(parents=True, exist_ok=True)
+            uri = "sqlite:///" + os.path.join(instance_path, "helpdesk.sqlite3")
+
+        engine_options: dict[str, Any] = {}
+        if uri.startswith("postgresql"):
+            engine_options = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+
+        mail_server = environ.get("MAIL_SERVER") or None
+        capture_dir = environ.get("MAIL_CAPTURE_DIR") or (
+            None if mail_server else os.path.join(instance_path, "mail")
+        )
+        return cls(
+            ENV=env,
+            SECRET_KEY=secret_key,
+            PIN_PEPPER=pin_pepper,
+            SQLALCHEMY_DATABASE_URI=uri,
+            SQLALCHEMY_ENGINE_OPTIONS=engine_options,
+            REDIS_URL=environ.get("REDIS_URL") or None,
+            MAIL_SERVER=mail_server,
+            MAIL_PORT=int(environ.get("MAIL_PORT", "25")),
+            MAIL_USE_TLS=_flag(environ.get("MAIL_USE_TLS"), False),
+            MAIL_USE_SSL=_flag(environ.get("MAIL_USE_SSL"), False),
+            MAIL_USERNAME=environ.get("MAIL_USERNAME") or None,
+            MAIL_PASSWORD=environ.get("MAIL_PASSWORD") or None,
+            MAIL_DEFAULT_SENDER=environ.get("MAIL_DEFAULT_SENDER", cls.MAIL_DEFAULT_SENDER),
+            MAIL_CAPTURE_DIR=capture_dir,
+            PUBLIC_BASE_URL=environ.get("PUBLIC_BASE_URL", cls.PUBLIC_BASE_URL),
+            LOG_LEVEL=environ.get("LOG_LEVEL", "INFO"),
+            TESTING=env == "testing",
+        )
+
+    def as_flask_config(self) -> dict[str, Any]:
+        """The settings as the upper-case mapping Flask and its extensions read."""
+        values = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        values["EMBEDDED"] = self.embedded
+        return values

@@ -1,0 +1,80 @@
+"""The incident lifecycle (SPEC §4): which action may move an incident from which state."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ..models.users import Role
+
+
+class Status(enum.StrEnum):
+    NEW = "new"
+    TRIAGED = "triaged"
+    IN_PROGRESS = "in_progress"
+    AWAITING_FULFILMENT = "awaiting_fulfilment"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATUSES = frozenset(
+    {Status.NEW, Status.TRIAGED, Status.IN_PROGRESS, Status.AWAITING_FULFILMENT}
+)
+
+
+class Action(enum.StrEnum):
+    CLAIM = "claim"
+    COMMENT = "comment"
+    ESCALATE = "escalate"
+    FULFIL = "fulfil"
+    RESOLVE = "resolve"
+    REJECT = "reject"
+    CANCEL = "cancel"
+    REOPEN = "reopen"
+
+
+@dataclass(frozen=True)
+class Move:
+    sources: frozenset[Status]
+    target: Status | None  # None: the status does not change (a comment)
+    roles: frozenset[Role]
+
+
+_STAFF = frozenset({Role.AGENT, Role.ADMIN})
+_EVERYONE = frozenset(Role)
+_WORKABLE = frozenset({Status.TRIAGED, Status.IN_PROGRESS})
+
+MOVES: dict[Action, Move] = {
+    Action.CLAIM: Move(_WORKABLE, Status.IN_PROGRESS, _STAFF),
+    Action.COMMENT: Move(frozenset(Status), None, _EVERYONE),
+    Action.ESCALATE: Move(_WORKABLE, Status.TRIAGED, _STAFF),
+    Action.FULFIL: Move(_WORKABLE, Status.AWAITING_FULFILMENT, _STAFF),
+    Action.RESOLVE: Move(_WORKABLE | {Status.AWAITING_FULFILMENT}, Status.RESOLVED, _STAFF),
+    Action.REJECT: Move(_WORKABLE | {Status.NEW}, Status.REJECTED, _STAFF),
+    Action.CANCEL: Move(_WORKABLE | {Status.NEW}, Status.CANCELLED, _EVERYONE),
+    Action.REOPEN: Move(frozenset({Status.RESOLVED}), Status.TRIAGED, _EVERYONE),
+}
+
+# Incident types whose resolution is a job run by a worker (reset, reminder, revocation).
+FULFILLABLE_TYPES = frozenset(
+    {"student_password_reset", "parent_password_reset", "username_reminder", "access_revocation"}
+)
+
+
+def allowed_actions(status: str, role: str, incident_type: str | None = None) -> list[str]:
+    """The actions this role may take on an incident in this state, in a stable order."""
+    return [
+        action.value
+        for action, move in MOVES.items()
+        if status in move.sources
+        and role in move.roles
+        and (action is not Action.FULFIL or incident_type in FULFILLABLE_TYPES)
+    ]
+
+
+def target_status(action: Action, status: str) -> str:
+    """The status after the action; the current one for an action that does not move it."""
+    move = MOVES[action]
+    return status if move.target is None else move.target.value

@@ -1,0 +1,33 @@
+"""Flask extensions, created unbound here and bound to an app in ``create_app``."""
+
+from __future__ import annotations
+
+from flask_mail import Mail
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+# Stable constraint names so that migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# Objects stay usable after commit: views serialise what the service just wrote
+# without a second round trip. "create_savepoint" only matters when the session is
+# bound to a connection that is already in a transaction (the test suite does this).
+db = SQLAlchemy(
+    model_class=Base,
+    session_options={"expire_on_commit": False, "join_transaction_mode": "create_savepoint"},
+)
+migrate = Migrate(compare_type=True, render_as_batch=True)
+mail = Mail()

@@ -1,0 +1,30 @@
+"""The data model; importing this package registers every table on the metadata."""
+
+from .imports import RosterImport
+from .incidents import Incident, IncidentEvent, format_ref, parse_ref
+from .queues import ITS_QUEUES, Queue, school_office_slug
+from .records import NATIONS, Guardian, GuardianStudent, PortalAccount, School, Staff, Student
+from .types import utcnow
+from .users import ApiToken, Role, User
+
+__all__ = [
+    "ITS_QUEUES",
+    "NATIONS",
+    "ApiToken",
+    "Guardian",
+    "GuardianStudent",
+    "Incident",
+    "IncidentEvent",
+    "PortalAccount",
+    "Queue",
+    "Role",
+    "RosterImport",
+    "School",
+    "Staff",
+    "Student",
+    "User",
+    "format_ref",
+    "parse_ref",
+    "school_office_slug",
+    "utcnow",
+]

@@ -1,0 +1,109 @@
+"""Incidents and their append-only audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .queues import Queue
+from .records import School
+from .types import BigId, UTCDateTime, utcnow
+from .users import User
+
+REF_PREFIX = "INC-"
+
+
+def format_ref(incident_id: int) -> str:
+    return f"{REF_PREFIX}{incident_id:06d}"
+
+
+def parse_ref(ref: str) -> int | None:
+    """The id inside an ``INC-000123`` reference, or None when it is not one."""
+    if not ref.upper().startswith(REF_PREFIX):
+        return None
+    digits = ref[len(REF_PREFIX) :]
+    if not digits.isdigit() or len(digits) > 18:
+        return None
+    return int(digits)
+
+
+class Incident(db.Model):  # type: ignore[name-defined,misc]
+    """One request for help with a portal account, filed by a school employee."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        sa.Index("ix_incidents_school_id_id", "school_id", "id"),
+        sa.Index("ix_incidents_queue_id_status_id", "queue_id", "status", "id"),
+        sa.Index("ix_incidents_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(40))
+    status: Mapped[str] = mapped_column(sa.String(32))
+    priority: Mapped[str | None] = mapped_column(sa.String(2))
+    school_id: Mapped[int] = mapped_column(sa.ForeignKey("schools.id"))
+    filer_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    queue_id: Mapped[int | None] = mapped_column(sa.ForeignKey("queues.id"))
+    assignee_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    summary: Mapped[str | None] = mapped_column(sa.String(200))
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    # What the employee typed, minus secrets (the PIN is checked, never kept).
+    details: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    verification: Mapped[str] = mapped_column(sa.String(8))
+    verification_results: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    # The records the verification resolved, when it could.
+    student_id: Mapped[int | None] = mapped_column(sa.ForeignKey("students.id"))
+    guardian_id: Mapped[int | None] = mapped_column(sa.ForeignKey("guardians.id"))
+    portal_account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("portal_accounts.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    school: Mapped[School] = relationship(lazy="joined", innerjoin=True)
+    queue: Mapped[Queue | None] = relationship(lazy="joined")
+    filer: Mapped[User] = relationship(foreign_keys=[filer_id], lazy="joined", innerjoin=True)
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+
+    @property
+    def ref(self) -> str:
+        return format_ref(self.id)
+
+    @property
+    def verification_summary(self) -> dict[str, Any]:
+        """The outcome and per-field results, without internal record ids."""
+        results = self.verification_results or {}
+        return {
+            "outcome": self.verification,
+            "field_results": results.get("fields", {}),
+            "reasons": results.get("reasons", []),
+        }
+
+
+class IncidentEvent(db.Model):  # type: ignore[name-defined,misc]
+    """One entry of an incident's audit trail: who did what, when, from which state to which."""
+
+    __tablename__ = "incident_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incidents.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    from_status: Mapped[str | None] = mapped_column(sa.String(32))
+    to_status: Mapped[str | None] = mapped_column(sa.String(32))
+    message: Mapped[str | None] = mapped_column(sa.Text)
+    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+
+    incident: Mapped[Incident] = relationship()
+    actor: Mapped[User | None] = relationship(lazy="joined")
+
+
+@event.listens_for(IncidentEvent, "before_update")
+@event.listens_for(IncidentEvent, "before_delete")
+def _events_are_append_only(mapper: Any, connection: Any, target: IncidentEvent) -> None:
+    raise RuntimeError("incident events are append-only")

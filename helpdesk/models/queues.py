@@ -1,0 +1,31 @@
+"""ITS queues: the teams incidents are routed to."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .types import BigId
+
+ITS_QUEUES = {
+    "its-service-desk": "ITS Service Desk",
+    "its-identity": "ITS Identity & Access",
+    "its-student-systems": "ITS Student Systems",
+}
+
+
+def school_office_slug(school_code: str) -> str:
+    return f"school-office-{school_code}"
+
+
+class Queue(db.Model):  # type: ignore[name-defined,misc]
+    """A team that works incidents; school-office queues belong to one school."""
+
+    __tablename__ = "queues"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    school_id: Mapped[int | None] = mapped_column(sa.ForeignKey("schools.id"), index=True)
+    active: Mapped[bool] = mapped_column(default=True)

@@ -1,0 +1,390 @@
+"""Parse a OneRoster bundle into checked rows, listing every problem with file, row and column.
+
+A bundle is a folder or a zip file holding ``orgs.csv``, ``users.csv``,
+``demographics.csv`` and optionally ``portal_accounts.csv`` (SPEC §2). Nothing here
+touches the database: references to records that only exist in the database are
+checked by the import service with the same ``BundleProblem`` shape.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import IO
+
+from ..errors import InvalidInput
+from ..models.records import NATIONS
+
+REQUIRED_COLUMNS = {
+    "orgs.csv": ("sourcedId", "status", "name", "type", "identifier", "metadata.nation"),
+    "users.csv": (
+        "sourcedId", "status", "orgSourcedIds", "role", "username", "givenName", "familyName",
+        "identifier", "email", "phone", "agentSourcedIds", "metadata.postcode",
+        "metadata.yearStage", "metadata.mainContact", "metadata.parentalResponsibility",
+    ),
+    "demographics.csv": ("sourcedId", "status", "birthDate"),
+    "portal_accounts.csv": ("sourcedId", "accountNumber", "username", "pin", "portal"),
+}
+OPTIONAL_FILES = frozenset({"portal_accounts.csv"})
+STATUSES = frozenset({"active", "tobedeleted"})
+STAFF_ROLES = frozenset({"teacher", "administrator"})
+GUARDIAN_ROLES = frozenset({"parent", "guardian"})
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PIN = re.compile(r"^\d{4,12}$")
+
+
+@dataclass(frozen=True)
+class BundleProblem:
+    file: str
+    row: int | None  # line number in the file, the header being line 1
+    message: str
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file + (f" row {self.row}" if self.row else "")
+        where += f" column {self.column}" if self.column else ""
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    file: str
+    row: int
+    reason: str
+
+
+class MalformedBundle(InvalidInput):
+    """The bundle cannot be imported; nothing was changed."""
+
+    code = "malformed_bundle"
+
+    def __init__(self, problems: list[BundleProblem]) -> None:
+        shown = "; ".join(str(p) for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(
+            f"The roster bundle was not imported and nothing changed: {shown}{more}.",
+            problems=[
+                {"file": p.file, "row": p.row, "column": p.column, "message": p.message}
+                for p in problems
+            ],
+        )
+        self.problems = problems
+
+
+@dataclass(slots=True)
+class SchoolRow:
+    sourced_id: str
+    code: str
+    name: str
+    nation: str
+    active: bool
+
+
+@dataclass(slots=True)
+class StaffRow:
+    sourced_id: str
+    org: str
+    role: str
+    username: str | None
+    given_name: str
+    family_name: str
+    email: str | None
+    phone: str | None
+    active: bool
+
+
+@dataclass(slots=True)
+class StudentRow:
+    sourced_id: str
+    org: str
+    student_number: str
+    given_name: str
+    middle_name: str | None
+    family_name: str
+    postcode: str | None
+    year_stage: str | None
+    active: bool
+    birth_date: date | None = None
+
+
+@dataclass(slots=True)
+class GuardianRow:
+    sourced_id: str
+    given_name: str
+    family_name: str
+    email: str | None
+    phone: str | None
+    postcode: str | None
+    main_contact: bool
+    parental_responsibility: bool
+    students: tuple[str, ...]
+    active: bool
+    row: int = 0
+
+
+@dataclass(slots=True)
+class AccountRow:
+    account_number: str
+    owner: str
+    username: str
+    portal: str
+    pin: str | None  # in clear only between reading the file and hashing it
+    row: int = 0
+
+
+@dataclass
+class Bundle:
+    schools: dict[str, SchoolRow] = field(default_factory=dict)
+    staff: dict[str, StaffRow] = field(default_factory=dict)
+    students: dict[str, StudentRow] = field(default_factory=dict)
+    guardians: dict[str, GuardianRow] = field(default_factory=dict)
+    accounts: dict[str, AccountRow] = field(default_factory=dict)
+    birth_dates: dict[str, tuple[int, date]] = field(default_factory=dict)
+    rejected: list[RejectedRow] = field(default_factory=list)
+
+
+Opener = Callable[[str], IO[str] | None]
+
+
+def open_bundle(path: str | Path) -> Opener:
+    """A function that opens one CSV of the bundle at ``path`` (folder or zip), or None."""
+    path = Path(path)
+    if path.is_dir():
+
+        def from_dir(name: str) -> IO[str] | None:
+            file = path / name
+            return file.open(encoding="utf-8-sig", newline="") if file.is_file() else None
+
+        return from_dir
+    if zipfile.is_zipfile(path):
+        return zip_opener(zipfile.ZipFile(path))
+    raise InvalidInput(
+        f"{path} is neither a folder nor a zip file: give the folder holding orgs.csv, "
+        "users.csv and demographics.csv, or a zip of them.",
+        code="malformed_bundle",
+    )
+
+
+def zip_opener(archive: zipfile.ZipFile) -> Opener:
+    # Files may sit at the top of the zip or inside one folder.
+    by_name = {Path(n).name: n for n in archive.namelist() if not n.endswith("/")}
+
+    def from_zip(name: str) -> IO[str] | None:
+        if name not in by_name:
+            return None
+        return io.TextIOWrapper(archive.open(by_name[name]), encoding="utf-8-sig", newline="")
+
+    return from_zip
+
+
+class _Reader:
+    """Collects problems while rows are read, so that one pass reports all of them."""
+
+    def __init__(self, opener: Opener) -> None:
+        self.opener = opener
+        self.problems: list[BundleProblem] = []
+
+    def problem(self, file: str, row: int | None, message: str, column: str | None = None) -> None:
+        self.problems.append(BundleProblem(file, row, message, column))
+
+    def rows(self, name: str) -> Iterator[tuple[int, dict[str, str]]]:
+        handle = self.opener(name)
+        if handle is None:
+            if name not in OPTIONAL_FILES:
+                self.problem(name, None, "file is missing from the bundle")
+            return
+        with handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [c for c in REQUIRED_COLUMNS[name] if c not in header]
+            for column in missing:
+                self.problem(name, 1, "required column is missing", column)
+            if missing:
+                return
+            try:
+                for number, row in enumerate(reader, start=2):
+                    if None in row:
+                        self.problem(name, number, "row has more values than the header")
+                        continue
+                    yield number, row
+            except (csv.Error, UnicodeDecodeError) as exc:
+                self.problem(name, reader.line_num, f"cannot be read as UTF-8 CSV ({exc})")
+
+    def status(self, name: str, number: int, row: dict[str, str]) -> bool:
+        status = row["status"].strip() or "active"
+        if status not in STATUSES:
+            self.problem(name, number, f"status {status!r} is not active or tobedeleted", "status")
+        if "dateLastModified" in row and row["dateLastModified"].strip():
+            try:
+                datetime.fromisoformat(row["dateLastModified"].strip().replace("Z", "+00:00"))
+            except ValueError:
+                self.problem(
+                    name, number, f"{row['dateLastModified']!r} is not an ISO 8601 date-time",
+                    "dateLastModified",
+                )
+        return status != "tobedeleted"
+
+    def flag(self, name: str, number: int, row: dict[str, str], column: str) -> bool:
+        value = row[column].strip().lower()
+        if value not in {"", "true", "false"}:
+            self.problem(name, number, f"{row[column]!r} is not true or false", column)
+        return value == "true"
+
+    def email(self, name: str, number: int, row: dict[str, str]) -> str | None:
+        value = row["email"].strip()
+        if value and not _EMAIL.match(value):
+            self.problem(name, number, f"{value!r} is not an email address", "email")
+        return value or None
+
+    def unique(self, seen: dict[str, int], name: str, number: int, key: str, column: str) -> bool:
+        if not key:
+            self.problem(name, number, "is empty", column)
+            return False
+        if key in seen:
+            self.problem(name, number, f"{key!r} is repeated (first on row {seen[key]})", column)
+            return False
+        seen[key] = number
+        return True
+
+
+def _blank(value: str) -> str | None:
+    return value.strip() or None
+
+
+def parse_bundle(opener: Opener) -> Bundle:
+    """Read and check every file of the bundle; raise ``MalformedBundle`` listing all problems."""
+    reader = _Reader(opener)
+    bundle = Bundle()
+    _read_orgs(reader, bundle)
+    _read_users(reader, bundle)
+    _read_demographics(reader, bundle)
+    _read_accounts(reader, bundle)
+    if reader.problems:
+        raise MalformedBundle(reader.problems)
+    return bundle
+
+
+def _read_orgs(reader: _Reader, bundle: Bundle) -> None:
+    seen: dict[str, int] = {}
+    for number, row in reader.rows("orgs.csv"):
+        sid = row["sourcedId"].strip()
+        if not reader.unique(seen, "orgs.csv", number, sid, "sourcedId"):
+            continue
+        active = reader.status("orgs.csv", number, row)
+        if row["type"].strip() != "school":
+            bundle.rejected.append(RejectedRow(
+                "orgs.csv", number, f"org type {row['type'].strip()!r} is not a school"
+            ))
+            continue
+        nation = row["metadata.nation"].strip().upper()
+        if nation not in NATIONS:
+            reader.problem(
+                "orgs.csv", number, f"{nation!r} is not one of {', '.join(NATIONS)}",
+                "metadata.nation",
+            )
+        code = row["identifier"].strip()
+        if not code:
+            reader.problem("orgs.csv", number, "a school needs its identifier", "identifier")
+        bundle.schools[sid] = SchoolRow(sid, code, row["name"].strip(), nation, active)
+
+
+def _read_users(reader: _Reader, bundle: Bundle) -> None:
+    seen: dict[str, int] = {}
+    for number, row in reader.rows("users.csv"):
+        sid = row["sourcedId"].strip()
+        if not reader.unique(seen, "users.csv", number, sid, "sourcedId"):
+            continue
+        active = reader.status("users.csv", number, row)
+        role = row["role"].strip()
+        orgs = [o.strip() for o in row["orgSourcedIds"].split(",") if o.strip()]
+        given, family = row["givenName"].strip(), row["familyName"].strip()
+        if not given or not family:
+            reader.problem("users.csv", number, "givenName and familyName are both needed")
+        if role in GUARDIAN_ROLES:
+            students = tuple(s.strip() for s in row["agentSourcedIds"].split(",") if s.strip())
+            bundle.guardians[sid] = GuardianRow(
+                sid, given, family, reader.email("users.csv", number, row),
+                _blank(row["phone"]) or _blank(row.get("sms", "")),
+                _blank(row["metadata.postcode"]),
+                reader.flag("users.csv", number, row, "metadata.mainContact"),
+                reader.flag("users.csv", number, row, "metadata.parentalResponsibility"),
+                students, active, number,
+            )
+            continue
+        if role not in STAFF_ROLES and role != "student":
+            bundle.rejected.append(RejectedRow(
+                "users.csv", number,
+                f"role {role!r} is not kept (only student, parent, guardian, teacher, "
+                "administrator)",
+            ))
+            continue
+        if not orgs:
+            reader.problem("users.csv", number, "names no org", "orgSourcedIds")
+            continue
+        if role == "student":
+            number_id = row["identifier"].strip().upper()
+            if not number_id:
+                reader.problem(
+                    "users.csv", number, "a student needs the school's student number",
+                    "identifier",
+                )
+            bundle.students[sid] = StudentRow(
+                sid, orgs[0], number_id, given, _blank(row.get("middleName", "")), family,
+                _blank(row["metadata.postcode"]), _blank(row["metadata.yearStage"]), active,
+            )
+        else:
+            bundle.staff[sid] = StaffRow(
+                sid, orgs[0], role, _blank(row["username"]), given, family,
+                reader.email("users.csv", number, row), _blank(row["phone"]), active,
+            )
+
+
+def _read_demographics(reader: _Reader, bundle: Bundle) -> None:
+    seen: dict[str, int] = {}
+    for number, row in reader.rows("demographics.csv"):
+        sid = row["sourcedId"].strip()
+        if not reader.unique(seen, "demographics.csv", number, sid, "sourcedId"):
+            continue
+        reader.status("demographics.csv", number, row)
+        raw = row["birthDate"].strip()
+        if not raw:
+            continue
+        try:
+            born = date.fromisoformat(raw)
+        except ValueError:
+            reader.problem(
+                "demographics.csv", number, f"{raw!r} is not a date like 2015-04-30", "birthDate"
+            )
+            continue
+        bundle.birth_dates[sid] = (number, born)
+        if sid in bundle.students:
+            bundle.students[sid].birth_date = born
+
+
+def _read_accounts(reader: _Reader, bundle: Bundle) -> None:
+    seen: dict[str, int] = {}
+    for number, row in reader.rows("portal_accounts.csv"):
+        account = row["accountNumber"].strip().upper()
+        if not reader.unique(seen, "portal_accounts.csv", number, account, "accountNumber"):
+            continue
+        portal = row["portal"].strip()
+        if portal not in {"parent", "student"}:
+            reader.problem(
+                "portal_accounts.csv", number, f"{portal!r} is not parent or student", "portal"
+            )
+        pin = row["pin"].strip() or None
+        if pin is not None and not _PIN.match(pin):
+            # Never echo the value: it is a secret even when malformed.
+            reader.problem("portal_accounts.csv", number, "PIN must be 4 to 12 digits", "pin")
+        username = row["username"].strip()
+        if not username:
+            reader.problem("portal_accounts.csv", number, "is empty", "username")
+        bundle.accounts[account] = AccountRow(
+            account, row["sourcedId"].strip(), username, portal, pin, number
+        )

@@ -1,0 +1,1 @@
+"""Marshmallow schemas: they shape and validate; they never query or read the current user."""

@@ -1,0 +1,209 @@
+"""One schema per incident type (SPEC §3), and the shapes the API returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from ..domain.lifecycle import Action
+from .fields import (
+    ACCOUNT_NUMBER,
+    MMYYYY,
+    PHONE,
+    PIN,
+    POSTCODE,
+    STUDENT_NUMBER,
+    YEAR_STAGE,
+    Text,
+)
+
+REVOCATION_REASONS = (
+    "court_order",
+    "parental_responsibility_questioned",
+    "policy_breach",
+    "child_protection",
+)
+
+
+class IncidentIn(Schema):
+    """Fields every incident type takes. Unknown fields are refused, recipients included."""
+
+    class Meta:
+        unknown = RAISE
+
+    error_messages = {
+        "unknown": "This form does not take this field. Results are only ever sent to the "
+        "address on file, so no address or recipient can be given."
+    }
+
+    type = fields.String(required=True)
+    school = Text(max_length=64, metadata={"description": "The filer's school code; optional."})
+    summary = Text(max_length=200)
+    notes = Text(max_length=5000)
+
+
+class StudentPasswordResetIn(IncidentIn):
+    student_id = Text(required=True, validate=STUDENT_NUMBER)
+    student_name = Text(required=True)
+    birth_month_year = Text(required=True, validate=MMYYYY)
+
+
+class ParentPasswordResetIn(IncidentIn):
+    parent_name = Text(required=True)
+    contact_phone = Text(required=True, validate=PHONE)
+    parent_pin = Text(required=True, validate=PIN, load_only=True)
+    parent_account_number = Text(required=True, validate=ACCOUNT_NUMBER)
+    student_id = Text(required=True, validate=STUDENT_NUMBER)
+
+
+class PortalLinkFailureIn(IncidentIn):
+    parent_given_name = Text(required=True)
+    parent_family_name = Text(required=True)
+    parent_postcode = Text(required=True, validate=POSTCODE)
+    child_given_name = Text(required=True)
+    child_family_name = Text(required=True)
+    child_birth_date = fields.Date(
+        required=True, error_messages={"invalid": "Use a date like 2015-04-30."}
+    )
+    child_year_stage = Text(required=True, validate=YEAR_STAGE)
+
+
+class UsernameReminderIn(IncidentIn):
+    parent_account_number = Text(validate=ACCOUNT_NUMBER)
+    student_id = Text(validate=STUDENT_NUMBER)
+    parent_name = Text(required=True)
+
+    @validates_schema
+    def _one_identifier(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.get("parent_account_number") and not data.get("student_id"):
+            message = "Give the parent's account number or the child's student number."
+            raise ValidationError(
+                {"parent_account_number": [message], "student_id": [message]}
+            )
+
+
+class AccessRevocationIn(IncidentIn):
+    guardian_id = Text(max_length=255)
+    parent_account_number = Text(validate=ACCOUNT_NUMBER)
+    reason = fields.String(
+        required=True,
+        validate=validate.OneOf(
+            REVOCATION_REASONS, error="Use one of: " + ", ".join(REVOCATION_REASONS) + "."
+        ),
+    )
+    student_id = Text(
+        validate=STUDENT_NUMBER,
+        metadata={"description": "For child_protection: the child; default all their children."},
+    )
+
+    @validates_schema
+    def _one_identifier(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.get("guardian_id") and not data.get("parent_account_number"):
+            message = "Give the guardian's record id or their parent account number."
+            raise ValidationError({"guardian_id": [message], "parent_account_number": [message]})
+
+
+INCIDENT_SCHEMAS: dict[str, type[IncidentIn]] = {
+    "student_password_reset": StudentPasswordResetIn,
+    "parent_password_reset": ParentPasswordResetIn,
+    "portal_link_failure": PortalLinkFailureIn,
+    "username_reminder": UsernameReminderIn,
+    "access_revocation": AccessRevocationIn,
+}
+INCIDENT_TYPES = tuple(INCIDENT_SCHEMAS)
+# Fields that are checked and then forgotten: never stored, logged or returned.
+SECRET_FIELDS = frozenset({"parent_pin"})
+
+
+def load_incident(payload: Any) -> tuple[str, dict[str, Any]]:
+    """Validate a request body against its type's schema; raise ValidationError listing all."""
+    if not isinstance(payload, dict):
+        raise ValidationError({"_schema": ["Send a JSON object with the incident's fields."]})
+    kind = payload.get("type")
+    if kind not in INCIDENT_SCHEMAS:
+        message = (
+            "Missing data for required field." if kind is None
+            else "Use one of: " + ", ".join(INCIDENT_TYPES) + "."
+        )
+        raise ValidationError({"type": [message]})
+    data = INCIDENT_SCHEMAS[kind]().load(payload)
+    data.pop("type")
+    return kind, data
+
+
+class FieldResultOut(Schema):
+    result = fields.String(metadata={"description": "match, mismatch or not_found"})
+    reason = fields.String(allow_none=True)
+
+
+class VerificationOut(Schema):
+    outcome = fields.String(metadata={"description": "passed or failed"})
+    field_results = fields.Dict(
+        keys=fields.String(), values=fields.Nested(FieldResultOut), data_key="fields"
+    )
+    reasons = fields.List(fields.String())
+
+
+class IncidentOut(Schema):
+    ref = fields.String()
+    type = fields.String()
+    status = fields.String()
+    priority = fields.String(allow_none=True)
+    school = fields.Function(lambda i: i.school.code)
+    queue = fields.Function(lambda i: i.queue.slug if i.queue else None)
+    assignee = fields.Function(lambda i: i.assignee.email if i.assignee else None)
+    filer = fields.Function(lambda i: i.filer.email)
+    summary = fields.String(allow_none=True)
+    notes = fields.String(allow_none=True)
+    details = fields.Dict()
+    verification = fields.Nested(VerificationOut, attribute="verification_summary")
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    resolved_at = fields.DateTime(allow_none=True)
+
+
+class IncidentDetailOut(IncidentOut):
+    allowed_actions = fields.List(fields.String(), dump_only=True)
+
+
+class IncidentPageOut(Schema):
+    items = fields.List(fields.Nested(IncidentOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class IncidentQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    queue = fields.String()
+    status = fields.String()
+    school = fields.String()
+    type = fields.String(validate=validate.OneOf(INCIDENT_TYPES))
+    assignee = fields.String(metadata={"description": "an email, or 'me'"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String()
+
+
+class EventOut(Schema):
+    at = fields.DateTime()
+    actor = fields.Function(lambda e: e.actor.email if e.actor else "system")
+    kind = fields.String()
+    from_status = fields.String(allow_none=True)
+    to_status = fields.String(allow_none=True)
+    message = fields.String(allow_none=True)
+    data = fields.Dict()
+
+
+class TransitionIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    action = fields.String(
+        required=True,
+        validate=validate.OneOf(
+            [a.value for a in Action], error="Use one of: " + ", ".join(a.value for a in Action)
+        ),
+    )
+    message = Text(max_length=5000, metadata={"description": "comment, or reason for the move"})
+    queue = Text(max_length=64, metadata={"description": "target queue slug, for escalate"})

@@ -1,0 +1,41 @@
+"""Demo data: the sample roster plus an admin, agents and one employee per school."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ..extensions import db
+from ..models import Role, Staff, User
+from ..roster import open_bundle
+from .roster import import_roster
+from .users import create_user, issue_api_token
+
+DEMO_STAFF = ("stf-1", "stf-3", "stf-4")  # one administrator at each sample school
+DEMO_ITS = (
+    ("admin@helpdesk.example", Role.ADMIN, "Demo Admin"),
+    ("agent@helpdesk.example", Role.AGENT, "Demo Service Desk Agent"),
+    ("identity@helpdesk.example", Role.AGENT, "Demo Identity Agent"),
+)
+
+
+def load_demo(roster_path: Path) -> dict[str, tuple[str, str | None, str]]:
+    """Import the roster, create the demo users if missing, and issue each a fresh token."""
+    import_roster(open_bundle(roster_path), source=f"demo:{roster_path.name}")
+    wanted: list[tuple[str, str, str | None, str | None]] = [
+        (email, role.value, None, name) for email, role, name in DEMO_ITS
+    ]
+    for staff in db.session.execute(
+        sa.select(Staff).where(Staff.sourced_id.in_(DEMO_STAFF)).order_by(Staff.sourced_id)
+    ).scalars():
+        if staff.email:
+            wanted.append((staff.email, Role.EMPLOYEE.value, staff.sourced_id, None))
+    tokens: dict[str, tuple[str, str | None, str]] = {}
+    for email, role, staff_id, name in wanted:
+        user = db.session.execute(sa.select(User).where(User.email == email)).scalar_one_or_none()
+        if user is None:
+            user = create_user(email, role, staff_sourced_id=staff_id, display_name=name)
+        school = user.staff.school.code if user.staff else None
+        tokens[email] = (role, school, issue_api_token(email, "demo"))
+    return tokens

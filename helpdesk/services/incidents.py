@@ -1,0 +1,223 @@
+"""Filing incidents, reading them, and moving them through their lifecycle."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from marshmallow import ValidationError
+
+from ..domain.lifecycle import FULFILLABLE_TYPES, Action, Status, allowed_actions, target_status
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
+from ..extensions import db
+from ..models import Incident, IncidentEvent, Queue, Role, School, User, parse_ref, utcnow
+from ..routing import initial_placement
+from ..schemas.incidents import SECRET_FIELDS, load_incident
+from .verification import verify
+
+
+@dataclass
+class IncidentView:
+    """An incident as one user sees it: the record plus what that user may do next."""
+
+    incident: Incident
+    allowed_actions: list[str]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.incident, name)
+
+
+def view_for(user: User, incident: Incident) -> IncidentView:
+    return IncidentView(incident, allowed_actions(incident.status, user.role, incident.type))
+
+
+def _event(incident: Incident, actor: User | None, kind: str, before: str | None,
+           after: str | None, message: str | None = None, **data: Any) -> IncidentEvent:
+    event = IncidentEvent(
+        incident=incident, actor=actor, kind=kind, from_status=before, to_status=after,
+        message=message, data=data,
+    )
+    db.session.add(event)
+    return event
+
+
+def file_incident(filer: User, payload: Any) -> Incident:
+    """Validate, verify against the records, place in its first queue and audit, in one commit."""
+    if filer.role != Role.EMPLOYEE or filer.staff is None:
+        raise Forbidden(
+            "Only school employees file incidents, for their own school. Ask an admin for an "
+            "employee account linked to your staff record.",
+        )
+    kind, data = load_incident(payload)
+    school = filer.staff.school
+    if data.get("school") and data["school"] != school.code:
+        raise ValidationError(
+            {"school": [f"You file for your own school ({school.code}) only; leave this out."]}
+        )
+    result = verify(kind, school.id, data)
+    verified = result.passed
+    placement = initial_placement(kind, verified, school.code)
+    queue = _queue(placement.queue_slug)
+    details = {k: v for k, v in data.items() if k not in SECRET_FIELDS | {"summary", "notes"}}
+    if "child_birth_date" in details:
+        details["child_birth_date"] = details["child_birth_date"].isoformat()
+    incident = Incident(
+        type=kind,
+        status=Status.TRIAGED.value,
+        priority=placement.priority,
+        school=school,
+        filer=filer,
+        queue=queue,
+        summary=data.get("summary"),
+        notes=data.get("notes"),
+        details=details,
+        verification="passed" if verified else "failed",
+        verification_results=result.results(),
+        student_id=result.student.id if result.student else None,
+        guardian_id=result.guardian.id if result.guardian else None,
+        portal_account_id=result.account.id if result.account else None,
+    )
+    db.session.add(incident)
+    _event(incident, filer, "filed", None, Status.NEW.value,
+           verification=incident.verification, reasons=result.reasons)
+    _event(incident, None, "routed", Status.NEW.value, Status.TRIAGED.value, placement.reason,
+           queue=queue.slug, priority=placement.priority)
+    db.session.commit()
+    return incident
+
+
+def _queue(slug: str) -> Queue:
+    queue = db.session.execute(
+        sa.select(Queue).where(Queue.slug == slug, Queue.active.is_(True))
+    ).scalar_one_or_none()
+    if queue is None:
+        raise InvalidInput(
+            f"Queue {slug!r} does not exist. An admin creates it (or imports the school's "
+            "roster, which creates its office queue).",
+            code="unknown_queue",
+        )
+    return queue
+
+
+def _visible(user: User) -> sa.ColumnElement[bool]:
+    """Which incidents a user may see: employees their school's, ITS staff all."""
+    if user.role == Role.EMPLOYEE:
+        return Incident.school_id == (user.school_id if user.school_id is not None else -1)
+    return sa.true()
+
+
+def get_incident(user: User, ref: str, *, for_update: bool = False) -> Incident:
+    """The incident, or NotFound when it does not exist or the user may not see it."""
+    incident_id = parse_ref(ref)
+    query = sa.select(Incident).where(Incident.id == incident_id, _visible(user))
+    if for_update:
+        query = query.with_for_update(of=Incident)
+    incident = db.session.execute(query).scalar_one_or_none() if incident_id else None
+    if incident is None:
+        raise NotFound(f"No incident {ref} that you can see.")
+    return incident
+
+
+def incident_events(user: User, ref: str) -> list[IncidentEvent]:
+    incident = get_incident(user, ref)
+    return list(
+        db.session.execute(
+            sa.select(IncidentEvent)
+            .where(IncidentEvent.incident_id == incident.id)
+            .order_by(IncidentEvent.id)
+        ).scalars()
+    )
+
+
+def _encode_cursor(incident_id: int) -> str:
+    return base64.urlsafe_b64encode(str(incident_id).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError(
+            {"cursor": ["Use the next_cursor value from the previous page."]}
+        ) from None
+
+
+def list_incidents(user: User, query: dict[str, Any]) -> tuple[list[Incident], str | None]:
+    """A page of visible incidents, newest first, with the cursor of the next page."""
+    stmt = sa.select(Incident).where(_visible(user))
+    if "status" in query:
+        stmt = stmt.where(Incident.status == query["status"])
+    if "type" in query:
+        stmt = stmt.where(Incident.type == query["type"])
+    if "queue" in query:
+        stmt = stmt.join(Queue, Incident.queue_id == Queue.id).where(Queue.slug == query["queue"])
+    if "school" in query:
+        stmt = stmt.join(School, Incident.school_id == School.id).where(
+            School.code == query["school"]
+        )
+    if "assignee" in query:
+        email = user.email if query["assignee"] == "me" else query["assignee"]
+        assignee = sa.select(User.id).where(User.email == email).scalar_subquery()
+        stmt = stmt.where(Incident.assignee_id == assignee)
+    if "cursor" in query:
+        stmt = stmt.where(Incident.id < _decode_cursor(query["cursor"]))
+    limit = query["limit"]
+    rows = list(db.session.execute(stmt.order_by(Incident.id.desc()).limit(limit + 1)).scalars())
+    next_cursor = _encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def transition(user: User, ref: str, action: str, message: str | None = None,
+               queue: str | None = None) -> Incident:
+    """Apply one lifecycle action, checking role and state, and record it in the audit trail."""
+    incident = get_incident(user, ref, for_update=True)
+    act = Action(action)
+    before = incident.status
+    allowed = allowed_actions(before, user.role, incident.type)
+    if act.value not in allowed_actions(before, Role.ADMIN, incident.type) or (
+        act is Action.FULFIL and incident.type not in FULFILLABLE_TYPES
+    ):
+        raise Conflict(
+            f"{incident.ref} is {before}: '{act.value}' is not possible now.",
+            code="illegal_transition", incident_status=before, allowed_actions=allowed,
+        )
+    if act.value not in allowed:
+        raise Forbidden(
+            f"Your role ({user.role}) may not {act.value} incidents.", allowed_actions=allowed
+        )
+    after = target_status(act, before)
+    data: dict[str, Any] = {}
+    if act is Action.CLAIM:
+        incident.assignee = user
+        data["assignee"] = user.email
+    elif act is Action.ESCALATE:
+        if not queue:
+            raise ValidationError({"queue": ["Name the queue to escalate to, e.g. its-identity."]})
+        target = _queue(queue)
+        if target.id == incident.queue_id:
+            raise ValidationError({"queue": [f"{incident.ref} is already in {queue}."]})
+        data.update(from_queue=incident.queue.slug if incident.queue else None, to_queue=queue)
+        incident.queue, incident.assignee = target, None
+    elif act is Action.FULFIL and incident.verification != "passed":
+        raise Conflict(
+            f"{incident.ref} failed verification: correct the record and file again; "
+            "a reset is never sent on unverified details.",
+            code="verification_failed", allowed_actions=allowed,
+        )
+    elif act is Action.REJECT and not message:
+        raise ValidationError({"message": ["Say why it is rejected; the filer is told."]})
+    elif act is Action.COMMENT and not message:
+        raise ValidationError({"message": ["Write the comment."]})
+    elif act is Action.REOPEN:
+        incident.resolved_at = None
+    if act is Action.RESOLVE:
+        incident.resolved_at = utcnow()
+    incident.status = after
+    incident.updated_at = utcnow()
+    _event(incident, user, "comment" if act is Action.COMMENT else act.value,
+           before, after, message, **data)
+    db.session.commit()
+    return incident
