@@ -82,8 +82,13 @@ def tokens_issue(email: str, name: str) -> None:
 
 
 @click.command("demo")
-@click.option("--roster", "roster_path", type=click.Path(exists=True, path_type=Path),
-              default=DEMO_ROSTER, show_default=True)
+@click.option(
+    "--roster",
+    "roster_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=DEMO_ROSTER,
+    show_default=True,
+)
 def demo(roster_path: Path) -> None:
     """Load the sample roster and demo users, and print their tokens."""
     from .services.demo import load_demo
@@ -114,4 +119,10 @@ def _create_app() -> Flask:
         sys.exit(2)
 
 
-main = FlaskGroup(create_app=_create_app, help="portal-helpdesk: incidents for school portal support.")
+main = FlaskGroup(
+    create_app=_create_app, help="portal-helpdesk: incidents for school portal support."
+)
+
+
+if __name__ == "__main__":
+    main()

@@ -38,9 +38,10 @@ def hash_pin(pepper: str, account_number: str, pin: str) -> str:
 def verify_pin(pepper: str, account_number: str, pin_hash: str | None, pin: str) -> bool:
     """Check a PIN; an unknown account costs the same time as a known one."""
     try:
-        return _pin_hasher.verify(
+        known = _pin_hasher.verify(
             pin_hash or _dummy_hash(_pin_hasher), _peppered(pepper, account_number, pin)
-        ) and pin_hash is not None
+        )
+        return known and pin_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -51,14 +52,13 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return password_hasher.verify(password_hash or _dummy_hash(password_hasher), password) and bool(
-            password_hash
-        )
+        known = password_hasher.verify(password_hash or _dummy_hash(password_hasher), password)
+        return known and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 
 
-TOKEN_PREFIX = "hdk_"
+TOKEN_PREFIX = "hdk_"  # noqa: S105 - a marker, not a secret
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, jsonify
 from flask_smorest import Api
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import DomainError, Forbidden
-from ..models import Role
+from ..errors import DomainError
 from ..schemas.incidents import INCIDENT_SCHEMAS
-from ..services.users import user_for_token
 
 
 def _field_errors(messages: Any) -> dict[str, Any]:
@@ -48,22 +46,6 @@ class HelpdeskApi(Api):
         return body, error.code or 500, data.get("headers", {})
 
 
-api = HelpdeskApi()
-
-
-def current_user_or_401() -> None:
-    """Authenticate every API request by its bearer token."""
-    g.user = user_for_token(request.headers.get("Authorization"))
-
-
-def require_role(*roles: Role) -> None:
-    if g.user.role not in roles:
-        raise Forbidden(
-            f"This needs the {' or '.join(r.value for r in roles)} role; you are "
-            f"{g.user.role}."
-        )
-
-
 def init_api(app: Flask) -> None:
     from . import incidents, queues, roster_imports
 
@@ -74,13 +56,14 @@ def init_api(app: Flask) -> None:
             "info": {"description": "Incidents for school portal support. See SPEC §7."},
         },
     )
-    api.init_app(app)
+    # One Api per app: flask-smorest keeps a single app and spec per instance.
+    api = HelpdeskApi(app)
+    app.extensions["helpdesk_api"] = api
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for kind, schema in INCIDENT_SCHEMAS.items():
         name = "".join(part.title() for part in kind.split("_"))
         api.spec.components.schema(name, schema=schema)
     for module in (incidents, queues, roster_imports):
-        module.blp.before_request(current_user_or_401)
         api.register_blueprint(module.blp)
 
     @app.errorhandler(DomainError)

@@ -17,11 +17,15 @@ from ..schemas.incidents import (
     TransitionIn,
 )
 from ..services import incidents
+from .auth import authenticate
 
 blp = Blueprint(
-    "incidents", __name__, url_prefix="/api/v1/incidents",
+    "incidents",
+    __name__,
+    url_prefix="/api/v1/incidents",
     description="File incidents and move them through their lifecycle.",
 )
+blp.before_request(authenticate)
 
 _ONE_OF_TYPES = {
     "required": True,

@@ -9,8 +9,10 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from ..services import queues
+from .auth import authenticate
 
 blp = Blueprint("queues", __name__, url_prefix="/api/v1/queues", description="ITS queues.")
+blp.before_request(authenticate)
 
 
 class QueueOut(Schema):

@@ -14,12 +14,15 @@ from ..errors import InvalidInput
 from ..models import Role
 from ..roster.bundle import zip_opener
 from ..services.roster import import_roster
-from . import require_role
+from .auth import authenticate, require_role
 
 blp = Blueprint(
-    "roster_imports", __name__, url_prefix="/api/v1/roster-imports",
+    "roster_imports",
+    __name__,
+    url_prefix="/api/v1/roster-imports",
     description="Load the school information system's records.",
 )
+blp.before_request(authenticate)
 
 
 class BundleUpload(Schema):
@@ -45,7 +48,8 @@ class RosterImports(MethodView):
         if not zipfile.is_zipfile(upload.stream):
             raise InvalidInput(
                 "The bundle must be a zip of orgs.csv, users.csv, demographics.csv "
-                "(and portal_accounts.csv).", code="malformed_bundle",
+                "(and portal_accounts.csv).",
+                code="malformed_bundle",
             )
         upload.stream.seek(0)
         with zipfile.ZipFile(upload.stream) as archive:

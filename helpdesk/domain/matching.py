@@ -5,7 +5,9 @@ from __future__ import annotations
 import unicodedata
 
 # Letters that do not decompose under NFKD but that people type without the mark.
-_FOLD = str.maketrans({"ø": "o", "ß": "ss", "æ": "ae", "œ": "oe", "đ": "d", "ł": "l", "ı": "i"})
+_FOLD = str.maketrans(
+    {"ø": "o", "ß": "ss", "æ": "ae", "œ": "oe", "đ": "d", "ł": "l", "ı": "i"}  # noqa: RUF001
+)
 
 
 def name_key(name: str) -> str:

@@ -12,7 +12,7 @@ from ..extensions import db
 from .types import BigId, UTCDateTime, utcnow
 
 
-class RosterImport(db.Model):  # type: ignore[name-defined,misc]
+class RosterImport(db.Model):  # type: ignore[name-defined]
     """One successful import: who ran it, from where, and its report."""
 
     __tablename__ = "roster_imports"

@@ -32,7 +32,7 @@ def parse_ref(ref: str) -> int | None:
     return int(digits)
 
 
-class Incident(db.Model):  # type: ignore[name-defined,misc]
+class Incident(db.Model):  # type: ignore[name-defined]
     """One request for help with a portal account, filed by a school employee."""
 
     __tablename__ = "incidents"
@@ -84,7 +84,7 @@ class Incident(db.Model):  # type: ignore[name-defined,misc]
         }
 
 
-class IncidentEvent(db.Model):  # type: ignore[name-defined,misc]
+class IncidentEvent(db.Model):  # type: ignore[name-defined]
     """One entry of an incident's audit trail: who did what, when, from which state to which."""
 
     __tablename__ = "incident_events"

@@ -19,7 +19,7 @@ def school_office_slug(school_code: str) -> str:
     return f"school-office-{school_code}"
 
 
-class Queue(db.Model):  # type: ignore[name-defined,misc]
+class Queue(db.Model):  # type: ignore[name-defined]
     """A team that works incidents; school-office queues belong to one school."""
 
     __tablename__ = "queues"

@@ -13,7 +13,7 @@ from .types import BigId, UTCDateTime, utcnow
 NATIONS = ("SCT", "ENG", "WLS", "NIR")
 
 
-class School(db.Model):  # type: ignore[name-defined,misc]
+class School(db.Model):  # type: ignore[name-defined]
     """A school; ``code`` is its official identifier and how the API names it."""
 
     __tablename__ = "schools"
@@ -28,7 +28,7 @@ class School(db.Model):  # type: ignore[name-defined,misc]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class Staff(db.Model):  # type: ignore[name-defined,misc]
+class Staff(db.Model):  # type: ignore[name-defined]
     """A school employee (OneRoster role teacher or administrator)."""
 
     __tablename__ = "staff"
@@ -52,7 +52,7 @@ class Staff(db.Model):  # type: ignore[name-defined,misc]
         return f"{self.given_name} {self.family_name}"
 
 
-class Student(db.Model):  # type: ignore[name-defined,misc]
+class Student(db.Model):  # type: ignore[name-defined]
     """A pupil; ``student_number`` is the school's own identifier for them."""
 
     __tablename__ = "students"
@@ -77,7 +77,7 @@ class Student(db.Model):  # type: ignore[name-defined,misc]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class Guardian(db.Model):  # type: ignore[name-defined,misc]
+class Guardian(db.Model):  # type: ignore[name-defined]
     """A parent or guardian; their email and phone are *the address on file*."""
 
     __tablename__ = "guardians"
@@ -99,7 +99,7 @@ class Guardian(db.Model):  # type: ignore[name-defined,misc]
         return f"{self.given_name} {self.family_name}"
 
 
-class GuardianStudent(db.Model):  # type: ignore[name-defined,misc]
+class GuardianStudent(db.Model):  # type: ignore[name-defined]
     """The relationship of one guardian to one student."""
 
     __tablename__ = "guardian_students"
@@ -115,16 +115,14 @@ class GuardianStudent(db.Model):  # type: ignore[name-defined,misc]
     student: Mapped[Student] = relationship()
 
 
-class PortalAccount(db.Model):  # type: ignore[name-defined,misc]
+class PortalAccount(db.Model):  # type: ignore[name-defined]
     """An account on the parent or student portal; the PIN is only ever kept as a hash."""
 
     __tablename__ = "portal_accounts"
     # Usernames belong to the portal, which does not keep them unique (siblings share
     # initials); the account number is the key.
     __table_args__ = (
-        sa.CheckConstraint(
-            "(guardian_id IS NULL) <> (student_id IS NULL)", name="one_owner"
-        ),
+        sa.CheckConstraint("(guardian_id IS NULL) <> (student_id IS NULL)", name="one_owner"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

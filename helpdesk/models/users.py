@@ -19,7 +19,7 @@ class Role(enum.StrEnum):
     ADMIN = "admin"  # manages rules, queues, users and imports
 
 
-class User(db.Model):  # type: ignore[name-defined,misc]
+class User(db.Model):  # type: ignore[name-defined]
     """Someone who signs in to the helpdesk; employees are tied to a staff record."""
 
     __tablename__ = "users"
@@ -44,7 +44,7 @@ class User(db.Model):  # type: ignore[name-defined,misc]
         return self.role in roles
 
 
-class ApiToken(db.Model):  # type: ignore[name-defined,misc]
+class ApiToken(db.Model):  # type: ignore[name-defined]
     """A bearer token; only its SHA-256 digest is stored, the token itself is shown once."""
 
     __tablename__ = "api_tokens"

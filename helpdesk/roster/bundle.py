@@ -24,9 +24,21 @@ from ..models.records import NATIONS
 REQUIRED_COLUMNS = {
     "orgs.csv": ("sourcedId", "status", "name", "type", "identifier", "metadata.nation"),
     "users.csv": (
-        "sourcedId", "status", "orgSourcedIds", "role", "username", "givenName", "familyName",
-        "identifier", "email", "phone", "agentSourcedIds", "metadata.postcode",
-        "metadata.yearStage", "metadata.mainContact", "metadata.parentalResponsibility",
+        "sourcedId",
+        "status",
+        "orgSourcedIds",
+        "role",
+        "username",
+        "givenName",
+        "familyName",
+        "identifier",
+        "email",
+        "phone",
+        "agentSourcedIds",
+        "metadata.postcode",
+        "metadata.yearStage",
+        "metadata.mainContact",
+        "metadata.parentalResponsibility",
     ),
     "demographics.csv": ("sourcedId", "status", "birthDate"),
     "portal_accounts.csv": ("sourcedId", "accountNumber", "username", "pin", "portal"),
@@ -225,7 +237,9 @@ class _Reader:
                 datetime.fromisoformat(row["dateLastModified"].strip().replace("Z", "+00:00"))
             except ValueError:
                 self.problem(
-                    name, number, f"{row['dateLastModified']!r} is not an ISO 8601 date-time",
+                    name,
+                    number,
+                    f"{row['dateLastModified']!r} is not an ISO 8601 date-time",
                     "dateLastModified",
                 )
         return status != "tobedeleted"
@@ -278,14 +292,16 @@ def _read_orgs(reader: _Reader, bundle: Bundle) -> None:
             continue
         active = reader.status("orgs.csv", number, row)
         if row["type"].strip() != "school":
-            bundle.rejected.append(RejectedRow(
-                "orgs.csv", number, f"org type {row['type'].strip()!r} is not a school"
-            ))
+            bundle.rejected.append(
+                RejectedRow("orgs.csv", number, f"org type {row['type'].strip()!r} is not a school")
+            )
             continue
         nation = row["metadata.nation"].strip().upper()
         if nation not in NATIONS:
             reader.problem(
-                "orgs.csv", number, f"{nation!r} is not one of {', '.join(NATIONS)}",
+                "orgs.csv",
+                number,
+                f"{nation!r} is not one of {', '.join(NATIONS)}",
                 "metadata.nation",
             )
         code = row["identifier"].strip()
@@ -309,20 +325,28 @@ def _read_users(reader: _Reader, bundle: Bundle) -> None:
         if role in GUARDIAN_ROLES:
             students = tuple(s.strip() for s in row["agentSourcedIds"].split(",") if s.strip())
             bundle.guardians[sid] = GuardianRow(
-                sid, given, family, reader.email("users.csv", number, row),
+                sid,
+                given,
+                family,
+                reader.email("users.csv", number, row),
                 _blank(row["phone"]) or _blank(row.get("sms", "")),
                 _blank(row["metadata.postcode"]),
                 reader.flag("users.csv", number, row, "metadata.mainContact"),
                 reader.flag("users.csv", number, row, "metadata.parentalResponsibility"),
-                students, active, number,
+                students,
+                active,
+                number,
             )
             continue
         if role not in STAFF_ROLES and role != "student":
-            bundle.rejected.append(RejectedRow(
-                "users.csv", number,
-                f"role {role!r} is not kept (only student, parent, guardian, teacher, "
-                "administrator)",
-            ))
+            bundle.rejected.append(
+                RejectedRow(
+                    "users.csv",
+                    number,
+                    f"role {role!r} is not kept (only student, parent, guardian, teacher, "
+                    "administrator)",
+                )
+            )
             continue
         if not orgs:
             reader.problem("users.csv", number, "names no org", "orgSourcedIds")
@@ -331,17 +355,33 @@ def _read_users(reader: _Reader, bundle: Bundle) -> None:
             number_id = row["identifier"].strip().upper()
             if not number_id:
                 reader.problem(
-                    "users.csv", number, "a student needs the school's student number",
+                    "users.csv",
+                    number,
+                    "a student needs the school's student number",
                     "identifier",
                 )
             bundle.students[sid] = StudentRow(
-                sid, orgs[0], number_id, given, _blank(row.get("middleName", "")), family,
-                _blank(row["metadata.postcode"]), _blank(row["metadata.yearStage"]), active,
+                sid,
+                orgs[0],
+                number_id,
+                given,
+                _blank(row.get("middleName", "")),
+                family,
+                _blank(row["metadata.postcode"]),
+                _blank(row["metadata.yearStage"]),
+                active,
             )
         else:
             bundle.staff[sid] = StaffRow(
-                sid, orgs[0], role, _blank(row["username"]), given, family,
-                reader.email("users.csv", number, row), _blank(row["phone"]), active,
+                sid,
+                orgs[0],
+                role,
+                _blank(row["username"]),
+                given,
+                family,
+                reader.email("users.csv", number, row),
+                _blank(row["phone"]),
+                active,
             )
 
 

@@ -78,9 +78,7 @@ class UsernameReminderIn(IncidentIn):
     def _one_identifier(self, data: dict[str, Any], **kwargs: Any) -> None:
         if not data.get("parent_account_number") and not data.get("student_id"):
             message = "Give the parent's account number or the child's student number."
-            raise ValidationError(
-                {"parent_account_number": [message], "student_id": [message]}
-            )
+            raise ValidationError({"parent_account_number": [message], "student_id": [message]})
 
 
 class AccessRevocationIn(IncidentIn):
@@ -123,7 +121,8 @@ def load_incident(payload: Any) -> tuple[str, dict[str, Any]]:
     kind = payload.get("type")
     if kind not in INCIDENT_SCHEMAS:
         message = (
-            "Missing data for required field." if kind is None
+            "Missing data for required field."
+            if kind is None
             else "Use one of: " + ", ".join(INCIDENT_TYPES) + "."
         )
         raise ValidationError({"type": [message]})

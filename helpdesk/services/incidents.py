@@ -34,11 +34,23 @@ def view_for(user: User, incident: Incident) -> IncidentView:
     return IncidentView(incident, allowed_actions(incident.status, user.role, incident.type))
 
 
-def _event(incident: Incident, actor: User | None, kind: str, before: str | None,
-           after: str | None, message: str | None = None, **data: Any) -> IncidentEvent:
+def _event(
+    incident: Incident,
+    actor: User | None,
+    kind: str,
+    before: str | None,
+    after: str | None,
+    message: str | None = None,
+    **data: Any,
+) -> IncidentEvent:
     event = IncidentEvent(
-        incident=incident, actor=actor, kind=kind, from_status=before, to_status=after,
-        message=message, data=data,
+        incident=incident,
+        actor=actor,
+        kind=kind,
+        from_status=before,
+        to_status=after,
+        message=message,
+        data=data,
     )
     db.session.add(event)
     return event
@@ -81,10 +93,25 @@ def file_incident(filer: User, payload: Any) -> Incident:
         portal_account_id=result.account.id if result.account else None,
     )
     db.session.add(incident)
-    _event(incident, filer, "filed", None, Status.NEW.value,
-           verification=incident.verification, reasons=result.reasons)
-    _event(incident, None, "routed", Status.NEW.value, Status.TRIAGED.value, placement.reason,
-           queue=queue.slug, priority=placement.priority)
+    _event(
+        incident,
+        filer,
+        "filed",
+        None,
+        Status.NEW.value,
+        verification=incident.verification,
+        reasons=result.reasons,
+    )
+    _event(
+        incident,
+        None,
+        "routed",
+        Status.NEW.value,
+        Status.TRIAGED.value,
+        placement.reason,
+        queue=queue.slug,
+        priority=placement.priority,
+    )
     db.session.commit()
     return incident
 
@@ -170,8 +197,9 @@ def list_incidents(user: User, query: dict[str, Any]) -> tuple[list[Incident], s
     return rows[:limit], next_cursor
 
 
-def transition(user: User, ref: str, action: str, message: str | None = None,
-               queue: str | None = None) -> Incident:
+def transition(
+    user: User, ref: str, action: str, message: str | None = None, queue: str | None = None
+) -> Incident:
     """Apply one lifecycle action, checking role and state, and record it in the audit trail."""
     incident = get_incident(user, ref, for_update=True)
     act = Action(action)
@@ -182,7 +210,9 @@ def transition(user: User, ref: str, action: str, message: str | None = None,
     ):
         raise Conflict(
             f"{incident.ref} is {before}: '{act.value}' is not possible now.",
-            code="illegal_transition", incident_status=before, allowed_actions=allowed,
+            code="illegal_transition",
+            incident_status=before,
+            allowed_actions=allowed,
         )
     if act.value not in allowed:
         raise Forbidden(
@@ -205,7 +235,8 @@ def transition(user: User, ref: str, action: str, message: str | None = None,
         raise Conflict(
             f"{incident.ref} failed verification: correct the record and file again; "
             "a reset is never sent on unverified details.",
-            code="verification_failed", allowed_actions=allowed,
+            code="verification_failed",
+            allowed_actions=allowed,
         )
     elif act is Action.REJECT and not message:
         raise ValidationError({"message": ["Say why it is rejected; the filer is told."]})
@@ -217,7 +248,14 @@ def transition(user: User, ref: str, action: str, message: str | None = None,
         incident.resolved_at = utcnow()
     incident.status = after
     incident.updated_at = utcnow()
-    _event(incident, user, "comment" if act is Action.COMMENT else act.value,
-           before, after, message, **data)
+    _event(
+        incident,
+        user,
+        "comment" if act is Action.COMMENT else act.value,
+        before,
+        after,
+        message,
+        **data,
+    )
     db.session.commit()
     return incident

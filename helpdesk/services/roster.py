@@ -52,7 +52,9 @@ def import_roster(opener: Opener, *, source: str, actor_id: int | None = None) -
     bundle = parse_bundle(opener)
     try:
         report = _apply(bundle)
-        db.session.add(RosterImport(actor_id=actor_id, source=source[:255], report=report.to_dict()))
+        db.session.add(
+            RosterImport(actor_id=actor_id, source=source[:255], report=report.to_dict())
+        )
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -62,42 +64,82 @@ def import_roster(opener: Opener, *, source: str, actor_id: int | None = None) -
 
 def _ids(model: Any, key: str = "sourced_id") -> dict[str, int]:
     column = getattr(model, key)
-    return dict(db.session.execute(sa.select(column, model.id)).tuples().all())
+    return dict(db.session.execute(sa.select(column, model.id)).all())
 
 
 def _apply(bundle: Bundle) -> ImportReport:
     report = ImportReport(rejected=list(bundle.rejected))
     school_ids = _sync_schools(bundle, report)
     _check_references(bundle, school_ids)
-    _sync_rows(Staff, "staff", report, {
-        sid: {"school_id": school_ids[r.org], "role": r.role, "username": r.username,
-              "given_name": r.given_name, "family_name": r.family_name, "email": r.email,
-              "phone": r.phone, "active": r.active}
-        for sid, r in bundle.staff.items()
-    })
-    student_ids = _sync_rows(Student, "students", report, {
-        sid: {"school_id": school_ids[r.org], "student_number": r.student_number,
-              "given_name": r.given_name, "middle_name": r.middle_name,
-              "family_name": r.family_name, "family_name_key": name_key(r.family_name),
-              "birth_date": r.birth_date,
-              "postcode": r.postcode, "year_stage": r.year_stage, "active": r.active}
-        for sid, r in bundle.students.items()
-    })
-    guardian_ids = _sync_rows(Guardian, "guardians", report, {
-        sid: {"given_name": r.given_name, "family_name": r.family_name, "email": r.email,
-              "phone": r.phone, "postcode": r.postcode, "active": r.active}
-        for sid, r in bundle.guardians.items()
-    })
+    _sync_rows(
+        Staff,
+        "staff",
+        report,
+        {
+            sid: {
+                "school_id": school_ids[r.org],
+                "role": r.role,
+                "username": r.username,
+                "given_name": r.given_name,
+                "family_name": r.family_name,
+                "email": r.email,
+                "phone": r.phone,
+                "active": r.active,
+            }
+            for sid, r in bundle.staff.items()
+        },
+    )
+    student_ids = _sync_rows(
+        Student,
+        "students",
+        report,
+        {
+            sid: {
+                "school_id": school_ids[r.org],
+                "student_number": r.student_number,
+                "given_name": r.given_name,
+                "middle_name": r.middle_name,
+                "family_name": r.family_name,
+                "family_name_key": name_key(r.family_name),
+                "birth_date": r.birth_date,
+                "postcode": r.postcode,
+                "year_stage": r.year_stage,
+                "active": r.active,
+            }
+            for sid, r in bundle.students.items()
+        },
+    )
+    guardian_ids = _sync_rows(
+        Guardian,
+        "guardians",
+        report,
+        {
+            sid: {
+                "given_name": r.given_name,
+                "family_name": r.family_name,
+                "email": r.email,
+                "phone": r.phone,
+                "postcode": r.postcode,
+                "active": r.active,
+            }
+            for sid, r in bundle.guardians.items()
+        },
+    )
     _sync_links(bundle, guardian_ids, student_ids)
     _sync_accounts(bundle, guardian_ids, student_ids, report)
     return report
 
 
 def _sync_schools(bundle: Bundle, report: ImportReport) -> dict[str, int]:
-    school_ids = _sync_rows(School, "schools", report, {
-        sid: {"code": r.code, "name": r.name, "nation": r.nation, "active": r.active}
-        for sid, r in bundle.schools.items()
-    })
+    school_ids = _sync_rows(
+        School,
+        "schools",
+        report,
+        {
+            sid: {"code": r.code, "name": r.name, "nation": r.nation, "active": r.active}
+            for sid, r in bundle.schools.items()
+        },
+    )
     existing = set(db.session.execute(sa.select(Queue.slug)).scalars())
     for sid, row in bundle.schools.items():
         slug = school_office_slug(row.code)
@@ -116,39 +158,56 @@ def _check_references(bundle: Bundle, school_ids: dict[str, int]) -> None:
     for file, rows in (("users.csv", bundle.staff), ("users.csv", bundle.students)):
         for sid, row in rows.items():
             if row.org not in school_ids:
-                problems.append(BundleProblem(
-                    file, None, f"{sid} names org {row.org!r}, which is not a known school",
-                    "orgSourcedIds",
-                ))
+                problems.append(
+                    BundleProblem(
+                        file,
+                        None,
+                        f"{sid} names org {row.org!r}, which is not a known school",
+                        "orgSourcedIds",
+                    )
+                )
     for sid, guardian in bundle.guardians.items():
         for student in guardian.students:
             if student not in students:
-                problems.append(BundleProblem(
-                    "users.csv", guardian.row,
-                    f"{sid} names student {student!r}, who is not in the bundle or the records",
-                    "agentSourcedIds",
-                ))
+                problems.append(
+                    BundleProblem(
+                        "users.csv",
+                        guardian.row,
+                        f"{sid} names student {student!r}, who is not in the bundle or the records",
+                        "agentSourcedIds",
+                    )
+                )
     for sid, (row_number, _) in bundle.birth_dates.items():
         if sid not in users:
-            problems.append(BundleProblem(
-                "demographics.csv", row_number, f"{sid!r} is not a user in the bundle or records",
-                "sourcedId",
-            ))
+            problems.append(
+                BundleProblem(
+                    "demographics.csv",
+                    row_number,
+                    f"{sid!r} is not a user in the bundle or records",
+                    "sourcedId",
+                )
+            )
     for account in bundle.accounts.values():
         owners = guardians if account.portal == "parent" else students
         if account.owner not in owners:
             kind = "guardian" if account.portal == "parent" else "student"
-            problems.append(BundleProblem(
-                "portal_accounts.csv", account.row,
-                f"owner {account.owner!r} is not a {kind} in the bundle or the records",
-                "sourcedId",
-            ))
+            problems.append(
+                BundleProblem(
+                    "portal_accounts.csv",
+                    account.row,
+                    f"owner {account.owner!r} is not a {kind} in the bundle or the records",
+                    "sourcedId",
+                )
+            )
     if problems:
         raise MalformedBundle(problems)
 
 
 def _sync_rows(
-    model: Any, entity: str, report: ImportReport, incoming: dict[str, dict[str, Any]],
+    model: Any,
+    entity: str,
+    report: ImportReport,
+    incoming: dict[str, dict[str, Any]],
     key: str = "sourced_id",
 ) -> dict[str, int]:
     """Insert new rows, update changed ones, count the rest; return every key's id."""
@@ -160,7 +219,7 @@ def _sync_rows(
         row[0]: row[1:]
         for row in db.session.execute(
             sa.select(key_column, model.id, *(getattr(model, c) for c in columns))
-        ).tuples()
+        )
     }
     counts = report.counts[entity]
     now = utcnow()
@@ -189,34 +248,33 @@ def _sync_rows(
     return {k: v[0] for k, v in stored.items()}
 
 
-def _sync_links(
-    bundle: Bundle, guardian_ids: dict[str, int], student_ids: dict[str, int]
-) -> None:
+def _sync_links(bundle: Bundle, guardian_ids: dict[str, int], student_ids: dict[str, int]) -> None:
     """Each guardian's links become exactly those the bundle names for them."""
     wanted: dict[tuple[int, int], tuple[bool, bool]] = {}
     for sid, g in bundle.guardians.items():
         for student in g.students:
             wanted[(guardian_ids[sid], student_ids[student])] = (
-                g.main_contact, g.parental_responsibility
+                g.main_contact,
+                g.parental_responsibility,
             )
     touched = {guardian_ids[sid] for sid in bundle.guardians}
     stored = {
         (gid, stid): (main, pr)
         for gid, stid, main, pr in db.session.execute(
             sa.select(
-                GuardianStudent.guardian_id, GuardianStudent.student_id,
-                GuardianStudent.main_contact, GuardianStudent.parental_responsibility,
+                GuardianStudent.guardian_id,
+                GuardianStudent.student_id,
+                GuardianStudent.main_contact,
+                GuardianStudent.parental_responsibility,
             )
-        ).tuples()
+        )
         if gid in touched
     }
     gone = [k for k in stored if k not in wanted]
     table = GuardianStudent.__table__
     for chunk in _chunks(gone, 1000):
         db.session.execute(
-            sa.delete(table).where(
-                sa.tuple_(table.c.guardian_id, table.c.student_id).in_(chunk)
-            )
+            sa.delete(table).where(sa.tuple_(table.c.guardian_id, table.c.student_id).in_(chunk))
         )
     changed = [
         {"guardian_id": g, "student_id": s, "main_contact": m, "parental_responsibility": p}
@@ -225,22 +283,25 @@ def _sync_links(
     ]
     if changed:
         db.session.execute(sa.update(GuardianStudent), changed)
-    bulk_insert(table, [
-        {"guardian_id": g, "student_id": s, "main_contact": m, "parental_responsibility": p}
-        for (g, s), (m, p) in wanted.items()
-        if (g, s) not in stored
-    ])
+    bulk_insert(
+        table,
+        [
+            {"guardian_id": g, "student_id": s, "main_contact": m, "parental_responsibility": p}
+            for (g, s), (m, p) in wanted.items()
+            if (g, s) not in stored
+        ],
+    )
 
 
 def _sync_accounts(
-    bundle: Bundle, guardian_ids: dict[str, int], student_ids: dict[str, int],
+    bundle: Bundle,
+    guardian_ids: dict[str, int],
+    student_ids: dict[str, int],
     report: ImportReport,
 ) -> None:
     pepper = current_app.config["PIN_PEPPER"]
     stored_hashes = dict(
-        db.session.execute(
-            sa.select(PortalAccount.account_number, PortalAccount.pin_hash)
-        ).tuples().all()
+        db.session.execute(sa.select(PortalAccount.account_number, PortalAccount.pin_hash)).all()
     )
 
     def pin_hash_for(row: Any) -> str | None:
@@ -283,9 +344,22 @@ def bulk_insert(table: sa.Table, rows: list[dict[str, Any]]) -> None:
     if connection.dialect.name != "postgresql":
         connection.execute(sa.insert(table), rows)
         return
+    # COPY skips the model's Python-side defaults, so apply them here.
+    defaults = {
+        c.name: _default_value(c.default)
+        for c in table.columns
+        if c.name not in rows[0] and c.default is not None and not c.primary_key
+    }
+    if defaults:
+        rows = [{**defaults, **row} for row in rows]
     columns = list(rows[0])
     column_list = ", ".join(f'"{c}"' for c in columns)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor, cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row([row[c] for c in columns])
+
+
+def _default_value(default: Any) -> Any:
+    """The value a column's Python-side default (a scalar or a callable) gives."""
+    return default.arg(None) if default.is_callable else default.arg

@@ -15,8 +15,14 @@ from ..security import hash_password, issue_token, token_digest
 _TOKEN_USE_RESOLUTION = timedelta(minutes=15)
 
 
-def create_user(email: str, role: str, *, staff_sourced_id: str | None = None,
-                display_name: str | None = None, password: str | None = None) -> User:
+def create_user(
+    email: str,
+    role: str,
+    *,
+    staff_sourced_id: str | None = None,
+    display_name: str | None = None,
+    password: str | None = None,
+) -> User:
     """Add a user; an employee must be linked to an active staff record (their school)."""
     email = email.strip().lower()
     if role not in {r.value for r in Role}:

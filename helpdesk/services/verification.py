@@ -200,7 +200,8 @@ def _check_child_link(
     v.student = student
     if not link.parental_responsibility:
         v.set(
-            "student_id", MISMATCH,
+            "student_id",
+            MISMATCH,
             "parent has no parental responsibility for this child: they cannot be given access",
         )
         return
@@ -210,16 +211,22 @@ def _check_child_link(
 def _check_link_failure(school_id: int, data: dict[str, Any]) -> Verification:
     v = Verification()
     born: date = data["child_birth_date"]
-    candidates = db.session.execute(
-        sa.select(Student).where(
-            Student.school_id == school_id,
-            Student.active.is_(True),
-            sa.or_(
-                Student.birth_date == born,
-                Student.family_name_key == name_key(data["child_family_name"]),
-            ),
-        ).limit(200)
-    ).scalars().all()
+    candidates = (
+        db.session.execute(
+            sa.select(Student)
+            .where(
+                Student.school_id == school_id,
+                Student.active.is_(True),
+                sa.or_(
+                    Student.birth_date == born,
+                    Student.family_name_key == name_key(data["child_family_name"]),
+                ),
+            )
+            .limit(200)
+        )
+        .scalars()
+        .all()
+    )
 
     def score(s: Student) -> int:
         return (
@@ -231,8 +238,12 @@ def _check_link_failure(school_id: int, data: dict[str, Any]) -> Verification:
     best = max(candidates, key=score, default=None)
     if best is None or score(best) < 2:
         reason = "no child at your school matches the name and date of birth given"
-        for name in ("child_given_name", "child_family_name", "child_birth_date",
-                     "child_year_stage"):
+        for name in (
+            "child_given_name",
+            "child_family_name",
+            "child_birth_date",
+            "child_year_stage",
+        ):
             v.set(name, NOT_FOUND, reason)
         for name in ("parent_given_name", "parent_family_name", "parent_postcode"):
             v.set(name, NOT_FOUND)
@@ -262,17 +273,24 @@ def _compare_name(v: Verification, name: str, typed: str, recorded: str, what: s
 
 
 def _check_link_parent(v: Verification, child: Student, data: dict[str, Any]) -> None:
-    links = db.session.execute(
-        sa.select(GuardianStudent)
-        .options(joinedload(GuardianStudent.guardian))
-        .where(GuardianStudent.student_id == child.id)
-    ).scalars().all()
+    links = (
+        db.session.execute(
+            sa.select(GuardianStudent)
+            .options(joinedload(GuardianStudent.guardian))
+            .where(GuardianStudent.student_id == child.id)
+        )
+        .scalars()
+        .all()
+    )
     given, family = data["parent_given_name"], data["parent_family_name"]
 
     def closeness(link: GuardianStudent) -> int:
         g = link.guardian
-        return (2 * names_match(family, g.family_name) + names_match(given, g.given_name)
-                + looks_like_nickname(given, g.given_name))
+        return (
+            2 * names_match(family, g.family_name)
+            + names_match(given, g.given_name)
+            + looks_like_nickname(given, g.given_name)
+        )
 
     link = max(links, key=closeness, default=None)
     if link is None or closeness(link) == 0:
@@ -321,15 +339,23 @@ def _check_username_reminder(school_id: int, data: dict[str, Any]) -> Verificati
         return v
     v.student = student
     v.set("student_id", MATCH)
-    links = db.session.execute(
-        sa.select(GuardianStudent)
-        .options(joinedload(GuardianStudent.guardian))
-        .where(GuardianStudent.student_id == student.id)
-    ).scalars().all()
+    links = (
+        db.session.execute(
+            sa.select(GuardianStudent)
+            .options(joinedload(GuardianStudent.guardian))
+            .where(GuardianStudent.student_id == student.id)
+        )
+        .scalars()
+        .all()
+    )
     link = next(
-        (link for link in links
-         if full_name_matches(data["parent_name"], link.guardian.given_name,
-                              link.guardian.family_name)),
+        (
+            link
+            for link in links
+            if full_name_matches(
+                data["parent_name"], link.guardian.given_name, link.guardian.family_name
+            )
+        ),
         None,
     )
     if link is None:
@@ -340,13 +366,17 @@ def _check_username_reminder(school_id: int, data: dict[str, Any]) -> Verificati
         v.fail("parent has no parental responsibility for this child")
     _require_email(link.guardian, "parent_name")
     v.guardian = link.guardian
-    v.account = db.session.execute(
-        sa.select(PortalAccount).where(
-            PortalAccount.guardian_id == link.guardian.id,
-            PortalAccount.portal == "parent",
-            PortalAccount.active.is_(True),
+    v.account = (
+        db.session.execute(
+            sa.select(PortalAccount).where(
+                PortalAccount.guardian_id == link.guardian.id,
+                PortalAccount.portal == "parent",
+                PortalAccount.active.is_(True),
+            )
         )
-    ).scalars().first()
+        .scalars()
+        .first()
+    )
     if v.account is None:
         v.fail("the parent has no portal account")
     return v

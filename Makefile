@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both create the
+# virtualenv and install the project first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint services bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Serve on the embedded default (SQLite, in-process Redis stand-in, mail to files)
+# with the demo data loaded; its tokens are printed before the server starts.
+run: $(STAMP)
+	$(BIN)/helpdesk db upgrade
+	$(BIN)/helpdesk demo
+	$(BIN)/helpdesk run
+
+# The whole suite, against real PostgreSQL and Redis (started first if they are down).
+test: $(STAMP) services
+	$(BIN)/python -m pytest
+
+services:
+	scripts/ensure-services
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP) services
+	$(BIN)/python bench/roster_import.py
+	$(BIN)/python bench/incidents_throughput.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,150 @@
+"""Fixtures: a real PostgreSQL database built by the migrations, real Redis, the sample roster.
+
+The database is created fresh for each run and migrated once; each test then runs
+inside a transaction that is rolled back, so services may commit freely.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+
+from helpdesk import create_app
+from helpdesk.extensions import db
+from helpdesk.roster import open_bundle
+from helpdesk.services.roster import import_roster
+from helpdesk.services.users import create_user, issue_api_token
+
+ROSTER = Path(__file__).parent / "data" / "roster"
+PG_SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PEPPER = "test-pepper-not-secret"
+
+
+def _admin_engine() -> sa.Engine:
+    return sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for this run, dropped afterwards."""
+    name = f"helpdesk_test_{uuid.uuid4().hex[:8]}"
+    admin = _admin_engine()
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_SERVER}: start it (see README, 'Tests') "
+            f"or set TEST_POSTGRES_URL. ({exc.orig})",
+            pytrace=False,
+        )
+    yield f"{PG_SERVER}/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_environ(database_url: str, instance: Path) -> dict[str, str]:
+    return {
+        "HELPDESK_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": "test-secret-key",
+        "PIN_PEPPER": PEPPER,
+        "HELPDESK_INSTANCE": str(instance),
+    }
+
+
+test_environ.__test__ = False  # type: ignore[attr-defined]
+
+
+@dataclass
+class Actor:
+    email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Actors:
+    ashgrove: Actor  # office administrator at Ashgrove Primary (stf-1)
+    ashgrove_teacher: Actor  # teacher at Ashgrove (stf-2)
+    millbrook: Actor  # Millbrook Academy (stf-3)
+    kelvinside: Actor  # Kelvinside High (stf-4)
+    agent: Actor
+    identity: Actor
+    admin: Actor
+
+
+def _seed_actors() -> Actors:
+    people = {
+        "ashgrove": ("m.baillie@ashgrove.sch.example", "employee", "stf-1"),
+        "ashgrove_teacher": ("i.docherty@ashgrove.sch.example", "employee", "stf-2"),
+        "millbrook": ("h.price@millbrook.sch.example", "employee", "stf-3"),
+        "kelvinside": ("r.menon@kelvinside.sch.example", "employee", "stf-4"),
+        "agent": ("agent@its.example", "agent", None),
+        "identity": ("identity@its.example", "agent", None),
+        "admin": ("admin@its.example", "admin", None),
+    }
+    actors = {}
+    for key, (email, role, staff) in people.items():
+        create_user(email, role, staff_sourced_id=staff)
+        actors[key] = Actor(email, issue_api_token(email, "tests"))
+    return Actors(**actors)
+
+
+@pytest.fixture(scope="session")
+def seeded_app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """The app on the migrated test database, with the sample roster and users committed."""
+    instance = tmp_path_factory.mktemp("instance")
+    app = create_app(test_environ(database_url, instance))
+    with app.app_context():
+        upgrade()
+        import_roster(open_bundle(ROSTER), source="tests")
+        app.extensions["test_actors"] = _seed_actors()
+        db.session.remove()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(seeded_app: Flask) -> Iterator[Flask]:
+    """The app inside a transaction that is rolled back after the test."""
+    with seeded_app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        connection = engine.connect()
+        transaction = connection.begin()
+        engines[None] = connection  # type: ignore[assignment]
+        try:
+            yield seeded_app
+        finally:
+            db.session.remove()
+            transaction.rollback()
+            connection.close()
+            engines[None] = engine
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def actors(seeded_app: Flask) -> Actors:
+    actors: Actors = seeded_app.extensions["test_actors"]
+    return actors

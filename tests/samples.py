@@ -1,0 +1,55 @@
+"""Incident bodies typed the way the sample roster has them (tests/data/roster/README.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from .conftest import Actor
+
+
+def file(client: FlaskClient, actor: Actor, **fields: Any) -> Any:
+    """POST an incident and return the response."""
+    return client.post("/api/v1/incidents", json=fields, headers=actor.headers)
+
+
+ISLA_RESET = {
+    "type": "student_password_reset",
+    "student_id": "ASH240891",
+    "student_name": "Isla Campbell",
+    "birth_month_year": "042017",
+}
+FIONA_RESET = {
+    "type": "parent_password_reset",
+    "parent_name": "Fiona Campbell",
+    "contact_phone": "07700 900101",
+    "parent_pin": "596853",
+    "parent_account_number": "P500001",
+    "student_id": "ASH240891",
+}
+
+LINK_FAILURE = {
+    "type": "portal_link_failure",
+    "parent_given_name": "Fiona",
+    "parent_family_name": "Campbell",
+    "parent_postcode": "EH1 1YZ",
+    "child_given_name": "Isla",
+    "child_family_name": "Campbell",
+    "child_birth_date": "2017-04-12",
+    "child_year_stage": "P4",
+}
+REMINDER = {
+    "type": "username_reminder",
+    "parent_account_number": "P500001",
+    "parent_name": "Fiona Campbell",
+}
+REVOCATION = {"type": "access_revocation", "guardian_id": "par-5-1", "reason": "court_order"}
+
+HAPPY = {
+    "student_password_reset": (ISLA_RESET, "its-student-systems", "P3"),
+    "parent_password_reset": (FIONA_RESET, "its-service-desk", "P3"),
+    "portal_link_failure": (LINK_FAILURE, "school-office-5231234", "P4"),
+    "username_reminder": (REMINDER, "its-service-desk", "P4"),
+    "access_revocation": (REVOCATION, "its-identity", "P1"),
+}

@@ -1,0 +1,132 @@
+"""The embedded default a newcomer runs: SQLite, in-process Redis stand-in, no configuration.
+
+These run the real commands in subprocesses, as the README's run command does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.embedded
+
+HELPDESK = [sys.executable, "-m", "helpdesk.cli"]
+
+
+def embedded_env(instance: Path) -> dict[str, str]:
+    keep = {"PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR"}
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    return env | {"HELPDESK_INSTANCE": str(instance)}
+
+
+def helpdesk(instance: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*HELPDESK, *args],
+        env=embedded_env(instance),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """`helpdesk db upgrade`, `helpdesk demo`, then `helpdesk run` on a free port."""
+    instance = tmp_path_factory.mktemp("embedded")
+    upgraded = helpdesk(instance, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    loaded = helpdesk(instance, "demo")
+    assert loaded.returncode == 0, loaded.stderr
+    tokens = dict(re.findall(r"(\S+@\S+).*?\n\s+token: (\S+)", loaded.stdout))
+    port = free_port()
+    server = subprocess.Popen(
+        [*HELPDESK, "run", "--port", str(port)],
+        env=embedded_env(instance),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(f"{base}/healthz", timeout=1)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail("helpdesk run did not start on the embedded default")
+            time.sleep(0.2)
+    yield base, tokens, instance
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_the_demo_prints_a_token_for_each_demo_user(demo):
+    _, tokens, instance = demo
+    assert {
+        "admin@helpdesk.example",
+        "agent@helpdesk.example",
+        "identity@helpdesk.example",
+        "m.baillie@ashgrove.sch.example",
+        "h.price@millbrook.sch.example",
+        "r.menon@kelvinside.sch.example",
+    } <= set(tokens)
+    assert (instance / "helpdesk.sqlite3").is_file()
+
+
+def test_the_service_is_ready_on_sqlite_with_its_redis_stand_in(demo):
+    base, _, _ = demo
+    ready = requests.get(f"{base}/readyz", timeout=5)
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_a_parent_reset_is_filed_and_checked_on_the_embedded_default(demo):
+    base, tokens, _ = demo
+    headers = {"Authorization": f"Bearer {tokens['m.baillie@ashgrove.sch.example']}"}
+    response = requests.post(
+        f"{base}/api/v1/incidents",
+        headers=headers,
+        timeout=10,
+        json={
+            "type": "parent_password_reset",
+            "parent_name": "Fiona Campbell",
+            "contact_phone": "07700 900101",
+            "parent_pin": "596853",
+            "parent_account_number": "P500001",
+            "student_id": "ASH240891",
+        },
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["verification"]["outcome"] == "passed"
+    assert response.json()["queue"] == "its-service-desk"
+    agent = {"Authorization": f"Bearer {tokens['agent@helpdesk.example']}"}
+    claimed = requests.post(
+        f"{base}/api/v1/incidents/{response.json()['ref']}/transitions",
+        json={"action": "claim"},
+        headers=agent,
+        timeout=10,
+    )
+    assert claimed.json()["status"] == "in_progress"
+
+
+def test_running_the_demo_twice_keeps_the_records_and_users(demo):
+    _, _, instance = demo
+    again = helpdesk(instance, "demo")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("token:") == 6

@@ -1,0 +1,218 @@
+"""Moving incidents through their lifecycle, and who may see and do what."""
+
+from __future__ import annotations
+
+import pytest
+
+from .samples import FIONA_RESET, ISLA_RESET, LINK_FAILURE, file
+
+
+def act(client, actor, ref, action, **body):
+    return client.post(
+        f"/api/v1/incidents/{ref}/transitions",
+        json={"action": action, **body},
+        headers=actor.headers,
+    )
+
+
+@pytest.fixture
+def ref(client, actors):
+    return file(client, actors.ashgrove, **FIONA_RESET).json["ref"]
+
+
+def test_the_whole_lifecycle_is_audited_step_by_step(client, actors, ref):
+    steps = [
+        (actors.agent, "claim", {}, "in_progress"),
+        (actors.agent, "comment", {"message": "Called the parent back."}, "in_progress"),
+        (
+            actors.agent,
+            "escalate",
+            {"queue": "its-identity", "message": "Verified by phone"},
+            "triaged",
+        ),
+        (actors.identity, "claim", {}, "in_progress"),
+        (actors.identity, "fulfil", {}, "awaiting_fulfilment"),
+        (actors.identity, "resolve", {"message": "Reset sent"}, "resolved"),
+        (actors.ashgrove, "reopen", {"message": "Still cannot sign in"}, "triaged"),
+    ]
+    for actor, action, body, status in steps:
+        response = act(client, actor, ref, action, **body)
+        assert response.status_code == 200, (action, response.json)
+        assert response.json["status"] == status
+    incident = client.get(f"/api/v1/incidents/{ref}", headers=actors.agent.headers).json
+    assert incident["queue"] == "its-identity"
+    events = client.get(f"/api/v1/incidents/{ref}/events", headers=actors.agent.headers).json
+    assert [(e["kind"], e["actor"], e["from_status"], e["to_status"]) for e in events[2:]] == [
+        ("claim", actors.agent.email, "triaged", "in_progress"),
+        ("comment", actors.agent.email, "in_progress", "in_progress"),
+        ("escalate", actors.agent.email, "in_progress", "triaged"),
+        ("claim", actors.identity.email, "triaged", "in_progress"),
+        ("fulfil", actors.identity.email, "in_progress", "awaiting_fulfilment"),
+        ("resolve", actors.identity.email, "awaiting_fulfilment", "resolved"),
+        ("reopen", actors.ashgrove.email, "resolved", "triaged"),
+    ]
+    escalation = events[4]
+    assert escalation["data"] == {"from_queue": "its-service-desk", "to_queue": "its-identity"}
+    assert escalation["message"] == "Verified by phone"
+    assert all(e["at"] for e in events)
+
+
+def test_claiming_assigns_and_escalating_clears_the_assignee(client, actors, ref):
+    assert act(client, actors.agent, ref, "claim").json["assignee"] == actors.agent.email
+    escalated = act(client, actors.agent, ref, "escalate", queue="its-identity").json
+    assert escalated["assignee"] is None
+
+
+def test_an_illegal_transition_is_409_with_the_allowed_ones(client, actors, ref):
+    response = act(client, actors.agent, ref, "reopen")
+    assert response.status_code == 409
+    assert response.json["code"] == "illegal_transition"
+    assert response.json["incident_status"] == "triaged"
+    assert response.json["allowed_actions"] == [
+        "claim",
+        "comment",
+        "escalate",
+        "fulfil",
+        "resolve",
+        "reject",
+        "cancel",
+    ]
+
+
+def test_a_closed_end_state_allows_only_comments(client, actors, ref):
+    assert act(client, actors.ashgrove, ref, "cancel", message="Parent found it").status_code == 200
+    for action in ("claim", "resolve", "reopen", "fulfil", "escalate"):
+        response = act(client, actors.agent, ref, action, queue="its-identity")
+        assert response.status_code == 409, action
+        assert response.json["allowed_actions"] == ["comment"]
+
+
+def test_an_employee_may_not_take_agent_actions(client, actors, ref):
+    response = act(client, actors.ashgrove, ref, "claim")
+    assert response.status_code == 403
+    assert "employee" in response.json["message"]
+    assert response.json["allowed_actions"] == ["comment", "cancel"]
+
+
+def test_fulfilment_needs_a_passed_verification(client, actors):
+    failed = file(client, actors.ashgrove, **{**FIONA_RESET, "parent_pin": "000000"}).json["ref"]
+    response = act(client, actors.agent, failed, "fulfil")
+    assert response.status_code == 409
+    assert response.json["code"] == "verification_failed"
+
+
+def test_a_link_failure_has_no_fulfilment(client, actors):
+    ref = file(client, actors.ashgrove, **LINK_FAILURE).json["ref"]
+    response = act(client, actors.agent, ref, "fulfil")
+    assert response.status_code == 409
+    assert "fulfil" not in response.json["allowed_actions"]
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "field"),
+    [
+        ("escalate", {}, "queue"),
+        ("escalate", {"queue": "its-service-desk"}, "queue"),
+        ("reject", {}, "message"),
+        ("comment", {}, "message"),
+    ],
+)
+def test_transitions_missing_what_they_need_are_422(client, actors, ref, action, body, field):
+    response = act(client, actors.agent, ref, action, **body)
+    assert response.status_code == 422
+    assert field in response.json["errors"]["fields"]
+
+
+def test_escalating_to_an_unknown_queue_names_it(client, actors, ref):
+    response = act(client, actors.agent, ref, "escalate", queue="its-nowhere")
+    assert response.status_code == 422
+    assert "its-nowhere" in response.json["message"]
+
+
+def test_an_unknown_action_is_422(client, actors, ref):
+    response = act(client, actors.agent, ref, "delete")
+    assert response.status_code == 422
+    assert "claim" in response.json["errors"]["fields"]["action"][0]
+
+
+def test_another_schools_incident_does_not_exist_for_an_employee(client, actors, ref):
+    other = actors.millbrook
+    for response in (
+        client.get(f"/api/v1/incidents/{ref}", headers=other.headers),
+        client.get(f"/api/v1/incidents/{ref}/events", headers=other.headers),
+        act(client, other, ref, "comment", message="hello"),
+    ):
+        assert response.status_code == 404
+        assert response.json["code"] == "not_found"
+    # The same answer as for an incident that does not exist at all.
+    missing = client.get("/api/v1/incidents/INC-999999", headers=other.headers)
+    hidden = client.get(f"/api/v1/incidents/{ref}", headers=other.headers)
+    assert missing.json["message"].replace("INC-999999", ref) == hidden.json["message"]
+    listed = client.get("/api/v1/incidents", headers=other.headers).json["items"]
+    assert ref not in [i["ref"] for i in listed]
+
+
+def test_a_colleague_at_the_same_school_sees_and_comments(client, actors, ref):
+    teacher = actors.ashgrove_teacher
+    assert client.get(f"/api/v1/incidents/{ref}", headers=teacher.headers).status_code == 200
+    assert act(client, teacher, ref, "comment", message="Parent rang again").status_code == 200
+
+
+@pytest.mark.parametrize("bad", ["INC-abc", "123", "INC-", "../etc"])
+def test_malformed_references_are_404(client, actors, bad):
+    assert client.get(f"/api/v1/incidents/{bad}", headers=actors.agent.headers).status_code == 404
+
+
+def test_paging_through_incidents_with_a_cursor(client, actors):
+    refs = {file(client, actors.ashgrove, **ISLA_RESET).json["ref"] for _ in range(5)}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = {"limit": 2, "type": "student_password_reset"} | (
+            {"cursor": cursor} if cursor else {}
+        )
+        page = client.get(
+            "/api/v1/incidents", query_string=query, headers=actors.ashgrove.headers
+        ).json
+        seen += [i["ref"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(refs, reverse=True)
+
+
+def test_filters_narrow_the_list(client, actors):
+    isla = file(client, actors.ashgrove, **ISLA_RESET).json["ref"]
+    fiona = file(client, actors.ashgrove, **FIONA_RESET).json["ref"]
+    act(client, actors.agent, fiona, "claim")
+    h = actors.agent.headers
+
+    def refs(**query):
+        return [
+            i["ref"]
+            for i in client.get("/api/v1/incidents", query_string=query, headers=h).json["items"]
+        ]
+
+    assert refs(queue="its-student-systems") == [isla]
+    assert refs(assignee="me") == [fiona]
+    assert refs(status="in_progress") == [fiona]
+    assert set(refs(school="5231234")) == {isla, fiona}
+    assert refs(school="8864021") == []
+    bad = client.get("/api/v1/incidents", query_string={"limit": 0}, headers=h)
+    assert bad.status_code == 422 and "limit" in bad.json["errors"]["fields"]
+    bad = client.get("/api/v1/incidents", query_string={"cursor": "!!"}, headers=h)
+    assert bad.status_code == 422 and "cursor" in bad.json["errors"]["fields"]
+
+
+def test_queues_list_open_counts(client, actors):
+    file(client, actors.ashgrove, **ISLA_RESET)
+    queues = {q["slug"]: q for q in client.get("/api/v1/queues", headers=actors.agent.headers).json}
+    assert {
+        "its-service-desk",
+        "its-identity",
+        "its-student-systems",
+        "school-office-5231234",
+        "school-office-8864021",
+    } <= set(queues)
+    assert queues["its-student-systems"]["open"] >= 1
+    assert queues["school-office-5231234"]["school"] == "5231234"
