@@ -35,8 +35,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP) services
-	$(BIN)/python bench/roster_import.py
-	$(BIN)/python bench/incidents_throughput.py
+	$(BIN)/python -m bench.roster_import
+	$(BIN)/python -m bench.incidents_throughput
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

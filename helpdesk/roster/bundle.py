@@ -109,6 +109,7 @@ class StaffRow:
     email: str | None
     phone: str | None
     active: bool
+    row: int = 0
 
 
 @dataclass(slots=True)
@@ -122,6 +123,7 @@ class StudentRow:
     postcode: str | None
     year_stage: str | None
     active: bool
+    row: int = 0
     birth_date: date | None = None
 
 
@@ -370,6 +372,7 @@ def _read_users(reader: _Reader, bundle: Bundle) -> None:
                 _blank(row["metadata.postcode"]),
                 _blank(row["metadata.yearStage"]),
                 active,
+                number,
             )
         else:
             bundle.staff[sid] = StaffRow(
@@ -382,6 +385,7 @@ def _read_users(reader: _Reader, bundle: Bundle) -> None:
                 reader.email("users.csv", number, row),
                 _blank(row["phone"]),
                 active,
+                number,
             )
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -71,75 +72,44 @@ def _apply(bundle: Bundle) -> ImportReport:
     report = ImportReport(rejected=list(bundle.rejected))
     school_ids = _sync_schools(bundle, report)
     _check_references(bundle, school_ids)
-    _sync_rows(
-        Staff,
-        "staff",
-        report,
-        {
-            sid: {
-                "school_id": school_ids[r.org],
-                "role": r.role,
-                "username": r.username,
-                "given_name": r.given_name,
-                "family_name": r.family_name,
-                "email": r.email,
-                "phone": r.phone,
-                "active": r.active,
-            }
-            for sid, r in bundle.staff.items()
-        },
-    )
-    student_ids = _sync_rows(
-        Student,
-        "students",
-        report,
-        {
-            sid: {
-                "school_id": school_ids[r.org],
-                "student_number": r.student_number,
-                "given_name": r.given_name,
-                "middle_name": r.middle_name,
-                "family_name": r.family_name,
-                "family_name_key": name_key(r.family_name),
-                "birth_date": r.birth_date,
-                "postcode": r.postcode,
-                "year_stage": r.year_stage,
-                "active": r.active,
-            }
-            for sid, r in bundle.students.items()
-        },
-    )
-    guardian_ids = _sync_rows(
-        Guardian,
-        "guardians",
-        report,
-        {
-            sid: {
-                "given_name": r.given_name,
-                "family_name": r.family_name,
-                "email": r.email,
-                "phone": r.phone,
-                "postcode": r.postcode,
-                "active": r.active,
-            }
-            for sid, r in bundle.guardians.items()
-        },
-    )
+    # Each part of the bundle is dropped once stored: a large import then never holds
+    # the parsed rows and their database form at the same time.
+    _sync_rows(Staff, "staff", report, (
+        (sid, {"school_id": school_ids[r.org], "role": r.role, "username": r.username,
+               "given_name": r.given_name, "family_name": r.family_name, "email": r.email,
+               "phone": r.phone, "active": r.active})
+        for sid, r in _drain(bundle.staff)
+    ))  # fmt: skip
+    student_ids = _sync_rows(Student, "students", report, (
+        (sid, {"school_id": school_ids[r.org], "student_number": r.student_number,
+               "given_name": r.given_name, "middle_name": r.middle_name,
+               "family_name": r.family_name, "family_name_key": name_key(r.family_name),
+               "birth_date": r.birth_date, "postcode": r.postcode, "year_stage": r.year_stage,
+               "active": r.active})
+        for sid, r in _drain(bundle.students)
+    ))  # fmt: skip
+    guardian_ids = _sync_rows(Guardian, "guardians", report, (
+        (sid, {"given_name": r.given_name, "family_name": r.family_name, "email": r.email,
+               "phone": r.phone, "postcode": r.postcode, "active": r.active})
+        for sid, r in bundle.guardians.items()
+    ))  # fmt: skip
     _sync_links(bundle, guardian_ids, student_ids)
+    bundle.guardians.clear()
     _sync_accounts(bundle, guardian_ids, student_ids, report)
     return report
 
 
+def _drain(rows: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Yield and remove each entry, so memory is given back as the rows are stored."""
+    while rows:
+        yield rows.popitem()
+
+
 def _sync_schools(bundle: Bundle, report: ImportReport) -> dict[str, int]:
-    school_ids = _sync_rows(
-        School,
-        "schools",
-        report,
-        {
-            sid: {"code": r.code, "name": r.name, "nation": r.nation, "active": r.active}
-            for sid, r in bundle.schools.items()
-        },
-    )
+    school_ids = _sync_rows(School, "schools", report, (
+        (sid, {"code": r.code, "name": r.name, "nation": r.nation, "active": r.active})
+        for sid, r in bundle.schools.items()
+    ))  # fmt: skip
     existing = set(db.session.execute(sa.select(Queue.slug)).scalars())
     for sid, row in bundle.schools.items():
         slug = school_office_slug(row.code)
@@ -152,53 +122,33 @@ def _sync_schools(bundle: Bundle, report: ImportReport) -> dict[str, int]:
 def _check_references(bundle: Bundle, school_ids: dict[str, int]) -> None:
     """Links to records neither in the bundle nor already stored make the bundle malformed."""
     problems: list[BundleProblem] = []
+
+    def problem(file: str, row: int | None, message: str, column: str) -> None:
+        problems.append(BundleProblem(file, row, message, column))
+
     students = set(bundle.students) | set(_ids(Student))
     guardians = set(bundle.guardians) | set(_ids(Guardian))
     users = students | guardians | set(bundle.staff) | set(_ids(Staff))
-    for file, rows in (("users.csv", bundle.staff), ("users.csv", bundle.students)):
+    for rows in (bundle.staff, bundle.students):
         for sid, row in rows.items():
             if row.org not in school_ids:
-                problems.append(
-                    BundleProblem(
-                        file,
-                        None,
-                        f"{sid} names org {row.org!r}, which is not a known school",
-                        "orgSourcedIds",
-                    )
-                )
+                message = f"{sid} names org {row.org!r}, which is not a known school"
+                problem("users.csv", row.row, message, "orgSourcedIds")
     for sid, guardian in bundle.guardians.items():
         for student in guardian.students:
             if student not in students:
-                problems.append(
-                    BundleProblem(
-                        "users.csv",
-                        guardian.row,
-                        f"{sid} names student {student!r}, who is not in the bundle or the records",
-                        "agentSourcedIds",
-                    )
-                )
+                message = f"{sid} names student {student!r}, who is not in the bundle or records"
+                problem("users.csv", guardian.row, message, "agentSourcedIds")
     for sid, (row_number, _) in bundle.birth_dates.items():
         if sid not in users:
-            problems.append(
-                BundleProblem(
-                    "demographics.csv",
-                    row_number,
-                    f"{sid!r} is not a user in the bundle or records",
-                    "sourcedId",
-                )
-            )
+            message = f"{sid!r} is not a user in the bundle or records"
+            problem("demographics.csv", row_number, message, "sourcedId")
     for account in bundle.accounts.values():
-        owners = guardians if account.portal == "parent" else students
-        if account.owner not in owners:
-            kind = "guardian" if account.portal == "parent" else "student"
-            problems.append(
-                BundleProblem(
-                    "portal_accounts.csv",
-                    account.row,
-                    f"owner {account.owner!r} is not a {kind} in the bundle or the records",
-                    "sourcedId",
-                )
-            )
+        parent = account.portal == "parent"
+        if account.owner not in (guardians if parent else students):
+            kind = "guardian" if parent else "student"
+            message = f"owner {account.owner!r} is not a {kind} in the bundle or the records"
+            problem("portal_accounts.csv", account.row, message, "sourcedId")
     if problems:
         raise MalformedBundle(problems)
 
@@ -207,45 +157,42 @@ def _sync_rows(
     model: Any,
     entity: str,
     report: ImportReport,
-    incoming: dict[str, dict[str, Any]],
+    incoming: Iterable[tuple[str, dict[str, Any]]],
     key: str = "sourced_id",
 ) -> dict[str, int]:
     """Insert new rows, update changed ones, count the rest; return every key's id."""
-    if not incoming:
-        return _ids(model, key)
-    columns = list(next(iter(incoming.values())))
     key_column = getattr(model, key)
-    stored = {
-        row[0]: row[1:]
-        for row in db.session.execute(
-            sa.select(key_column, model.id, *(getattr(model, c) for c in columns))
-        )
-    }
+    stored: dict[str, Any] | None = None
     counts = report.counts[entity]
     now = utcnow()
-    inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    for k, values in incoming.items():
-        current = stored.get(k)
-        if current is None:
-            inserts.append({key: k, **values, "updated_at": now})
-            counts["created"] += 1
-            continue
-        before = dict(zip(columns, current[1:], strict=True))
-        if before == values:
-            counts["unchanged"] += 1
-            continue
-        updates.append({"id": current[0], **values, "updated_at": now})
-        if before.get("active") and not values.get("active", True):
-            counts["deactivated"] += 1
-        else:
-            counts["updated"] += 1
-    bulk_insert(model.__table__, inserts)
-    if updates:
-        db.session.execute(sa.update(model), updates)
-    if inserts:
-        return _ids(model, key)
-    return {k: v[0] for k, v in stored.items()}
+    with Inserter(model.__table__) as inserter:
+        for k, values in incoming:
+            if stored is None:  # the columns are known once the first row is seen
+                columns = list(values)
+                stored = {
+                    row[0]: row[1:]
+                    for row in db.session.execute(
+                        sa.select(key_column, model.id, *(getattr(model, c) for c in columns))
+                    )
+                }
+            current = stored.pop(k, None)
+            if current is None:
+                inserter.add({key: k, **values, "updated_at": now})
+                counts["created"] += 1
+                continue
+            before = dict(zip(columns, current[1:], strict=True))
+            if before == values:
+                counts["unchanged"] += 1
+                continue
+            updates.append({"id": current[0], **values, "updated_at": now})
+            if before.get("active") and not values.get("active", True):
+                counts["deactivated"] += 1
+            else:
+                counts["updated"] += 1
+    for chunk in _chunks(updates, 5000):
+        db.session.execute(sa.update(model), chunk)
+    return _ids(model, key)
 
 
 def _sync_links(bundle: Bundle, guardian_ids: dict[str, int], student_ids: dict[str, int]) -> None:
@@ -270,27 +217,23 @@ def _sync_links(bundle: Bundle, guardian_ids: dict[str, int], student_ids: dict[
         )
         if gid in touched
     }
-    gone = [k for k in stored if k not in wanted]
     table = GuardianStudent.__table__
+    gone = [k for k in stored if k not in wanted]
     for chunk in _chunks(gone, 1000):
         db.session.execute(
             sa.delete(table).where(sa.tuple_(table.c.guardian_id, table.c.student_id).in_(chunk))
         )
-    changed = [
-        {"guardian_id": g, "student_id": s, "main_contact": m, "parental_responsibility": p}
-        for (g, s), (m, p) in wanted.items()
-        if (g, s) in stored and stored[(g, s)] != (m, p)
-    ]
-    if changed:
-        db.session.execute(sa.update(GuardianStudent), changed)
-    bulk_insert(
-        table,
-        [
-            {"guardian_id": g, "student_id": s, "main_contact": m, "parental_responsibility": p}
-            for (g, s), (m, p) in wanted.items()
-            if (g, s) not in stored
-        ],
-    )
+    changed = []
+    with Inserter(table) as inserter:
+        for pair, flags in wanted.items():
+            row = {"guardian_id": pair[0], "student_id": pair[1], "main_contact": flags[0],
+                   "parental_responsibility": flags[1]}  # fmt: skip
+            if pair not in stored:
+                inserter.add(row)
+            elif stored[pair] != flags:
+                changed.append(row)
+    for chunk in _chunks(changed, 5000):
+        db.session.execute(sa.update(GuardianStudent), chunk)
 
 
 def _sync_accounts(
@@ -304,31 +247,46 @@ def _sync_accounts(
         db.session.execute(sa.select(PortalAccount.account_number, PortalAccount.pin_hash)).all()
     )
 
-    def pin_hash_for(row: Any) -> str | None:
-        if row.pin is None:
-            return None
+    def pin_hash_for(row: Any) -> str:
         current = stored_hashes.get(row.account_number)
         if current and verify_pin(pepper, row.account_number, current, row.pin):
             return current  # unchanged: keep the stored hash so the row compares equal
         return hash_pin(pepper, row.account_number, row.pin)
 
     rows = list(bundle.accounts.values())
-    # argon2 releases the GIL, so threads hash on every core.
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        hashes = list(pool.map(pin_hash_for, rows, chunksize=256))
-    incoming = {}
-    for row, pin_hash in zip(rows, hashes, strict=True):
+    bundle.accounts.clear()
+    with_pin = [row for row in rows if row.pin is not None]
+    # argon2 releases the GIL, so one thread per core, each with its share of the rows.
+    cores = os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=cores) as pool:
+        shares = pool.map(
+            lambda share: [pin_hash_for(row) for row in share],
+            [with_pin[i::cores] for i in range(cores)],
+        )
+        hashes = dict(zip(
+            (row.account_number for i in range(cores) for row in with_pin[i::cores]),
+            (h for share in shares for h in share),
+            strict=True,
+        ))  # fmt: skip
+    for row in with_pin:
         row.pin = None  # the clear PIN goes no further than this function
-        is_parent = row.portal == "parent"
-        incoming[row.account_number] = {
-            "username": row.username,
-            "portal": row.portal,
-            "guardian_id": guardian_ids[row.owner] if is_parent else None,
-            "student_id": None if is_parent else student_ids[row.owner],
-            "pin_hash": pin_hash,
-            "active": True,
-        }
-    _sync_rows(PortalAccount, "portal_accounts", report, incoming, key="account_number")
+
+    def incoming() -> Iterator[tuple[str, dict[str, Any]]]:
+        for row in rows:
+            parent = row.portal == "parent"
+            yield (
+                row.account_number,
+                {
+                    "username": row.username,
+                    "portal": row.portal,
+                    "guardian_id": guardian_ids[row.owner] if parent else None,
+                    "student_id": None if parent else student_ids[row.owner],
+                    "pin_hash": hashes.get(row.account_number),
+                    "active": True,
+                },
+            )
+
+    _sync_rows(PortalAccount, "portal_accounts", report, incoming(), key="account_number")
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -336,28 +294,60 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def bulk_insert(table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows: PostgreSQL's COPY when available, executemany elsewhere."""
-    if not rows:
-        return
-    connection = db.session.connection()
-    if connection.dialect.name != "postgresql":
-        connection.execute(sa.insert(table), rows)
-        return
-    # COPY skips the model's Python-side defaults, so apply them here.
-    defaults = {
-        c.name: _default_value(c.default)
-        for c in table.columns
-        if c.name not in rows[0] and c.default is not None and not c.primary_key
-    }
-    if defaults:
-        rows = [{**defaults, **row} for row in rows]
-    columns = list(rows[0])
-    column_list = ", ".join(f'"{c}"' for c in columns)
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor, cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
+class Inserter:
+    """Insert rows as they come: into PostgreSQL's COPY, or in batches elsewhere."""
+
+    BATCH = 1000
+
+    def __init__(self, table: sa.Table) -> None:
+        self.table = table
+        self.columns: list[str] = []
+        self.defaults: dict[str, Any] = {}
+        self.pending: list[dict[str, Any]] = []
+        self._copy: Any = None
+        self._stack = ExitStack()
+
+    def __enter__(self) -> Inserter:
+        return self
+
+    def add(self, row: dict[str, Any]) -> None:
+        if not self.columns:
+            self._start(row)
+        if self._copy is not None:
+            self._copy.write_row([row.get(c, self.defaults.get(c)) for c in self.columns])
+            return
+        self.pending.append({**self.defaults, **row})
+        if len(self.pending) >= self.BATCH:
+            self._flush()
+
+    def _start(self, row: dict[str, Any]) -> None:
+        # COPY and executemany skip the model's Python-side defaults, so apply them here.
+        self.defaults = {
+            c.name: _default_value(c.default)
+            for c in self.table.columns
+            if c.name not in row and c.default is not None and not c.primary_key
+        }
+        self.columns = [*row, *self.defaults]
+        connection = db.session.connection()
+        if connection.dialect.name == "postgresql":
+            driver = connection.connection.driver_connection
+            cursor = self._stack.enter_context(driver.cursor())  # type: ignore[union-attr]
+            names = ", ".join(f'"{c}"' for c in self.columns)
+            self._copy = self._stack.enter_context(
+                cursor.copy(f'COPY "{self.table.name}" ({names}) FROM STDIN')
+            )
+
+    def _flush(self) -> None:
+        if self.pending:
+            db.session.connection().execute(sa.insert(self.table), self.pending)
+            self.pending = []
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self._flush()
+        finally:
+            self._stack.__exit__(*exc)  # type: ignore[arg-type]
 
 
 def _default_value(default: Any) -> Any:

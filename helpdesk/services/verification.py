@@ -101,6 +101,17 @@ def _links_at_school(guardian_id: int, school_id: int) -> list[GuardianStudent]:
     )
 
 
+def _guardians_of(student_id: int) -> list[GuardianStudent]:
+    """The student's guardian links, each with its guardian loaded."""
+    return list(
+        db.session.execute(
+            sa.select(GuardianStudent)
+            .options(joinedload(GuardianStudent.guardian))
+            .where(GuardianStudent.student_id == student_id)
+        ).scalars()
+    )
+
+
 def _name_reason(typed: str, recorded: str, what: str) -> str:
     if looks_like_nickname(typed, recorded):
         return f"{what} differs: nickname?"
@@ -273,15 +284,7 @@ def _compare_name(v: Verification, name: str, typed: str, recorded: str, what: s
 
 
 def _check_link_parent(v: Verification, child: Student, data: dict[str, Any]) -> None:
-    links = (
-        db.session.execute(
-            sa.select(GuardianStudent)
-            .options(joinedload(GuardianStudent.guardian))
-            .where(GuardianStudent.student_id == child.id)
-        )
-        .scalars()
-        .all()
-    )
+    links = _guardians_of(child.id)
     given, family = data["parent_given_name"], data["parent_family_name"]
 
     def closeness(link: GuardianStudent) -> int:
@@ -339,15 +342,7 @@ def _check_username_reminder(school_id: int, data: dict[str, Any]) -> Verificati
         return v
     v.student = student
     v.set("student_id", MATCH)
-    links = (
-        db.session.execute(
-            sa.select(GuardianStudent)
-            .options(joinedload(GuardianStudent.guardian))
-            .where(GuardianStudent.student_id == student.id)
-        )
-        .scalars()
-        .all()
-    )
+    links = _guardians_of(student.id)
     link = next(
         (
             link

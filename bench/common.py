@@ -1,0 +1,56 @@
+"""Shared by the benchmarks: a throw-away PostgreSQL database and a migrated app on it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+PG_SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+OUT = Path(__file__).parent / "out"
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """Create an empty database, yield its URL, drop it afterwards."""
+    name = f"helpdesk_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def bench_environ(database_url: str) -> dict[str, str]:
+    OUT.mkdir(exist_ok=True)
+    return {
+        "HELPDESK_ENV": "production",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": "bench-secret-key-not-for-production",
+        "PIN_PEPPER": "bench-pepper",
+        "HELPDESK_INSTANCE": str(OUT / "instance"),
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def migrate(database_url: str) -> None:
+    from flask_migrate import upgrade
+
+    from helpdesk import create_app
+
+    app = create_app(bench_environ(database_url))
+    with app.app_context():
+        upgrade()
+        from helpdesk.extensions import db
+
+        db.engine.dispose()
