@@ -48,6 +48,8 @@ class Config:
     MAIL_DEFAULT_SENDER: str = "Portal support <portal-support@helpdesk.example>"
     MAIL_CAPTURE_DIR: str | None = None
     PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
+    # How long a verified API token is trusted before it is looked up again.
+    TOKEN_CACHE_SECONDS: float = 10.0
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
     # flask-smorest / OpenAPI
@@ -124,6 +126,7 @@ class Config:
             MAIL_DEFAULT_SENDER=environ.get("MAIL_DEFAULT_SENDER", cls.MAIL_DEFAULT_SENDER),
             MAIL_CAPTURE_DIR=capture_dir,
             PUBLIC_BASE_URL=environ.get("PUBLIC_BASE_URL", cls.PUBLIC_BASE_URL),
+            TOKEN_CACHE_SECONDS=float(environ.get("TOKEN_CACHE_SECONDS", cls.TOKEN_CACHE_SECONDS)),
             LOG_LEVEL=environ.get("LOG_LEVEL", "INFO"),
             TESTING=env == "testing",
         )

@@ -216,3 +216,21 @@ def test_audit_events_cannot_be_changed_even_in_sql(client, actors):
             sa.text("UPDATE incident_events SET message = 'edited' WHERE id = :id"),
             {"id": event_id},
         )
+
+
+def test_an_incident_for_a_missing_queue_is_not_half_stored(client, actors):
+    from helpdesk.models import Queue
+
+    db.session.execute(
+        sa.update(Queue).where(Queue.slug == "its-student-systems").values(active=False)
+    )
+    before = incident_count()
+    events_before = db.session.execute(sa.select(sa.func.count(IncidentEvent.id))).scalar_one()
+    response = file(client, actors.ashgrove, **ISLA_RESET)
+    assert response.status_code == 422
+    assert response.json["code"] == "unknown_queue"
+    assert "its-student-systems" in response.json["message"]
+    assert incident_count() == before
+    assert db.session.execute(sa.select(sa.func.count(IncidentEvent.id))).scalar_one() == (
+        events_before
+    )

@@ -49,8 +49,7 @@ class Incidents(MethodView):
     @blp.response(201, IncidentDetailOut)
     def post(self) -> Any:
         """File an incident; the filer and school come from the token."""
-        incident = incidents.file_incident(g.user, request.get_json(silent=True))
-        return incidents.view_for(g.user, incident)
+        return incidents.file_incident(g.user, request.get_json(silent=True))
 
     @blp.arguments(IncidentQuery, location="query", as_kwargs=False)
     @blp.response(200, IncidentPageOut)

@@ -32,6 +32,16 @@ def parse_ref(ref: str) -> int | None:
     return int(digits)
 
 
+def verification_summary(outcome: str, results: dict[str, Any] | None) -> dict[str, Any]:
+    """The outcome and per-field results, without internal record ids."""
+    results = results or {}
+    return {
+        "outcome": outcome,
+        "field_results": results.get("fields", {}),
+        "reasons": results.get("reasons", []),
+    }
+
+
 class Incident(db.Model):  # type: ignore[name-defined]
     """One request for help with a portal account, filed by a school employee."""
 
@@ -75,13 +85,23 @@ class Incident(db.Model):  # type: ignore[name-defined]
 
     @property
     def verification_summary(self) -> dict[str, Any]:
-        """The outcome and per-field results, without internal record ids."""
-        results = self.verification_results or {}
-        return {
-            "outcome": self.verification,
-            "field_results": results.get("fields", {}),
-            "reasons": results.get("reasons", []),
-        }
+        return verification_summary(self.verification, self.verification_results)
+
+    @property
+    def school_code(self) -> str:
+        return self.school.code
+
+    @property
+    def queue_slug(self) -> str | None:
+        return self.queue.slug if self.queue else None
+
+    @property
+    def filer_email(self) -> str:
+        return self.filer.email
+
+    @property
+    def assignee_email(self) -> str | None:
+        return self.assignee.email if self.assignee else None
 
 
 class IncidentEvent(db.Model):  # type: ignore[name-defined]

@@ -110,6 +110,8 @@ INCIDENT_SCHEMAS: dict[str, type[IncidentIn]] = {
     "access_revocation": AccessRevocationIn,
 }
 INCIDENT_TYPES = tuple(INCIDENT_SCHEMAS)
+# Schemas keep no per-load state, so one instance per type serves every request.
+_LOADERS = {kind: schema() for kind, schema in INCIDENT_SCHEMAS.items()}
 # Fields that are checked and then forgotten: never stored, logged or returned.
 SECRET_FIELDS = frozenset({"parent_pin"})
 
@@ -126,7 +128,7 @@ def load_incident(payload: Any) -> tuple[str, dict[str, Any]]:
             else "Use one of: " + ", ".join(INCIDENT_TYPES) + "."
         )
         raise ValidationError({"type": [message]})
-    data = INCIDENT_SCHEMAS[kind]().load(payload)
+    data = _LOADERS[kind].load(payload)
     data.pop("type")
     return kind, data
 
@@ -149,10 +151,10 @@ class IncidentOut(Schema):
     type = fields.String()
     status = fields.String()
     priority = fields.String(allow_none=True)
-    school = fields.Function(lambda i: i.school.code)
-    queue = fields.Function(lambda i: i.queue.slug if i.queue else None)
-    assignee = fields.Function(lambda i: i.assignee.email if i.assignee else None)
-    filer = fields.Function(lambda i: i.filer.email)
+    school = fields.String(attribute="school_code")
+    queue = fields.String(attribute="queue_slug", allow_none=True)
+    assignee = fields.String(attribute="assignee_email", allow_none=True)
+    filer = fields.String(attribute="filer_email")
     summary = fields.String(allow_none=True)
     notes = fields.String(allow_none=True)
     details = fields.Dict()

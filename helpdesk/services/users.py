@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from ..errors import InvalidInput, NotFound, Unauthorized
 from ..extensions import db
-from ..models import ApiToken, Role, Staff, User, utcnow
+from ..models import ApiToken, Role, School, Staff, User, utcnow
 from ..security import hash_password, issue_token, token_digest
 
 # Writing last_used_at on every request would turn each read into a write.
@@ -69,18 +72,85 @@ def issue_api_token(email: str, name: str = "api") -> str:
     return issued.token
 
 
-def user_for_token(authorization: str | None) -> User:
+@dataclass(frozen=True)
+class Principal:
+    """Who is making a request: what authorisation needs, without loading ORM objects."""
+
+    id: int
+    email: str
+    role: str
+    school_id: int | None  # employees only: the school of their staff record
+    school_code: str | None
+
+
+class TokenCache:
+    """Recently verified tokens, so most requests skip the lookup.
+
+    An entry lives ``ttl`` seconds, so a revoked token or deactivated user is refused
+    within that time on every process; ``ttl`` 0 looks every token up every time.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, digest: str) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, digest: str, principal: Principal) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries = {}  # rare: simpler than LRU, and only costs lookups
+        self._entries[digest] = (time.monotonic() + self.ttl, principal)
+
+
+def _token_cache() -> TokenCache:
+    cache = current_app.extensions.get("helpdesk_token_cache")
+    if cache is None:
+        cache = TokenCache(float(current_app.config["TOKEN_CACHE_SECONDS"]))
+        current_app.extensions["helpdesk_token_cache"] = cache
+    return cache
+
+
+def user_for_token(authorization: str | None) -> Principal:
     """The active user a ``Bearer`` header names, or Unauthorized."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send 'Authorization: Bearer <token>'; an admin issues tokens.")
-    api_token = db.session.execute(
-        sa.select(ApiToken).where(ApiToken.token_digest == token_digest(token.strip()))
-    ).scalar_one_or_none()
-    if api_token is None or api_token.revoked_at is not None or not api_token.user.active:
+    digest = token_digest(token.strip())
+    cache = _token_cache()
+    principal = cache.get(digest)
+    if principal is not None:
+        return principal
+    row = db.session.execute(
+        sa.select(
+            ApiToken.id, ApiToken.last_used_at, User.id, User.email, User.role,
+            Staff.school_id, School.code,
+        )
+        .join(User, ApiToken.user_id == User.id)
+        .outerjoin(Staff, User.staff_id == Staff.id)
+        .outerjoin(School, Staff.school_id == School.id)
+        .where(
+            ApiToken.token_digest == digest,
+            ApiToken.revoked_at.is_(None),
+            User.active.is_(True),
+        )
+    ).one_or_none()  # fmt: skip
+    if row is None:
         raise Unauthorized("That token is not valid: it may have been revoked. Ask an admin.")
+    token_id, last_used, user_id, email, role, school_id, school_code = row
     now = utcnow()
-    if api_token.last_used_at is None or now - api_token.last_used_at > _TOKEN_USE_RESOLUTION:
-        api_token.last_used_at = now
+    if last_used is None or now - last_used > _TOKEN_USE_RESOLUTION:
+        db.session.execute(
+            sa.update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+        )
         db.session.commit()
-    return api_token.user
+    principal = Principal(user_id, email, role, school_id, school_code)
+    cache.put(digest, principal)
+    return principal

@@ -39,9 +39,9 @@ class NoEmailOnFile(InvalidInput):
 class Verification:
     fields: dict[str, dict[str, str | None]] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
-    student: Student | None = None
-    guardian: Guardian | None = None
-    account: PortalAccount | None = None
+    student_id: int | None = None
+    guardian_id: int | None = None
+    account_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def set(self, name: str, result: str, reason: str | None = None) -> None:
@@ -127,39 +127,52 @@ def _require_email(guardian: Guardian, field_name: str) -> None:
         raise NoEmailOnFile(message, errors={"fields": {field_name: [message]}})
 
 
+# The busiest check: one prebuilt statement for the student and their portal account.
+# Building a statement costs more than running it, so hot-path statements are built once.
+_STUDENT_WITH_ACCOUNT = (
+    sa.select(
+        Student.id, Student.given_name, Student.middle_name, Student.family_name,
+        Student.birth_date, PortalAccount.id,
+    )
+    .outerjoin(PortalAccount, sa.and_(
+        PortalAccount.student_id == Student.id,
+        PortalAccount.portal == "student",
+        PortalAccount.active.is_(True),
+    ))
+    .where(
+        Student.school_id == sa.bindparam("school_id"),
+        Student.student_number == sa.bindparam("number"),
+        Student.active.is_(True),
+    )
+)  # fmt: skip
+
+
 def _check_student_reset(school_id: int, data: dict[str, Any]) -> Verification:
     v = Verification()
-    student = _student_at(school_id, data["student_id"])
-    if student is None:
+    row = db.session.execute(
+        _STUDENT_WITH_ACCOUNT,
+        {"school_id": school_id, "number": data["student_id"].strip().upper()},
+    ).first()
+    if row is None:
         reason = "no student with that number at your school"
         v.set("student_id", NOT_FOUND, reason)
         v.set("student_name", NOT_FOUND)
         v.set("birth_month_year", NOT_FOUND)
         return v
-    v.student = student
+    v.student_id, given, middle, family, born, v.account_id = row
     v.set("student_id", MATCH)
-    if full_name_matches(
-        data["student_name"], student.given_name, student.family_name, student.middle_name
-    ):
+    if full_name_matches(data["student_name"], given, family, middle):
         v.set("student_name", MATCH)
     else:
         first = data["student_name"].split()[0] if data["student_name"].split() else ""
-        v.set("student_name", MISMATCH, _name_reason(first, student.given_name, "name"))
-    born = student.birth_date
+        v.set("student_name", MISMATCH, _name_reason(first, given, "name"))
     if born is None:
         v.set("birth_month_year", MISMATCH, "the school record has no birth date")
     elif data["birth_month_year"] == born.strftime("%m%Y"):
         v.set("birth_month_year", MATCH)
     else:
         v.set("birth_month_year", MISMATCH, "birth month or year differs from the school record")
-    v.account = db.session.execute(
-        sa.select(PortalAccount).where(
-            PortalAccount.student_id == student.id,
-            PortalAccount.portal == "student",
-            PortalAccount.active.is_(True),
-        )
-    ).scalar_one_or_none()
-    if v.account is None:
+    if v.account_id is None:
         v.fail("the student has no portal account")
     return v
 
@@ -182,7 +195,7 @@ def _check_parent_reset(school_id: int, data: dict[str, Any]) -> Verification:
             v.set(name, NOT_FOUND)
         return v
     _require_email(guardian, "parent_account_number")
-    v.account, v.guardian = account, guardian
+    v.account_id, v.guardian_id = account.id, guardian.id
     v.set("parent_account_number", MATCH)
     if full_name_matches(data["parent_name"], guardian.given_name, guardian.family_name):
         v.set("parent_name", MATCH)
@@ -208,7 +221,7 @@ def _check_child_link(
     if link is None:
         v.set("student_id", MISMATCH, "this parent is not linked to that student")
         return
-    v.student = student
+    v.student_id = student.id
     if not link.parental_responsibility:
         v.set(
             "student_id",
@@ -259,7 +272,8 @@ def _check_link_failure(school_id: int, data: dict[str, Any]) -> Verification:
         for name in ("parent_given_name", "parent_family_name", "parent_postcode"):
             v.set(name, NOT_FOUND)
         return v
-    v.student = child = best
+    child = best
+    v.student_id = child.id
     _compare_name(v, "child_given_name", data["child_given_name"], child.given_name, "name")
     _compare_name(
         v, "child_family_name", data["child_family_name"], child.family_name, "family name"
@@ -303,7 +317,7 @@ def _check_link_parent(v: Verification, child: Student, data: dict[str, Any]) ->
         v.set("parent_postcode", NOT_FOUND)
         return
     g = link.guardian
-    v.guardian = g
+    v.guardian_id = g.id
     _compare_name(v, "parent_given_name", given, g.given_name, "parent name")
     _compare_name(v, "parent_family_name", family, g.family_name, "parent family name")
     if postcodes_match(data["parent_postcode"], g.postcode):
@@ -323,7 +337,7 @@ def _check_username_reminder(school_id: int, data: dict[str, Any]) -> Verificati
     if data.get("parent_account_number"):
         account = _parent_account(data["parent_account_number"])
         guardian = account.guardian if account else None
-        if guardian is None or not _links_at_school(guardian.id, school_id):
+        if account is None or guardian is None or not _links_at_school(guardian.id, school_id):
             v.set("parent_account_number", NOT_FOUND, "no parent account with that number")
             v.set("parent_name", NOT_FOUND)
             return v
@@ -333,14 +347,14 @@ def _check_username_reminder(school_id: int, data: dict[str, Any]) -> Verificati
         else:
             v.set("parent_name", MISMATCH, "parent name differs from the account holder's record")
         _require_email(guardian, "parent_account_number")
-        v.account, v.guardian = account, guardian
+        v.account_id, v.guardian_id = account.id, guardian.id
         return v
     student = _student_at(school_id, data["student_id"])
     if student is None:
         v.set("student_id", NOT_FOUND, "no student with that number at your school")
         v.set("parent_name", NOT_FOUND)
         return v
-    v.student = student
+    v.student_id = student.id
     v.set("student_id", MATCH)
     links = _guardians_of(student.id)
     link = next(
@@ -360,10 +374,10 @@ def _check_username_reminder(school_id: int, data: dict[str, Any]) -> Verificati
     if not link.parental_responsibility:
         v.fail("parent has no parental responsibility for this child")
     _require_email(link.guardian, "parent_name")
-    v.guardian = link.guardian
-    v.account = (
+    v.guardian_id = link.guardian.id
+    v.account_id = (
         db.session.execute(
-            sa.select(PortalAccount).where(
+            sa.select(PortalAccount.id).where(
                 PortalAccount.guardian_id == link.guardian.id,
                 PortalAccount.portal == "parent",
                 PortalAccount.active.is_(True),
@@ -372,7 +386,7 @@ def _check_username_reminder(school_id: int, data: dict[str, Any]) -> Verificati
         .scalars()
         .first()
     )
-    if v.account is None:
+    if v.account_id is None:
         v.fail("the parent has no portal account")
     return v
 
@@ -393,7 +407,7 @@ def _check_revocation(school_id: int, data: dict[str, Any]) -> Verification:
     if guardian is None or not links:
         v.set(key, NOT_FOUND, "no parent with that record at your school")
         return v
-    v.guardian = guardian
+    v.guardian_id = guardian.id
     v.set(key, MATCH)
     children = [link.student for link in links]
     if data.get("student_id"):
@@ -403,7 +417,7 @@ def _check_revocation(school_id: int, data: dict[str, Any]) -> Verification:
             return v
         v.set("student_id", MATCH)
         children = chosen
-        v.student = chosen[0]
+        v.student_id = chosen[0].id
     targets = {guardian.id}
     if data["reason"] == "child_protection":
         # Every guardian of the child loses access until the investigation ends.

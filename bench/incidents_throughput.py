@@ -1,0 +1,141 @@
+"""POST /api/v1/incidents throughput under gunicorn, against a bare Flask endpoint.
+
+Both apps run under the same gunicorn settings, one after the other in the same run,
+and wrk loads each with the same student_password_reset body. The service's side does
+everything a real filing does on PostgreSQL: token lookup, validation, verification
+against the records, queue placement, the incident and its audit events, one commit.
+
+    python -m bench.incidents_throughput [--seconds 15] [--connections 8]
+
+Needs wrk (Debian: apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from bench.common import bench_environ, migrate, scratch_database
+
+ROOT = Path(__file__).resolve().parent.parent
+ROSTER = ROOT / "tests" / "data" / "roster"
+BODY = {
+    "type": "student_password_reset",
+    "student_id": "ASH240891",
+    "student_name": "Isla Campbell",
+    "birth_month_year": "042017",
+}
+GUNICORN = ["--workers", "2", "--worker-class", "gthread", "--threads", "4", "--log-level",
+            "warning"]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seed(environ: dict[str, str]) -> str:
+    """Load the sample roster and an employee; return the employee's token."""
+    from helpdesk import create_app
+    from helpdesk.extensions import db
+    from helpdesk.roster import open_bundle
+    from helpdesk.services.roster import import_roster
+    from helpdesk.services.users import create_user, issue_api_token
+
+    app = create_app(environ)
+    with app.app_context():
+        import_roster(open_bundle(ROSTER), source="bench")
+        create_user("m.baillie@ashgrove.sch.example", "employee", staff_sourced_id="stf-1")
+        token = issue_api_token("m.baillie@ashgrove.sch.example", "bench")
+        db.engine.dispose()
+    return token
+
+
+def serve(target: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", *GUNICORN, "--bind", f"127.0.0.1:{port}", target],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            requests.get(base + "/", timeout=2)
+            return server, base
+        except requests.RequestException:  # not listening yet, or workers still booting
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit(f"gunicorn {target} did not start")
+
+
+def load(url: str, token: str, seconds: int, connections: int) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\n'
+            f"wrk.body = {json.dumps(json.dumps(BODY))}\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+            "function response(status, headers, body)\n"
+            '  if status ~= 201 then error("status " .. status) end\nend\n'
+        )
+    command = ["wrk", "-t", "1", "-c", str(connections), "-s", script.name, url]
+    subprocess.run([*command[:1], "-d", "3s", *command[1:]], capture_output=True, check=True)
+    done = subprocess.run([*command[:1], "-d", f"{seconds}s", *command[1:]],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    os.unlink(script.name)
+    if "Non-2xx" in done.stdout:
+        raise SystemExit(f"errors while loading {url}:\n{done.stdout}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
+    assert match, done.stdout
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    with scratch_database() as url:
+        migrate(url)
+        environ = bench_environ(url)
+        token = seed(environ)
+        env = {**os.environ, **environ}
+        results = {}
+        targets = (
+            ("bare Flask", "bench.bare_app:app"),
+            ("one row", "bench.one_row_app:app"),
+            ("helpdesk", "wsgi:app"),
+        )
+        for name, target in targets:
+            server, base = serve(target, env)
+            try:
+                results[name] = load(base + "/api/v1/incidents", token, args.seconds,
+                                     args.connections)  # fmt: skip
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
+    bare, one_row, ours = results["bare Flask"], results["one row"], results["helpdesk"]
+    print(f"gunicorn {' '.join(GUNICORN[:6])}; wrk -c {args.connections} for {args.seconds} s")
+    print(f"bare Flask JSON endpoint:                    {bare:8.0f} requests/s")
+    print(f"one marshmallow load + one insert (calibration): {one_row:8.0f} requests/s"
+          f"  = {one_row / bare:.1%}")  # fmt: skip
+    print(f"POST /incidents (student reset, PostgreSQL): {ours:8.0f} requests/s"
+          f"  = {ours / bare:.1%} of bare (target: at least 20%)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
