@@ -148,3 +148,40 @@ def client(app: Flask) -> FlaskClient:
 def actors(seeded_app: Flask) -> Actors:
     actors: Actors = seeded_app.extensions["test_actors"]
     return actors
+
+
+@pytest.fixture(scope="module")
+def committed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, str, Actors]]:
+    """An app on a database of its own where every commit is real (faults, workers)."""
+    name = f"helpdesk_test_{uuid.uuid4().hex[:8]}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = f"{PG_SERVER}/{name}"
+    app = create_app(test_environ(url, tmp_path_factory.mktemp("instance")))
+    with app.app_context():
+        upgrade()
+        import_roster(open_bundle(ROSTER), source="tests")
+        actors = _seed_actors()
+        db.session.remove()
+    yield app, name, actors
+    with app.app_context():
+        db.engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def terminate_connections(database: str) -> int:
+    """Kill every server process serving ``database``, as a database restart would."""
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        killed = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": database},
+        ).scalar_one()
+    admin.dispose()
+    return int(killed)

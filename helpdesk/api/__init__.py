@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, jsonify
 from flask_smorest import Api
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from ..errors import DomainError
+from ..extensions import db
 from ..schemas.incidents import INCIDENT_SCHEMAS
 
 
@@ -69,6 +71,19 @@ def init_api(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError) -> Any:
         return jsonify(error.to_dict()), error.status
+
+    @app.errorhandler(sa.exc.OperationalError)
+    @app.errorhandler(sa.exc.InterfaceError)
+    def _database_unavailable(error: sa.exc.DBAPIError) -> Any:
+        # The transaction did not commit: say so, so the caller can safely send it again.
+        db.session.rollback()
+        app.logger.warning("database unavailable: %s", type(error.orig).__name__)
+        body = {
+            "code": "database_unavailable",
+            "message": "The records database did not answer, so nothing was stored. "
+            "Send the request again in a moment.",
+        }
+        return jsonify(body), 503, {"Retry-After": "2"}
 
     @app.errorhandler(ValidationError)
     def _validation_error(error: ValidationError) -> Any:
