@@ -44,7 +44,7 @@ class BusinessCalendar:
             raise CalendarError("weekly_hours needs one entry per weekday, Monday first")
         for hours in self.weekly_hours:
             if hours is not None and not hours[0] < hours[1]:
-                raise CalendarError(f"working hours {hours[0]}–{hours[1]} end before they start")
+                raise CalendarError(f"working hours {hours[0]}-{hours[1]} end before they start")
         if self.nation is not None:
             if self.nation not in NATION_SUBDIVISIONS:
                 raise CalendarError(f"nation {self.nation!r} is not one of SCT, ENG, WLS, NIR")
@@ -56,7 +56,7 @@ class BusinessCalendar:
     def for_nation(
         cls, nation: str, closure_days: Iterable[date] = (), timezone: str = "Europe/London"
     ) -> BusinessCalendar:
-        """The default Mon–Fri 08:00–16:30 calendar with a nation's bank holidays."""
+        """The default Mon-Fri 08:00-16:30 calendar with a nation's bank holidays."""
         return cls(timezone=timezone, nation=nation, closure_days=frozenset(closure_days))
 
     # -- days -----------------------------------------------------------------------
