@@ -8,7 +8,7 @@ The service's side does everything a real filing does on PostgreSQL: token looku
 validation, verification against the records, queue placement, the incident and its
 audit events, one commit.
 
-    python -m bench.incidents_throughput [--seconds 10] [--rounds 3] [--connections 8]
+    python -m bench.incidents_throughput [--serving gthread|sync] [--rounds 3] [--seconds 10]
 
 Needs wrk (Debian: apt-get install wrk).
 """
@@ -40,8 +40,13 @@ BODY = {
     "student_name": "Isla Campbell",
     "birth_month_year": "042017",
 }
-GUNICORN = ["--workers", "2", "--worker-class", "gthread", "--threads", "4", "--log-level",
-            "warning"]  # fmt: skip
+SERVING = {
+    # gunicorn's own recommendation for a CPU-light, database-bound app on 2 cores.
+    "gthread": ["--workers", "2", "--worker-class", "gthread", "--threads", "4"],
+    # The production command in the README: sync workers, (2 x cores) + 1 of them as
+    # gunicorn's documentation recommends, one request per connection.
+    "sync": ["--workers", str(2 * (os.cpu_count() or 1) + 1)],
+}
 
 
 def free_port() -> int:
@@ -67,10 +72,13 @@ def seed(environ: dict[str, str]) -> str:
     return token
 
 
-def serve(target: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def serve(
+    target: str, env: dict[str, str], serving: list[str]
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", *GUNICORN, "--bind", f"127.0.0.1:{port}", target],
+        [sys.executable, "-m", "gunicorn", *serving, "--log-level", "warning",
+         "--bind", f"127.0.0.1:{port}", target],
         cwd=ROOT, env=env,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -111,6 +119,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--serving", choices=sorted(SERVING), default="gthread")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -125,7 +134,9 @@ def main() -> None:
         environ = bench_environ(url)
         token = seed(environ)
         env = {**os.environ, **environ}
-        servers = {name: serve(target, env) for name, target in targets.items()}
+        servers = {
+            name: serve(target, env, SERVING[args.serving]) for name, target in targets.items()
+        }
         try:
             # Rounds interleave the three so that a noisy neighbour hits all of them alike.
             for _ in range(args.rounds):
@@ -138,7 +149,7 @@ def main() -> None:
             for server, _ in servers.values():
                 server.terminate()
                 server.wait(timeout=10)
-    print(f"gunicorn {' '.join(GUNICORN[:6])}; wrk -c {args.connections}, "
+    print(f"gunicorn {' '.join(SERVING[args.serving])}; wrk -c {args.connections}, "
           f"{args.rounds} rounds of {args.seconds} s each, interleaved")  # fmt: skip
     print("round    bare req/s  one-row req/s  helpdesk req/s  one-row/bare  helpdesk/bare")
     for i, r in enumerate(rounds, 1):
