@@ -41,7 +41,7 @@ def generated_rules(count: int, rng: random.Random) -> list[dict[str, Any]]:
                 "value": f"^[PS]{rng.randint(1, 7)}$",
             }
         if choice == 3:
-            return {"field": "verification.fields.student_id", "op": "ne", "value": "match"}
+            return {"field": "checks.student_id", "op": "ne", "value": "match"}
         if choice == 4:
             return {"field": "tags", "op": "contains", "value": f"tag-{rng.randrange(50)}"}
         return {"field": "priority", "op": "not_in", "value": ["P1", "P2"]}

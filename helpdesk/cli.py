@@ -81,6 +81,46 @@ def tokens_issue(email: str, name: str) -> None:
         _fail(error)
 
 
+rules_cli = click.Group("rules", help="Routing rules.")
+
+
+@rules_cli.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--note", help="Why this version; kept with it.")
+def rules_load(path: Path, note: str | None) -> None:
+    """Save the rules in a YAML file as the new version in force."""
+    import yaml
+
+    from .services.routing import save_rules
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        click.echo(f"Error: {path} is not valid YAML: {error}", err=True)
+        sys.exit(1)
+    try:
+        saved = save_rules(data, actor_id=None, note=note or f"loaded from {path.name}")
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Saved {len(saved.rules)} rules as version {saved.version}; now in force.")
+
+
+@rules_cli.command("export")
+@click.option("--version", type=int, help="A saved version; default: the one in force.")
+def rules_export(version: int | None) -> None:
+    """Print a rule set as YAML (the one in force, or --version)."""
+    import yaml
+
+    from .services.routing import rule_set
+
+    try:
+        number, rules = rule_set(version)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"# routing rules, version {number}")
+    click.echo(yaml.safe_dump(rules, sort_keys=False, allow_unicode=True), nl=False)
+
+
 @click.command("demo")
 @click.option(
     "--roster",
@@ -105,7 +145,7 @@ def demo(roster_path: Path) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for command in (roster_cli, users_cli, tokens_cli, demo):
+    for command in (roster_cli, users_cli, tokens_cli, rules_cli, demo):
         app.cli.add_command(command)
 
 

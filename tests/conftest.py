@@ -124,6 +124,8 @@ def seeded_app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture
 def app(seeded_app: Flask) -> Iterator[Flask]:
     """The app inside a transaction that is rolled back after the test."""
+    # Rolled-back rule sets must not outlive their test in the process-wide rule cache.
+    seeded_app.extensions.pop("helpdesk_rule_cache", None)
     with seeded_app.app_context():
         engines = db.engines
         engine = engines[None]
@@ -137,6 +139,7 @@ def app(seeded_app: Flask) -> Iterator[Flask]:
             transaction.rollback()
             connection.close()
             engines[None] = engine
+            seeded_app.extensions.pop("helpdesk_rule_cache", None)
 
 
 @pytest.fixture

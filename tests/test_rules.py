@@ -27,6 +27,7 @@ FACTS = {
     "priority": "P3",
     "tags": ["vip"],
     "verification": "failed",
+    "checks": {"parent_pin": "mismatch"},
     "details": {"student_id": "ASH240891", "child_year_stage": "P4", "count": 3},
     "filer": {"role": "employee"},
     "received": {"business_hours": False},
@@ -64,8 +65,8 @@ def leaf(field, op, value=None):
         (leaf("details.missing", "not_in", ["x"]), True),
         (leaf("filer.role", "eq", "employee"), True),
         (leaf("received.business_hours", "eq", False), True),
-        # "verification" is the outcome string here, so a path below it finds nothing.
-        (leaf("verification.fields.parent_pin", "eq", "mismatch"), False),
+        (leaf("checks.parent_pin", "eq", "mismatch"), True),
+        (leaf("checks.student_id", "exists"), False),
     ],
 )
 def test_each_operator(node, expected):

@@ -49,7 +49,7 @@ class HelpdeskApi(Api):
 
 
 def init_api(app: Flask) -> None:
-    from . import incidents, queues, roster_imports
+    from . import incidents, queues, roster_imports, routing_rules
 
     app.config.setdefault(
         "API_SPEC_OPTIONS",
@@ -65,7 +65,7 @@ def init_api(app: Flask) -> None:
     for kind, schema in INCIDENT_SCHEMAS.items():
         name = "".join(part.title() for part in kind.split("_"))
         api.spec.components.schema(name, schema=schema)
-    for module in (incidents, queues, roster_imports):
+    for module in (incidents, queues, roster_imports, routing_rules):
         api.register_blueprint(module.blp)
 
     @app.errorhandler(DomainError)

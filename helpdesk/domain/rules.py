@@ -3,7 +3,7 @@
 A rule is data — ``{"name", "conditions", "actions", "stop"}`` — usually written in YAML.
 Conditions nest ``all`` / ``any`` groups around leaves ``{"field", "op", "value"}``;
 fields are dotted paths into an incident's facts (``type``, ``school``,
-``verification.fields.student_id``, ``details.child_year_stage`` …). ``compile_rules``
+``checks.student_id``, ``details.child_year_stage`` …). ``compile_rules``
 turns a list of rules into closures once, so evaluating an incident never re-reads the
 rule data.
 
@@ -23,10 +23,11 @@ OPERATORS = ("eq", "ne", "in", "not_in", "contains", "matches", "lt", "gt", "exi
 ACTIONS = ("route_to", "set_priority", "add_tag", "notify", "auto_fulfil", "escalate_to")
 PRIORITIES = ("P1", "P2", "P3", "P4")
 # Fields a condition may read; a trailing ".*" admits any name below that prefix.
+# ``verification`` is passed or failed; ``checks.<field>`` is one field's result (match,
+# mismatch, not_found); ``details.<field>`` is what the employee typed.
 FIELDS = (
     "type", "school", "nation", "priority", "status", "queue", "tags", "verification",
-    "verification.reasons", "verification.fields.*", "details.*", "filer.role",
-    "received.business_hours",
+    "reasons", "checks.*", "details.*", "filer.role", "received.business_hours",
 )  # fmt: skip
 # route_to / escalate_to may name this instead of a queue: the filing school's office.
 SCHOOL_OFFICE = "$school_office"

@@ -4,6 +4,7 @@ from .imports import RosterImport
 from .incidents import Incident, IncidentEvent, format_ref, parse_ref
 from .queues import ITS_QUEUES, Queue, school_office_slug
 from .records import NATIONS, Guardian, GuardianStudent, PortalAccount, School, Staff, Student
+from .routing import RoutingRuleSet
 from .types import utcnow
 from .users import ApiToken, Role, User
 
@@ -19,6 +20,7 @@ __all__ = [
     "Queue",
     "Role",
     "RosterImport",
+    "RoutingRuleSet",
     "School",
     "Staff",
     "Student",

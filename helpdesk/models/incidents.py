@@ -73,9 +73,14 @@ class Incident(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What routing decided: the rule-set version that ran, tags it added, and where an
+    # escalation (by hand or on an SLA breach) sends the incident.
+    rule_set_version: Mapped[int | None] = mapped_column()
+    tags: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    escalation_queue_id: Mapped[int | None] = mapped_column(sa.ForeignKey("queues.id"))
 
     school: Mapped[School] = relationship(lazy="joined", innerjoin=True)
-    queue: Mapped[Queue | None] = relationship(lazy="joined")
+    queue: Mapped[Queue | None] = relationship(foreign_keys=[queue_id], lazy="joined")
     filer: Mapped[User] = relationship(foreign_keys=[filer_id], lazy="joined", innerjoin=True)
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
 

@@ -158,6 +158,7 @@ class IncidentOut(Schema):
     summary = fields.String(allow_none=True)
     notes = fields.String(allow_none=True)
     details = fields.Dict()
+    tags = fields.List(fields.String())
     verification = fields.Nested(VerificationOut, attribute="verification_summary")
     created_at = fields.DateTime()
     updated_at = fields.DateTime()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from marshmallow import ValidationError
 
 from ..domain.lifecycle import FULFILLABLE_TYPES, Action, Status, allowed_actions, target_status
+from ..domain.rules import Outcome
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..models import (
@@ -26,8 +27,8 @@ from ..models import (
     utcnow,
 )
 from ..models.incidents import verification_summary
-from ..routing import Placement, initial_placement
 from ..schemas.incidents import SECRET_FIELDS, load_incident
+from . import routing
 from .users import Principal
 from .verification import verify
 
@@ -64,6 +65,7 @@ class FiledIncident:
     verification_summary: dict[str, Any]
     created_at: datetime
     allowed_actions: list[str]
+    tags: list[str] = field(default_factory=list)
     assignee_email: None = None
     resolved_at: None = None
 
@@ -100,7 +102,10 @@ _INSERT_INCIDENT = (
     .values(
         queue_id=sa.select(Queue.id)
         .where(Queue.slug == sa.bindparam("queue_slug"), Queue.active.is_(True))
-        .scalar_subquery()
+        .scalar_subquery(),
+        escalation_queue_id=sa.select(Queue.id)
+        .where(Queue.slug == sa.bindparam("escalation_slug"), Queue.active.is_(True))
+        .scalar_subquery(),
     )
     .returning(Incident.__table__.c.id, Incident.__table__.c.queue_id)
 )
@@ -114,10 +119,12 @@ _INSERT_INCIDENT_WITH_EVENTS = sa.text("""
 WITH new_incident AS (
     INSERT INTO incidents (type, status, priority, school_id, filer_id, queue_id, summary,
         notes, details, verification, verification_results, student_id, guardian_id,
-        portal_account_id, created_at, updated_at)
+        portal_account_id, created_at, updated_at, rule_set_version, tags,
+        escalation_queue_id)
     SELECT :type, :status, :priority, :school_id, :filer_id, queues.id, :summary, :notes,
         :details, :verification, :verification_results, :student_id, :guardian_id,
-        :portal_account_id, :created_at, :updated_at
+        :portal_account_id, :created_at, :updated_at, :rule_set_version, :tags,
+        (SELECT e.id FROM queues e WHERE e.slug = :escalation_slug AND e.active)
     FROM queues WHERE queues.slug = :queue_slug AND queues.active
     RETURNING id
 ), new_events AS (
@@ -135,6 +142,7 @@ SELECT id FROM new_incident
 """).bindparams(
     sa.bindparam("details", type_=sa.JSON),
     sa.bindparam("verification_results", type_=sa.JSON),
+    sa.bindparam("tags", type_=sa.JSON),
     sa.bindparam("filed_data", type_=sa.JSON),
     sa.bindparam("routed_data", type_=sa.JSON),
     sa.bindparam("created_at", type_=Incident.__table__.c.created_at.type),
@@ -175,22 +183,30 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     result = verify(kind, filer.school_id, data)
     outcome = "passed" if result.passed else "failed"
-    placement = initial_placement(kind, result.passed, filer.school_code)
     details = {k: v for k, v in data.items() if k not in SECRET_FIELDS | {"summary", "notes"}}
     if "child_birth_date" in details:
         details["child_birth_date"] = details["child_birth_date"].isoformat()
     now = utcnow()
+    version, decided = routing.route(routing.incident_facts(
+        kind=kind, school_code=filer.school_code, nation=filer.school_nation or "ENG",
+        filer_role=filer.role, verification=outcome, field_results=result.fields,
+        reasons=result.reasons, details=details, received_at=now,
+    ))  # fmt: skip
+    placement = _placement(decided)
     summary, notes, results = data.get("summary"), data.get("notes"), result.results()
     values = {
         "type": kind, "status": Status.TRIAGED.value, "priority": placement.priority,
-        "school_id": filer.school_id, "filer_id": filer.id, "queue_slug": placement.queue_slug,
+        "school_id": filer.school_id, "filer_id": filer.id, "queue_slug": placement.queue,
         "summary": summary, "notes": notes, "details": details,
         "verification": outcome, "verification_results": results,
         "student_id": result.student_id, "guardian_id": result.guardian_id,
         "portal_account_id": result.account_id, "created_at": now, "updated_at": now,
+        "rule_set_version": version, "tags": decided.tags,
+        "escalation_slug": decided.escalate_to,
     }  # fmt: skip
     filed = {"verification": outcome, "reasons": result.reasons}
-    routed = {"queue": placement.queue_slug, "priority": placement.priority}
+    routed = {"rule_set_version": version, **decided.to_dict(), "queue": placement.queue,
+              "priority": placement.priority}  # fmt: skip
     try:
         if db.session.get_bind().dialect.name == "postgresql":
             incident_id = db.session.execute(
@@ -201,24 +217,46 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
         else:
             incident_id = _insert_incident_and_events(values, filer, placement, filed, routed)
         if incident_id is None:
-            raise _unknown_queue(placement.queue_slug)
+            raise _unknown_queue(placement.queue)
         db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
     return FiledIncident(
         id=incident_id, type=kind, status=Status.TRIAGED.value, priority=placement.priority,
-        school_code=filer.school_code, queue_slug=placement.queue_slug, filer_email=filer.email,
+        school_code=filer.school_code, queue_slug=placement.queue, filer_email=filer.email,
         summary=summary, notes=notes, details=details,
-        verification_summary=verification_summary(outcome, results),
+        verification_summary=verification_summary(outcome, results), tags=decided.tags,
         created_at=now, allowed_actions=allowed_actions(Status.TRIAGED, filer.role, kind),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Placement:
+    queue: str
+    priority: str
+    reason: str
+
+
+def _placement(decided: Outcome) -> _Placement:
+    """Where the rules put a new incident; the service desk when no rule routed it."""
+    if decided.queue is None:
+        return _Placement(
+            routing.FALLBACK_QUEUE,
+            decided.priority or routing.FALLBACK_PRIORITY,
+            "no rule routed it: the service desk looks",
+        )
+    return _Placement(
+        decided.queue,
+        decided.priority or routing.FALLBACK_PRIORITY,
+        "routed by " + ", ".join(repr(name) for name in decided.matched),
+    )
 
 
 def _insert_incident_and_events(
     values: dict[str, Any],
     filer: Principal,
-    placement: Placement,
+    placement: _Placement,
     filed: dict[str, Any],
     routed: dict[str, Any],
 ) -> int | None:

@@ -81,6 +81,7 @@ class Principal:
     role: str
     school_id: int | None  # employees only: the school of their staff record
     school_code: str | None
+    school_nation: str | None = None
 
 
 class TokenCache:
@@ -131,7 +132,7 @@ def user_for_token(authorization: str | None) -> Principal:
     row = db.session.execute(
         sa.select(
             ApiToken.id, ApiToken.last_used_at, User.id, User.email, User.role,
-            Staff.school_id, School.code,
+            Staff.school_id, School.code, School.nation,
         )
         .join(User, ApiToken.user_id == User.id)
         .outerjoin(Staff, User.staff_id == Staff.id)
@@ -144,13 +145,13 @@ def user_for_token(authorization: str | None) -> Principal:
     ).one_or_none()  # fmt: skip
     if row is None:
         raise Unauthorized("That token is not valid: it may have been revoked. Ask an admin.")
-    token_id, last_used, user_id, email, role, school_id, school_code = row
+    token_id, last_used, user_id, email, role, school_id, school_code, nation = row
     now = utcnow()
     if last_used is None or now - last_used > _TOKEN_USE_RESOLUTION:
         db.session.execute(
             sa.update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
         )
         db.session.commit()
-    principal = Principal(user_id, email, role, school_id, school_code)
+    principal = Principal(user_id, email, role, school_id, school_code, nation)
     cache.put(digest, principal)
     return principal

@@ -1,0 +1,237 @@
+"""Routing rule sets: saving versions, rolling back, dry runs, and routing an incident."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+from flask import current_app
+
+from ..domain.business_time import BusinessCalendar
+from ..domain.rules import CompiledRuleSet, Outcome, RuleError, compile_rules, queues_named
+from ..errors import InvalidInput, NotFound
+from ..extensions import db
+from ..models import Queue, RoutingRuleSet
+
+DEFAULT_RULES = Path(__file__).resolve().parent.parent / "default_rules.yaml"
+# Where an incident goes when no rule routes it: a person on the service desk looks.
+FALLBACK_QUEUE, FALLBACK_PRIORITY = "its-service-desk", "P3"
+
+
+class InvalidRules(InvalidInput):
+    code = "invalid_rules"
+
+
+@dataclass(frozen=True)
+class ActiveRules:
+    version: int  # 0: the shipped defaults, never saved
+    compiled: CompiledRuleSet
+
+
+@cache
+def default_rules() -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = yaml.safe_load(DEFAULT_RULES.read_text(encoding="utf-8"))
+    return data
+
+
+class _RuleCache:
+    """The compiled rules in force, looked up again after ``ttl`` seconds.
+
+    Compiling happens once per version; between look-ups a filing reads no rule data at
+    all, so a saved rule set takes effect within ``ttl`` seconds on every process.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._active: ActiveRules | None = None
+
+    def get(self) -> ActiveRules:
+        active = self._active
+        if active is not None and time.monotonic() - self._checked < self.ttl:
+            return active
+        with self._lock:
+            version = db.session.execute(sa.select(sa.func.max(RoutingRuleSet.version))).scalar()
+            version = version or 0
+            if self._active is None or self._active.version != version:
+                self._active = ActiveRules(version, compile_rules(_rules_of(version)))
+            self._checked = time.monotonic()
+            return self._active
+
+    def forget(self) -> None:
+        self._active = None
+
+
+def _rule_cache() -> _RuleCache:
+    cache_ = current_app.extensions.get("helpdesk_rule_cache")
+    if cache_ is None:
+        cache_ = _RuleCache(float(current_app.config["RULES_CACHE_SECONDS"]))
+        current_app.extensions["helpdesk_rule_cache"] = cache_
+    return cache_
+
+
+def _rules_of(version: int) -> list[dict[str, Any]]:
+    if version == 0:
+        return default_rules()
+    rules = db.session.execute(
+        sa.select(RoutingRuleSet.rules).where(RoutingRuleSet.version == version)
+    ).scalar_one_or_none()
+    if rules is None:
+        raise NotFound(f"There is no rule-set version {version}.")
+    return rules
+
+
+def active_rules() -> ActiveRules:
+    return _rule_cache().get()
+
+
+def rule_set(version: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """A version's rules (the one in force when ``version`` is None)."""
+    if version is None:
+        version = active_rules().version
+    return version, _rules_of(version)
+
+
+def versions() -> list[RoutingRuleSet]:
+    return list(
+        db.session.execute(
+            sa.select(RoutingRuleSet).order_by(RoutingRuleSet.version.desc())
+        ).scalars()
+    )
+
+
+def check_rules(data: Any) -> CompiledRuleSet:
+    """Compile rules and check the queues they name exist; InvalidRules says what is wrong."""
+    try:
+        compiled = compile_rules(data)
+    except RuleError as error:
+        raise InvalidRules(
+            f"The rules were not saved: {error}", errors={"rules": {error.path: [error.message]}}
+        ) from None
+    named = queues_named(compiled.rules)
+    known = set(
+        db.session.execute(
+            sa.select(Queue.slug).where(Queue.slug.in_(named), Queue.active.is_(True))
+        ).scalars()
+    )
+    missing = sorted(named - known)
+    if missing:
+        raise InvalidRules(
+            f"The rules were not saved: queue {missing[0]!r} does not exist. Create it first, "
+            "or use $school_office for the filing school's office queue.",
+            errors={"rules": {"queues": [f"unknown queue {m!r}" for m in missing]}},
+        )
+    return compiled
+
+
+def save_rules(data: Any, *, actor_id: int | None, note: str | None = None) -> RoutingRuleSet:
+    """Validate and store the rules as the next version, which is then the one in force."""
+    compiled = check_rules(data)
+    latest = db.session.execute(sa.select(sa.func.max(RoutingRuleSet.version))).scalar() or 0
+    saved = RoutingRuleSet(
+        version=latest + 1,
+        rules=[rule.to_dict() for rule in compiled.rules],
+        note=note,
+        created_by_id=actor_id,
+    )
+    db.session.add(saved)
+    db.session.commit()
+    _rule_cache().forget()
+    return saved
+
+
+def roll_back(version: int, *, actor_id: int | None) -> RoutingRuleSet:
+    """Put an earlier version back in force, as a new version (history is never rewritten)."""
+    _, rules = rule_set(version)
+    return save_rules(rules, actor_id=actor_id, note=f"roll back to version {version}")
+
+
+@cache
+def _calendar(nation: str) -> BusinessCalendar:
+    return BusinessCalendar.for_nation(nation)
+
+
+def incident_facts(
+    *,
+    kind: str,
+    school_code: str,
+    nation: str,
+    filer_role: str,
+    verification: str,
+    field_results: dict[str, Any],
+    reasons: list[str],
+    details: dict[str, Any],
+    received_at: datetime,
+    status: str = "new",
+    priority: str | None = None,
+    queue: str | None = None,
+    tags: list[str] | None = None,
+) -> dict[str, Any]:
+    """The facts a rule's conditions read, in the shape ``rules.FIELDS`` documents."""
+    return {
+        "type": kind,
+        "school": school_code,
+        "nation": nation,
+        "priority": priority,
+        "status": status,
+        "queue": queue,
+        "tags": tags or [],
+        "verification": verification,
+        "checks": {name: result["result"] for name, result in field_results.items()},
+        "reasons": reasons,
+        "details": details,
+        "filer": {"role": filer_role},
+        "received": {"business_hours": _calendar(nation).is_open(received_at)},
+    }
+
+
+def route(facts: dict[str, Any]) -> tuple[int, Outcome]:
+    """Run the rules in force over an incident's facts: (version, what they decided)."""
+    active = active_rules()
+    return active.version, active.compiled.evaluate(facts)
+
+
+def dry_run(facts: dict[str, Any], rules: Any = None) -> tuple[int | None, Outcome]:
+    """What the rules in force (or the unsaved ``rules``) would decide; changes nothing."""
+    if rules is None:
+        return route(facts)
+    return None, check_rules(rules).evaluate(facts)
+
+
+def example_facts(example: dict[str, Any]) -> dict[str, Any]:
+    """Facts for a dry run from an example incident (see ExampleIncident)."""
+    return {
+        "type": example["type"],
+        "school": example["school"],
+        "nation": example["nation"],
+        "priority": example.get("priority"),
+        "status": "new",
+        "queue": None,
+        "tags": example["tags"],
+        "verification": example["verification"],
+        "checks": example["checks"],
+        "reasons": example["reasons"],
+        "details": example["details"],
+        "filer": {"role": example["filer_role"]},
+        "received": {"business_hours": example["business_hours"]},
+    }
+
+
+def stored_incident_facts(incident: Any) -> dict[str, Any]:
+    """Facts for a dry run against an incident already filed."""
+    results = incident.verification_results or {}
+    return incident_facts(
+        kind=incident.type, school_code=incident.school.code, nation=incident.school.nation,
+        filer_role=incident.filer.role, verification=incident.verification,
+        field_results=results.get("fields", {}), reasons=results.get("reasons", []),
+        details=incident.details, received_at=incident.created_at, status=incident.status,
+        priority=incident.priority, queue=incident.queue_slug, tags=incident.tags,
+    )  # fmt: skip

@@ -1,0 +1,163 @@
+"""Routing rules as data: saved in versions, rolled back, tried out, and applied at filing."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import yaml
+
+from helpdesk.extensions import db
+from helpdesk.models import Incident, RoutingRuleSet
+from helpdesk.services.routing import DEFAULT_RULES
+
+from .samples import FIONA_RESET, ISLA_RESET, LINK_FAILURE, file
+
+PARENT_RESETS_TO_IDENTITY = {
+    "name": "parent resets straight to identity",
+    "conditions": {"all": [{"field": "type", "op": "eq", "value": "parent_password_reset"},
+                           {"field": "nation", "op": "eq", "value": "SCT"}]},
+    "actions": [{"route_to": "its-identity"}, {"set_priority": "P2"},
+                {"add_tag": "scottish-pilot"}],
+    "stop": True,
+}  # fmt: skip
+
+
+def default_rules() -> list[dict]:
+    return yaml.safe_load(DEFAULT_RULES.read_text())
+
+
+def put_rules(client, actor, rules, **extra):
+    return client.put("/api/v1/routing-rules", json={"rules": rules, **extra},
+                      headers=actor.headers)  # fmt: skip
+
+
+def saved_versions() -> int:
+    return db.session.execute(sa.select(sa.func.count(RoutingRuleSet.id))).scalar_one()
+
+
+def test_the_shipped_rules_are_in_force_until_an_admin_saves_some(client, actors):
+    body = client.get("/api/v1/routing-rules", headers=actors.agent.headers).json
+    assert body == {"version": 0, "rules": default_rules()}
+
+
+def test_a_saved_version_routes_new_incidents_and_is_recorded_on_them(client, actors, app):
+    response = put_rules(client, actors.admin, [PARENT_RESETS_TO_IDENTITY, *default_rules()],
+                         note="pilot in Scotland")  # fmt: skip
+    assert response.status_code == 200, response.json
+    version = response.json["version"]
+    filed = file(client, actors.ashgrove, **FIONA_RESET).json  # Ashgrove is in Scotland
+    assert (filed["queue"], filed["priority"], filed["tags"]) == (
+        "its-identity",
+        "P2",
+        ["scottish-pilot"],
+    )
+    england = file(client, actors.millbrook, type="student_password_reset",
+                   student_id="MIL367459", student_name="Jack Hughes",
+                   birth_month_year="062012").json  # fmt: skip
+    assert england["queue"] == "its-student-systems"
+    events = client.get(f"/api/v1/incidents/{filed['ref']}/events",
+                        headers=actors.agent.headers).json  # fmt: skip
+    routed = events[1]
+    assert routed["kind"] == "routed"
+    assert routed["data"]["rule_set_version"] == version
+    assert routed["data"]["matched"] == ["parent resets straight to identity"]
+    assert "parent resets straight to identity" in routed["message"]
+    stored = db.session.get(Incident, int(filed["ref"][4:]))
+    assert stored.rule_set_version == version
+
+
+def test_an_incident_no_rule_routes_goes_to_the_service_desk(client, actors):
+    put_rules(client, actors.admin, [])
+    filed = file(client, actors.ashgrove, **ISLA_RESET).json
+    assert (filed["queue"], filed["priority"]) == ("its-service-desk", "P3")
+
+
+def test_the_default_rules_send_a_parent_reset_on_to_identity_when_escalated(client, actors):
+    filed = file(client, actors.ashgrove, **FIONA_RESET).json
+    stored = db.session.get(Incident, int(filed["ref"][4:]))
+    assert stored.escalation_queue_id is not None
+    assert file(client, actors.ashgrove, **LINK_FAILURE).json["queue"] == "school-office-5231234"
+
+
+def test_bad_rules_are_refused_saying_where_and_nothing_is_saved(client, actors):
+    before = saved_versions()
+    bad_op = [
+        {
+            "name": "x",
+            "conditions": {"all": [{"field": "type", "op": "like", "value": "x"}]},
+            "actions": [],
+        }
+    ]
+    response = put_rules(client, actors.admin, bad_op)
+    assert response.status_code == 422
+    assert response.json["code"] == "invalid_rules"
+    assert response.json["errors"]["rules"] == {
+        "rules[0].conditions.all[0].op": [
+            "unknown operator 'like'; use one of eq, ne, in, not_in, contains, matches, lt, "
+            "gt, exists"
+        ]
+    }
+    unknown_queue = [{"name": "x", "conditions": {"all": []},
+                      "actions": [{"route_to": "its-nowhere"}]}]  # fmt: skip
+    response = put_rules(client, actors.admin, unknown_queue)
+    assert response.status_code == 422
+    assert "'its-nowhere'" in response.json["message"]
+    assert saved_versions() == before
+
+
+def test_only_admins_change_rules(client, actors):
+    for actor in (actors.agent, actors.ashgrove):
+        assert put_rules(client, actor, default_rules()).status_code == 403
+    assert client.get("/api/v1/routing-rules", headers=actors.ashgrove.headers).status_code == 403
+
+
+def test_rolling_back_saves_the_old_rules_as_a_new_version(client, actors):
+    first = put_rules(client, actors.admin, default_rules()).json["version"]
+    second = put_rules(client, actors.admin, [PARENT_RESETS_TO_IDENTITY]).json["version"]
+    back = client.post("/api/v1/routing-rules/rollback", json={"version": first},
+                       headers=actors.admin.headers)  # fmt: skip
+    assert back.status_code == 200
+    assert back.json["version"] == second + 1
+    assert back.json["rules"] == default_rules()
+    listed = client.get("/api/v1/routing-rules/versions", headers=actors.admin.headers).json
+    assert [v["version"] for v in listed[:3]] == [second + 1, second, first]
+    assert listed[0]["note"] == f"roll back to version {first}"
+    assert listed[0]["created_by"] == actors.admin.email
+    missing = client.post("/api/v1/routing-rules/rollback", json={"version": 999},
+                          headers=actors.admin.headers)  # fmt: skip
+    assert missing.status_code == 404
+
+
+def test_a_dry_run_answers_and_changes_nothing(client, actors):
+    ref = file(client, actors.ashgrove, **FIONA_RESET).json["ref"]
+    before = (saved_versions(), db.session.get(Incident, int(ref[4:])).queue_id)
+    example = {"incident": {"type": "parent_password_reset", "nation": "SCT"},
+               "rules": [PARENT_RESETS_TO_IDENTITY]}  # fmt: skip
+    tried = client.post("/api/v1/routing-rules/dry-run", json=example,
+                        headers=actors.admin.headers).json  # fmt: skip
+    assert tried["version"] is None
+    assert (tried["queue"], tried["priority"]) == ("its-identity", "P2")
+    assert tried["matched"] == ["parent resets straight to identity"]
+    in_force = client.post("/api/v1/routing-rules/dry-run", json={"ref": ref},
+                           headers=actors.agent.headers).json  # fmt: skip
+    assert (in_force["version"], in_force["queue"], in_force["escalate_to"]) == (
+        0,
+        "its-service-desk",
+        "its-identity",
+    )
+    assert (saved_versions(), db.session.get(Incident, int(ref[4:])).queue_id) == before
+    neither = client.post("/api/v1/routing-rules/dry-run", json={}, headers=actors.admin.headers)
+    assert neither.status_code == 422
+
+
+def test_rules_load_and_export_round_trip_through_the_cli(app, tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump([PARENT_RESETS_TO_IDENTITY, *default_rules()]))
+    loaded = app.test_cli_runner().invoke(args=["rules", "load", str(path), "--note", "pilot"])
+    assert loaded.exit_code == 0, loaded.output
+    assert "Saved 7 rules" in loaded.output
+    exported = app.test_cli_runner().invoke(args=["rules", "export"])
+    assert yaml.safe_load(exported.output) == [PARENT_RESETS_TO_IDENTITY, *default_rules()]
+    path.write_text("- name: broken\n  actions: [{email: someone@example.org}]\n")
+    refused = app.test_cli_runner().invoke(args=["rules", "load", str(path)])
+    assert refused.exit_code == 1
+    assert "rules[0].actions[0]" in refused.output
