@@ -112,15 +112,24 @@ def test_a_link_failure_has_no_fulfilment(client, actors):
     ("action", "body", "field"),
     [
         ("escalate", {}, "queue"),
-        ("escalate", {"queue": "its-service-desk"}, "queue"),
+        ("escalate", {"queue": "its-student-systems"}, "queue"),
         ("reject", {}, "message"),
         ("comment", {}, "message"),
     ],
 )
-def test_transitions_missing_what_they_need_are_422(client, actors, ref, action, body, field):
+def test_transitions_missing_what_they_need_are_422(client, actors, action, body, field):
+    # A student reset has no escalation target in the default rules.
+    ref = file(client, actors.ashgrove, **ISLA_RESET).json["ref"]
     response = act(client, actors.agent, ref, action, **body)
     assert response.status_code == 422
     assert field in response.json["errors"]["fields"]
+
+
+def test_escalating_without_a_queue_follows_the_routing_rules(client, actors, ref):
+    # The default rules send a parent reset on to identity when the desk escalates it.
+    response = act(client, actors.agent, ref, "escalate", message="Parent verified by phone")
+    assert response.status_code == 200, response.json
+    assert response.json["queue"] == "its-identity"
 
 
 def test_escalating_to_an_unknown_queue_names_it(client, actors, ref):

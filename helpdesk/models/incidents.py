@@ -81,6 +81,7 @@ class Incident(db.Model):  # type: ignore[name-defined]
 
     school: Mapped[School] = relationship(lazy="joined", innerjoin=True)
     queue: Mapped[Queue | None] = relationship(foreign_keys=[queue_id], lazy="joined")
+    escalation_queue: Mapped[Queue | None] = relationship(foreign_keys=[escalation_queue_id])
     filer: Mapped[User] = relationship(foreign_keys=[filer_id], lazy="joined", innerjoin=True)
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
 

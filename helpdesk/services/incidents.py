@@ -387,12 +387,19 @@ def transition(
         incident.assignee = db.session.get(User, user.id)
         data["assignee"] = user.email
     elif act is Action.ESCALATE:
-        if not queue:
-            raise ValidationError({"queue": ["Name the queue to escalate to, e.g. its-identity."]})
-        target = _queue(queue)
+        # Without a queue named, the escalation target its routing rules set is used.
+        if queue:
+            target = _queue(queue)
+        elif incident.escalation_queue is not None:
+            target = incident.escalation_queue
+        else:
+            message = "Name the queue to escalate to, e.g. its-identity: no rule set one."
+            raise ValidationError({"queue": [message]})
         if target.id == incident.queue_id:
-            raise ValidationError({"queue": [f"{incident.ref} is already in {queue}."]})
-        data.update(from_queue=incident.queue.slug if incident.queue else None, to_queue=queue)
+            raise ValidationError({"queue": [f"{incident.ref} is already in {target.slug}."]})
+        data.update(
+            from_queue=incident.queue.slug if incident.queue else None, to_queue=target.slug
+        )
         incident.queue, incident.assignee = target, None
     elif act is Action.FULFIL and incident.verification != "passed":
         raise Conflict(
