@@ -126,6 +126,7 @@ def app(seeded_app: Flask) -> Iterator[Flask]:
     """The app inside a transaction that is rolled back after the test."""
     # Rolled-back rule sets must not outlive their test in the process-wide rule cache.
     seeded_app.extensions.pop("helpdesk_rule_cache", None)
+    seeded_app.extensions.pop("helpdesk_sla_settings", None)
     with seeded_app.app_context():
         engines = db.engines
         engine = engines[None]
@@ -140,6 +141,7 @@ def app(seeded_app: Flask) -> Iterator[Flask]:
             connection.close()
             engines[None] = engine
             seeded_app.extensions.pop("helpdesk_rule_cache", None)
+            seeded_app.extensions.pop("helpdesk_sla_settings", None)
 
 
 @pytest.fixture

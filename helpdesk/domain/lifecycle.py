@@ -12,6 +12,7 @@ class Status(enum.StrEnum):
     NEW = "new"
     TRIAGED = "triaged"
     IN_PROGRESS = "in_progress"
+    AWAITING_REPLY = "awaiting_reply"  # waiting for the parent or the school: SLA paused
     AWAITING_FULFILMENT = "awaiting_fulfilment"
     RESOLVED = "resolved"
     CLOSED = "closed"
@@ -20,13 +21,16 @@ class Status(enum.StrEnum):
 
 
 OPEN_STATUSES = frozenset(
-    {Status.NEW, Status.TRIAGED, Status.IN_PROGRESS, Status.AWAITING_FULFILMENT}
-)
+    {Status.NEW, Status.TRIAGED, Status.IN_PROGRESS, Status.AWAITING_REPLY,
+     Status.AWAITING_FULFILMENT}
+)  # fmt: skip
 
 
 class Action(enum.StrEnum):
     CLAIM = "claim"
     COMMENT = "comment"
+    AWAIT_REPLY = "await_reply"
+    RESUME = "resume"
     ESCALATE = "escalate"
     FULFIL = "fulfil"
     RESOLVE = "resolve"
@@ -45,15 +49,18 @@ class Move:
 _STAFF = frozenset({Role.AGENT, Role.ADMIN})
 _EVERYONE = frozenset(Role)
 _WORKABLE = frozenset({Status.TRIAGED, Status.IN_PROGRESS})
+_HELD = frozenset({Status.AWAITING_REPLY})
 
 MOVES: dict[Action, Move] = {
     Action.CLAIM: Move(_WORKABLE, Status.IN_PROGRESS, _STAFF),
     Action.COMMENT: Move(frozenset(Status), None, _EVERYONE),
-    Action.ESCALATE: Move(_WORKABLE, Status.TRIAGED, _STAFF),
+    Action.AWAIT_REPLY: Move(frozenset({Status.IN_PROGRESS}), Status.AWAITING_REPLY, _STAFF),
+    Action.RESUME: Move(_HELD, Status.IN_PROGRESS, _STAFF),
+    Action.ESCALATE: Move(_WORKABLE | _HELD, Status.TRIAGED, _STAFF),
     Action.FULFIL: Move(_WORKABLE, Status.AWAITING_FULFILMENT, _STAFF),
     Action.RESOLVE: Move(_WORKABLE | {Status.AWAITING_FULFILMENT}, Status.RESOLVED, _STAFF),
-    Action.REJECT: Move(_WORKABLE | {Status.NEW}, Status.REJECTED, _STAFF),
-    Action.CANCEL: Move(_WORKABLE | {Status.NEW}, Status.CANCELLED, _EVERYONE),
+    Action.REJECT: Move(_WORKABLE | _HELD | {Status.NEW}, Status.REJECTED, _STAFF),
+    Action.CANCEL: Move(_WORKABLE | _HELD | {Status.NEW}, Status.CANCELLED, _EVERYONE),
     Action.REOPEN: Move(frozenset({Status.RESOLVED}), Status.TRIAGED, _EVERYONE),
 }
 

@@ -5,6 +5,7 @@ from .incidents import Incident, IncidentEvent, format_ref, parse_ref
 from .queues import ITS_QUEUES, Queue, school_office_slug
 from .records import NATIONS, Guardian, GuardianStudent, PortalAccount, School, Staff, Student
 from .routing import RoutingRuleSet
+from .sla import ClosureDay, SlaPlan
 from .types import utcnow
 from .users import ApiToken, Role, User
 
@@ -12,6 +13,7 @@ __all__ = [
     "ITS_QUEUES",
     "NATIONS",
     "ApiToken",
+    "ClosureDay",
     "Guardian",
     "GuardianStudent",
     "Incident",
@@ -22,6 +24,7 @@ __all__ = [
     "RosterImport",
     "RoutingRuleSet",
     "School",
+    "SlaPlan",
     "Staff",
     "Student",
     "User",

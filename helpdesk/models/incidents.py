@@ -42,6 +42,16 @@ def verification_summary(outcome: str, results: dict[str, Any] | None) -> dict[s
     }
 
 
+# The statuses whose SLA clock runs, and the indexed deadlines the escalation pass reads.
+OPEN_STATUS_SQL = "('new', 'triaged', 'in_progress', 'awaiting_fulfilment')"
+_RUNNING_CLOCK = f"sla_paused_at IS NULL AND status IN {OPEN_STATUS_SQL}"
+_CLOCKS = {
+    "resolution_due_at": "resolution_breached_at IS NULL",
+    "response_due_at": "response_breached_at IS NULL AND first_response_at IS NULL",
+    "sla_warn_at": "sla_warned_at IS NULL",
+}
+
+
 class Incident(db.Model):  # type: ignore[name-defined]
     """One request for help with a portal account, filed by a school employee."""
 
@@ -50,6 +60,16 @@ class Incident(db.Model):  # type: ignore[name-defined]
         sa.Index("ix_incidents_school_id_id", "school_id", "id"),
         sa.Index("ix_incidents_queue_id_status_id", "queue_id", "status", "id"),
         sa.Index("ix_incidents_status_id", "status", "id"),
+        # The escalation pass reads only open incidents whose clock can still breach.
+        *(
+            sa.Index(
+                f"ix_incidents_{column}_open",
+                column,
+                postgresql_where=sa.text(f"{condition} AND {_RUNNING_CLOCK}"),
+                sqlite_where=sa.text(f"{condition} AND {_RUNNING_CLOCK}"),
+            )
+            for column, condition in _CLOCKS.items()
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -78,6 +98,18 @@ class Incident(db.Model):  # type: ignore[name-defined]
     rule_set_version: Mapped[int | None] = mapped_column()
     tags: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     escalation_queue_id: Mapped[int | None] = mapped_column(sa.ForeignKey("queues.id"))
+    # The SLA clock (business time): started at filing, paused while awaiting a reply,
+    # deadlines from the current queue's plan; a breach is escalated once, then recorded.
+    sla_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_paused_seconds: Mapped[int] = mapped_column(default=0)
+    response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    response_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     school: Mapped[School] = relationship(lazy="joined", innerjoin=True)
     queue: Mapped[Queue | None] = relationship(foreign_keys=[queue_id], lazy="joined")

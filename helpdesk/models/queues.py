@@ -29,3 +29,6 @@ class Queue(db.Model):  # type: ignore[name-defined]
     name: Mapped[str] = mapped_column(sa.String(255))
     school_id: Mapped[int | None] = mapped_column(sa.ForeignKey("schools.id"), index=True)
     active: Mapped[bool] = mapped_column(default=True)
+    sla_plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sla_plans.id"))
+    # Where a breach of this queue's SLA sends an incident.
+    escalation_queue_id: Mapped[int | None] = mapped_column(sa.ForeignKey("queues.id"))

@@ -163,6 +163,8 @@ class IncidentOut(Schema):
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
     resolved_at = fields.DateTime(allow_none=True)
+    response_due_at = fields.DateTime(allow_none=True)
+    resolution_due_at = fields.DateTime(allow_none=True)
 
 
 class IncidentDetailOut(IncidentOut):

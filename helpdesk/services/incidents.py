@@ -28,7 +28,7 @@ from ..models import (
 )
 from ..models.incidents import verification_summary
 from ..schemas.incidents import SECRET_FIELDS, load_incident
-from . import routing
+from . import routing, sla
 from .users import Principal
 from .verification import verify
 
@@ -66,6 +66,8 @@ class FiledIncident:
     created_at: datetime
     allowed_actions: list[str]
     tags: list[str] = field(default_factory=list)
+    response_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
     assignee_email: None = None
     resolved_at: None = None
 
@@ -120,11 +122,13 @@ WITH new_incident AS (
     INSERT INTO incidents (type, status, priority, school_id, filer_id, queue_id, summary,
         notes, details, verification, verification_results, student_id, guardian_id,
         portal_account_id, created_at, updated_at, rule_set_version, tags,
-        escalation_queue_id)
+        escalation_queue_id, sla_started_at, sla_paused_seconds, response_due_at,
+        resolution_due_at, sla_warn_at)
     SELECT :type, :status, :priority, :school_id, :filer_id, queues.id, :summary, :notes,
         :details, :verification, :verification_results, :student_id, :guardian_id,
         :portal_account_id, :created_at, :updated_at, :rule_set_version, :tags,
-        (SELECT e.id FROM queues e WHERE e.slug = :escalation_slug AND e.active)
+        (SELECT e.id FROM queues e WHERE e.slug = :escalation_slug AND e.active),
+        :sla_started_at, 0, :response_due_at, :resolution_due_at, :sla_warn_at
     FROM queues WHERE queues.slug = :queue_slug AND queues.active
     RETURNING id
 ), new_events AS (
@@ -147,6 +151,10 @@ SELECT id FROM new_incident
     sa.bindparam("routed_data", type_=sa.JSON),
     sa.bindparam("created_at", type_=Incident.__table__.c.created_at.type),
     sa.bindparam("updated_at", type_=Incident.__table__.c.updated_at.type),
+    *(
+        sa.bindparam(name, type_=Incident.__table__.c[name].type)
+        for name in ("sla_started_at", "response_due_at", "resolution_due_at", "sla_warn_at")
+    ),
 )
 
 
@@ -193,6 +201,11 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
         reasons=result.reasons, details=details, received_at=now,
     ))  # fmt: skip
     placement = _placement(decided)
+    current = sla.settings()
+    calendar = current.calendars.get(filer.school_id)
+    deadlines = calendar and sla.clock(
+        calendar, current.by_slug.get(placement.queue), placement.priority, now
+    )
     summary, notes, results = data.get("summary"), data.get("notes"), result.results()
     values = {
         "type": kind, "status": Status.TRIAGED.value, "priority": placement.priority,
@@ -202,7 +215,10 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
         "student_id": result.student_id, "guardian_id": result.guardian_id,
         "portal_account_id": result.account_id, "created_at": now, "updated_at": now,
         "rule_set_version": version, "tags": decided.tags,
-        "escalation_slug": decided.escalate_to,
+        "escalation_slug": decided.escalate_to, "sla_started_at": now,
+        "response_due_at": deadlines.response_due_at if deadlines else None,
+        "resolution_due_at": deadlines.resolution_due_at if deadlines else None,
+        "sla_warn_at": deadlines.warn_at if deadlines else None,
     }  # fmt: skip
     filed = {"verification": outcome, "reasons": result.reasons}
     routed = {"rule_set_version": version, **decided.to_dict(), "queue": placement.queue,
@@ -227,6 +243,8 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
         school_code=filer.school_code, queue_slug=placement.queue, filer_email=filer.email,
         summary=summary, notes=notes, details=details,
         verification_summary=verification_summary(outcome, results), tags=decided.tags,
+        response_due_at=deadlines.response_due_at if deadlines else None,
+        resolution_due_at=deadlines.resolution_due_at if deadlines else None,
         created_at=now, allowed_actions=allowed_actions(Status.TRIAGED, filer.role, kind),
     )  # fmt: skip
 
@@ -273,6 +291,28 @@ def _insert_incident_and_events(
                  "data": routed},
     ])  # fmt: skip
     return int(incident_id)
+
+
+def _run_clock(
+    incident: Incident,
+    act: Action,
+    before: str,
+    after: str,
+    user: Principal,
+    now: datetime,
+    data: dict[str, Any],
+) -> None:
+    """Keep the SLA clock in step with a transition (SPEC §5)."""
+    answered = user.role != Role.EMPLOYEE and act in (Action.CLAIM, Action.COMMENT)
+    if answered and incident.first_response_at is None:
+        incident.first_response_at = now  # ITS has answered: the response target is met
+    if after == Status.AWAITING_REPLY and before != Status.AWAITING_REPLY:
+        sla.pause_clock(incident, now)
+    elif before == Status.AWAITING_REPLY and after != Status.AWAITING_REPLY:
+        paused = sla.resume_clock(incident, now)
+        data["paused_business_minutes"] = round(paused.total_seconds() / 60)
+    if act is Action.ESCALATE:
+        sla.restart_clock(incident)  # the new queue's plan, from the same start
 
 
 def _unknown_queue(slug: str) -> InvalidInput:
@@ -383,6 +423,7 @@ def transition(
         )
     after = target_status(act, before)
     data: dict[str, Any] = {}
+    now = utcnow()
     if act is Action.CLAIM:
         incident.assignee = db.session.get(User, user.id)
         data["assignee"] = user.email
@@ -410,14 +451,18 @@ def transition(
         )
     elif act is Action.REJECT and not message:
         raise ValidationError({"message": ["Say why it is rejected; the filer is told."]})
-    elif act is Action.COMMENT and not message:
-        raise ValidationError({"message": ["Write the comment."]})
+    elif act in (Action.COMMENT, Action.AWAIT_REPLY) and not message:
+        what = "Write the comment." if act is Action.COMMENT else "Say what you are waiting for."
+        raise ValidationError({"message": [what]})
     elif act is Action.REOPEN:
         incident.resolved_at = None
+    if act is Action.COMMENT and before == Status.AWAITING_REPLY and user.role == Role.EMPLOYEE:
+        after = Status.IN_PROGRESS.value  # the school replied: the clock runs again
+    _run_clock(incident, act, before, after, user, now, data)
     if act is Action.RESOLVE:
-        incident.resolved_at = utcnow()
+        incident.resolved_at = now
     incident.status = after
-    incident.updated_at = utcnow()
+    incident.updated_at = now
     _event(
         incident,
         user.id,

@@ -21,6 +21,7 @@ from ..models import (
     Queue,
     RosterImport,
     School,
+    SlaPlan,
     Staff,
     Student,
     school_office_slug,
@@ -30,6 +31,7 @@ from ..roster import Bundle, BundleProblem, MalformedBundle, RejectedRow, parse_
 from ..roster.bundle import Opener
 from ..security import hash_pin, verify_pin
 
+OFFICE_SLA_PLAN = "link-failure-5-days"
 ENTITIES = ("schools", "staff", "students", "guardians", "portal_accounts")
 
 
@@ -111,10 +113,21 @@ def _sync_schools(bundle: Bundle, report: ImportReport) -> dict[str, int]:
         for sid, r in bundle.schools.items()
     ))  # fmt: skip
     existing = set(db.session.execute(sa.select(Queue.slug)).scalars())
+    # A school office checks link failures within five working days; what it cannot fix
+    # goes to the service desk.
+    plan_id = db.session.execute(
+        sa.select(SlaPlan.id).where(SlaPlan.slug == OFFICE_SLA_PLAN)
+    ).scalar_one_or_none()
+    desk_id = db.session.execute(
+        sa.select(Queue.id).where(Queue.slug == "its-service-desk")
+    ).scalar_one_or_none()
     for sid, row in bundle.schools.items():
         slug = school_office_slug(row.code)
         if slug not in existing:
-            db.session.add(Queue(slug=slug, name=f"{row.name} office", school_id=school_ids[sid]))
+            db.session.add(Queue(
+                slug=slug, name=f"{row.name} office", school_id=school_ids[sid],
+                sla_plan_id=plan_id, escalation_queue_id=desk_id,
+            ))  # fmt: skip
     db.session.flush()
     return school_ids
 

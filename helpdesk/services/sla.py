@@ -1,0 +1,252 @@
+"""SLA clocks in business time, and the pass that escalates breaches exactly once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ..domain.business_time import BusinessCalendar
+from ..domain.rules import PRIORITIES
+from ..extensions import db
+from ..models import ClosureDay, Incident, IncidentEvent, Queue, School, SlaPlan, utcnow
+from ..models.incidents import OPEN_STATUS_SQL
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    id: int
+    slug: str
+    targets: dict[str, Any] | None  # from the queue's SLA plan; None: no clock
+    warn_at_percent: int
+    escalation_queue_id: int | None
+
+
+@dataclass(frozen=True)
+class Clock:
+    response_due_at: datetime
+    resolution_due_at: datetime
+    warn_at: datetime
+
+
+class _Settings:
+    """Queues with their plans, and each school's calendar, reloaded every ``ttl`` seconds."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._loaded = float("-inf")
+        self.by_slug: dict[str, QueueSettings] = {}
+        self.by_id: dict[int, QueueSettings] = {}
+        self.calendars: dict[int, BusinessCalendar] = {}
+
+    def fresh(self) -> _Settings:
+        if time.monotonic() - self._loaded >= self.ttl:
+            with self._lock:
+                self._load()
+        return self
+
+    def _load(self) -> None:
+        rows = db.session.execute(
+            sa.select(Queue.id, Queue.slug, SlaPlan.targets, SlaPlan.warn_at_percent,
+                      Queue.escalation_queue_id)
+            .outerjoin(SlaPlan, Queue.sla_plan_id == SlaPlan.id)
+            .where(Queue.active.is_(True))
+        ).all()  # fmt: skip
+        settings = [QueueSettings(i, s, t, w or 80, e) for i, s, t, w, e in rows]
+        closures: dict[int | None, set[Any]] = {}
+        for school_id, day in db.session.execute(sa.select(ClosureDay.school_id, ClosureDay.day)):
+            closures.setdefault(school_id, set()).add(day)
+        calendars = {
+            school_id: BusinessCalendar.for_nation(
+                nation, closures.get(school_id, set()) | closures.get(None, set()), timezone
+            )
+            for school_id, nation, timezone in db.session.execute(
+                sa.select(School.id, School.nation, School.timezone)
+            )
+        }
+        self.by_slug = {q.slug: q for q in settings}
+        self.by_id = {q.id: q for q in settings}
+        self.calendars = calendars
+        self._loaded = time.monotonic()
+
+
+def settings() -> _Settings:
+    cached = current_app.extensions.get("helpdesk_sla_settings")
+    if cached is None:
+        cached = _Settings(float(current_app.config["RULES_CACHE_SECONDS"]))
+        current_app.extensions["helpdesk_sla_settings"] = cached
+    fresh: _Settings = cached.fresh()
+    return fresh
+
+
+def forget_settings() -> None:
+    current_app.extensions.pop("helpdesk_sla_settings", None)
+
+
+def clock(
+    calendar: BusinessCalendar,
+    queue: QueueSettings | None,
+    priority: str | None,
+    started_at: datetime,
+    paused_seconds: int = 0,
+) -> Clock | None:
+    """The deadlines for a clock started at ``started_at`` under the queue's plan.
+
+    Time spent paused (awaiting a reply) extends every deadline by as much business time.
+    """
+    if queue is None or not queue.targets or priority not in queue.targets:
+        return None
+    target = queue.targets[priority]
+    paused = timedelta(seconds=paused_seconds)
+    resolution = timedelta(minutes=target["resolution"])
+    return Clock(
+        response_due_at=calendar.add(started_at, timedelta(minutes=target["response"]) + paused),
+        resolution_due_at=calendar.add(started_at, resolution + paused),
+        warn_at=calendar.add(started_at, resolution * queue.warn_at_percent / 100 + paused),
+    )
+
+
+def restart_clock(incident: Incident) -> None:
+    """Set an incident's deadlines from its current queue and priority (the clock keeps its
+    start: a transfer or a new priority never restarts it)."""
+    current = settings()
+    calendar = current.calendars.get(incident.school_id)
+    if calendar is None or incident.sla_started_at is None:
+        return
+    found = clock(
+        calendar, current.by_id.get(incident.queue_id or -1), incident.priority,
+        incident.sla_started_at, incident.sla_paused_seconds,
+    )  # fmt: skip
+    incident.response_due_at = found.response_due_at if found else None
+    incident.resolution_due_at = found.resolution_due_at if found else None
+    incident.sla_warn_at = found.warn_at if found else None
+
+
+def pause_clock(incident: Incident, now: datetime) -> None:
+    if incident.sla_paused_at is None:
+        incident.sla_paused_at = now
+
+
+def resume_clock(incident: Incident, now: datetime) -> timedelta:
+    """Stop the pause, add its business time to the clock, move the deadlines out."""
+    if incident.sla_paused_at is None:
+        return timedelta(0)
+    calendar = settings().calendars.get(incident.school_id)
+    paused = calendar.between(incident.sla_paused_at, now) if calendar else timedelta(0)
+    incident.sla_paused_seconds += int(paused.total_seconds())
+    incident.sla_paused_at = None
+    restart_clock(incident)
+    return paused
+
+
+def raised(priority: str | None) -> str:
+    """One step more urgent: P4 → P3 → P2 → P1, which stays P1."""
+    if priority not in PRIORITIES:
+        return "P3"
+    return PRIORITIES[max(0, PRIORITIES.index(priority) - 1)]
+
+
+@dataclass
+class EscalationReport:
+    resolution_breaches: list[int] = field(default_factory=list)
+    response_breaches: list[int] = field(default_factory=list)
+    warnings: list[int] = field(default_factory=list)
+
+
+# (deadline column, flag column, extra condition): the order the pass works in.
+_PASSES = (
+    ("resolution_due_at", "resolution_breached_at", "resolution_breached_at IS NULL"),
+    ("response_due_at", "response_breached_at",
+     "response_breached_at IS NULL AND first_response_at IS NULL"),
+    ("sla_warn_at", "sla_warned_at", "sla_warned_at IS NULL"),
+)  # fmt: skip
+
+
+def run_escalation_pass(now: datetime | None = None, batch: int = 500) -> EscalationReport:
+    """Escalate every breach not yet escalated, warn every queue not yet warned; each once.
+
+    Rows are claimed with FOR UPDATE SKIP LOCKED and flagged in the same transaction as
+    their escalation and audit event, so two schedulers at once, or one run twice, never
+    act on the same breach twice.
+    """
+    now = now or utcnow()
+    report = EscalationReport()
+    table = Incident.__table__
+    for due_column, flag_column, pending in _PASSES:
+        claim = (
+            sa.select(table.c.id)
+            .where(
+                sa.text(f"{pending} AND sla_paused_at IS NULL AND status IN {OPEN_STATUS_SQL}"),
+                table.c[due_column] < now,
+            )
+            .order_by(table.c[due_column])
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )  # fmt: skip
+        while True:
+            ids = list(db.session.execute(claim).scalars())
+            if not ids:
+                db.session.commit()
+                break
+            db.session.execute(
+                sa.update(table).where(table.c.id.in_(ids)).values({flag_column: now})
+            )
+            for incident in db.session.execute(
+                sa.select(Incident).where(Incident.id.in_(ids))
+            ).scalars():
+                if flag_column == "sla_warned_at":
+                    _warn(incident, now)
+                    report.warnings.append(incident.id)
+                else:
+                    clock_name = due_column.removesuffix("_due_at")
+                    _escalate(incident, clock_name, now)
+                    target = (report.resolution_breaches if clock_name == "resolution"
+                              else report.response_breaches)  # fmt: skip
+                    target.append(incident.id)
+            db.session.commit()
+    return report
+
+
+def _escalate(incident: Incident, clock_name: str, now: datetime) -> None:
+    current = settings()
+    queue = current.by_id.get(incident.queue_id or -1)
+    before_queue = queue.slug if queue else None
+    before_priority = incident.priority
+    target = (
+        current.by_id.get(queue.escalation_queue_id)
+        if queue and queue.escalation_queue_id
+        else None
+    )
+    if target is not None and target.id != incident.queue_id:
+        incident.queue_id, incident.assignee_id = target.id, None
+    incident.priority = raised(incident.priority)
+    incident.updated_at = now
+    restart_clock(incident)
+    after_queue = target.slug if target else before_queue
+    db.session.add(IncidentEvent(
+        incident_id=incident.id, actor_id=None, kind="sla_breach", from_status=incident.status,
+        to_status=incident.status, at=now,
+        message=f"{clock_name} deadline passed: escalated to {after_queue}, "
+                f"priority {before_priority} → {incident.priority}",
+        data={"clock": clock_name, "from_queue": before_queue, "to_queue": after_queue,
+              "from_priority": before_priority, "to_priority": incident.priority,
+              "notify": [f"queue:{after_queue}"] if after_queue else []},
+    ))  # fmt: skip
+
+
+def _warn(incident: Incident, now: datetime) -> None:
+    queue = settings().by_id.get(incident.queue_id or -1)
+    db.session.add(IncidentEvent(
+        incident_id=incident.id, actor_id=None, kind="sla_warning", from_status=incident.status,
+        to_status=incident.status, at=now,
+        message=f"resolution deadline {incident.resolution_due_at:%Y-%m-%d %H:%M} UTC is near",
+        data={"clock": "resolution", "due_at": incident.resolution_due_at.isoformat()
+              if incident.resolution_due_at else None,
+              "notify": [f"queue:{queue.slug}"] if queue else []},
+    ))  # fmt: skip
