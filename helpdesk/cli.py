@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,28 @@ def rules_export(version: int | None) -> None:
     click.echo(yaml.safe_dump(rules, sort_keys=False, allow_unicode=True), nl=False)
 
 
+@click.command("scheduler")
+@click.option("--once", is_flag=True, help="Run the escalation pass once and exit (cron, tests).")
+@click.option("--batch", default=500, show_default=True, help="Incidents claimed per batch.")
+@click.option("--tick", default=5.0, show_default=True, help="Seconds between checks.")
+def scheduler(once: bool, batch: int, tick: float) -> None:
+    """Run the periodic jobs (SLA escalation); one instance is active at a time."""
+    from . import scheduler as periodic
+    from .services.sla import run_escalation_pass
+
+    if once:
+        report = run_escalation_pass(batch=batch)
+        click.echo(
+            f"escalated {len(report.resolution_breaches)} resolution and "
+            f"{len(report.response_breaches)} response breaches; warned "
+            f"{len(report.warnings)}"
+        )
+        return
+    click.echo("scheduler running; Ctrl-C stops it")
+    with contextlib.suppress(KeyboardInterrupt):
+        periodic.loop(tick)
+
+
 @click.command("demo")
 @click.option(
     "--roster",
@@ -145,7 +168,7 @@ def demo(roster_path: Path) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for command in (roster_cli, users_cli, tokens_cli, rules_cli, demo):
+    for command in (roster_cli, users_cli, tokens_cli, rules_cli, scheduler, demo):
         app.cli.add_command(command)
 
 

@@ -312,6 +312,7 @@ def _run_clock(
         paused = sla.resume_clock(incident, now)
         data["paused_business_minutes"] = round(paused.total_seconds() / 60)
     if act is Action.ESCALATE:
+        db.session.flush()  # queue_id follows the new queue only once flushed
         sla.restart_clock(incident)  # the new queue's plan, from the same start
 
 

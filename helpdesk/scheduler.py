@@ -1,0 +1,76 @@
+"""The periodic jobs and the loop that runs them: ``helpdesk scheduler``.
+
+One scheduler is active at a time (a lease in Redis, renewed each tick); the jobs are
+also safe without it, since each claims its rows in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .redis_client import get_redis
+from .services.sla import run_escalation_pass
+
+log = logging.getLogger(__name__)
+LEASE_KEY = "helpdesk:scheduler:leader"
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    every_seconds: int
+    run: Callable[[], Any]
+
+
+PERIODIC = (PeriodicJob("sla-escalation", 60, run_escalation_pass),)
+
+
+class Lease:
+    """Leadership among schedulers: held while renewed, lost to another when it lapses."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+        self.token = secrets.token_hex(8)
+
+    def hold(self) -> bool:
+        redis = get_redis()
+        if redis.set(LEASE_KEY, self.token, nx=True, ex=self.seconds):
+            return True
+        if redis.get(LEASE_KEY) == self.token.encode():
+            redis.expire(LEASE_KEY, self.seconds)
+            return True
+        return False
+
+    def release(self) -> None:
+        redis = get_redis()
+        if redis.get(LEASE_KEY) == self.token.encode():
+            redis.delete(LEASE_KEY)
+
+
+def run_due(last_run: dict[str, float], now: float) -> list[tuple[str, Any]]:
+    """Run every job whose interval has passed; return what each reported."""
+    done = []
+    for job in PERIODIC:
+        if now - last_run.get(job.name, float("-inf")) >= job.every_seconds:
+            result = job.run()
+            last_run[job.name] = now
+            log.info("periodic job %s ran", job.name, extra={"event": job.name})
+            done.append((job.name, result))
+    return done
+
+
+def loop(tick_seconds: float = 5.0, stop: Callable[[], bool] = lambda: False) -> None:
+    lease = Lease(int(max(30, tick_seconds * 6)))
+    last_run: dict[str, float] = {}
+    try:
+        while not stop():
+            if lease.hold():
+                run_due(last_run, time.monotonic())
+            time.sleep(tick_seconds)
+    finally:
+        lease.release()
