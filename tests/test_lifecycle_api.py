@@ -224,4 +224,6 @@ def test_queues_list_open_counts(client, actors):
         "school-office-8864021",
     } <= set(queues)
     assert queues["its-student-systems"]["open"] >= 1
+    assert queues["its-student-systems"]["sla_plan"] == "standard"
     assert queues["school-office-5231234"]["school"] == "5231234"
+    assert queues["school-office-5231234"]["sla_plan"] == "link-failure-5-days"

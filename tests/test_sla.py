@@ -138,6 +138,8 @@ def test_a_breach_is_escalated_once_to_the_queues_escalation_target(client, acto
     again = sla.run_escalation_pass()
     assert again.resolution_breaches == []
     assert len(sla_events(ref)) == 1
+    queues = {q["slug"]: q for q in client.get("/api/v1/queues", headers=actors.agent.headers).json}
+    assert queues["its-identity"]["breached"] >= 1
 
 
 def test_a_warning_comes_once_before_the_deadline_and_paused_clocks_never_breach(client, actors):

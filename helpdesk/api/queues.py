@@ -19,12 +19,14 @@ class QueueOut(Schema):
     slug = fields.String()
     name = fields.String()
     school = fields.String(allow_none=True)
+    sla_plan = fields.String(allow_none=True)
     open = fields.Integer()
+    breached = fields.Integer(metadata={"description": "open incidents past a deadline"})
 
 
 @blp.route("")
 class Queues(MethodView):
     @blp.response(200, QueueOut(many=True))
     def get(self) -> Any:
-        """Every active queue with its count of open incidents."""
+        """Every active queue with its SLA plan and counts of open and breached incidents."""
         return queues.queue_summaries()
