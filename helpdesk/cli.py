@@ -122,6 +122,36 @@ def rules_export(version: int | None) -> None:
     click.echo(yaml.safe_dump(rules, sort_keys=False, allow_unicode=True), nl=False)
 
 
+queues_cli = click.Group("queues", help="ITS queues.")
+
+
+@queues_cli.command("add-member")
+@click.argument("slug")
+@click.argument("email")
+def queues_add_member(slug: str, email: str) -> None:
+    """Make an agent a member of a queue; agents see only their queues' incidents."""
+    from .services.queues import add_member
+
+    try:
+        add_member(slug, email)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"{email} is a member of {slug}.")
+
+
+@queues_cli.command("list")
+def queues_list() -> None:
+    """Each queue with its plan, open and breached counts, and members."""
+    from .services.queues import members, queue_summaries
+
+    for queue in queue_summaries():
+        click.echo(
+            f"{queue['slug']:<26} plan {queue['sla_plan'] or '-':<20} open {queue['open']:>4}"
+            f"  breached {queue['breached']:>3}  members: "
+            + (", ".join(members(queue["slug"])) or "-")
+        )
+
+
 @click.command("scheduler")
 @click.option("--once", is_flag=True, help="Run the escalation pass once and exit (cron, tests).")
 @click.option("--batch", default=500, show_default=True, help="Incidents claimed per batch.")
@@ -168,7 +198,7 @@ def demo(roster_path: Path) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for command in (roster_cli, users_cli, tokens_cli, rules_cli, scheduler, demo):
+    for command in (roster_cli, users_cli, tokens_cli, rules_cli, queues_cli, scheduler, demo):
         app.cli.add_command(command)
 
 

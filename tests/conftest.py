@@ -21,6 +21,7 @@ from flask_migrate import upgrade
 from helpdesk import create_app
 from helpdesk.extensions import db
 from helpdesk.roster import open_bundle
+from helpdesk.services.queues import add_member
 from helpdesk.services.roster import import_roster
 from helpdesk.services.users import create_user, issue_api_token
 
@@ -103,6 +104,17 @@ def _seed_actors() -> Actors:
     for key, (email, role, staff) in people.items():
         create_user(email, role, staff_sourced_id=staff)
         actors[key] = Actor(email, issue_api_token(email, "tests"))
+    # The service-desk agent works the desk, student systems and the school offices; the
+    # identity agent works identity. Admins see every queue.
+    for slug in (
+        "its-service-desk",
+        "its-student-systems",
+        "school-office-5231234",
+        "school-office-8864021",
+        "school-office-5249876",
+    ):
+        add_member(slug, people["agent"][0])
+    add_member("its-identity", people["identity"][0])
     return Actors(**actors)
 
 

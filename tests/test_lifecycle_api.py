@@ -39,9 +39,11 @@ def test_the_whole_lifecycle_is_audited_step_by_step(client, actors, ref):
         response = act(client, actor, ref, action, **body)
         assert response.status_code == 200, (action, response.json)
         assert response.json["status"] == status
-    incident = client.get(f"/api/v1/incidents/{ref}", headers=actors.agent.headers).json
+    # Now in identity's queue: the desk agent no longer sees it, identity does.
+    assert client.get(f"/api/v1/incidents/{ref}", headers=actors.agent.headers).status_code == 404
+    incident = client.get(f"/api/v1/incidents/{ref}", headers=actors.identity.headers).json
     assert incident["queue"] == "its-identity"
-    events = client.get(f"/api/v1/incidents/{ref}/events", headers=actors.agent.headers).json
+    events = client.get(f"/api/v1/incidents/{ref}/events", headers=actors.identity.headers).json
     assert [(e["kind"], e["actor"], e["from_status"], e["to_status"]) for e in events[2:]] == [
         ("claim", actors.agent.email, "triaged", "in_progress"),
         ("comment", actors.agent.email, "in_progress", "in_progress"),
@@ -227,3 +229,31 @@ def test_queues_list_open_counts(client, actors):
     assert queues["its-student-systems"]["sla_plan"] == "standard"
     assert queues["school-office-5231234"]["school"] == "5231234"
     assert queues["school-office-5231234"]["sla_plan"] == "link-failure-5-days"
+
+
+def test_agents_see_only_their_queues_and_admins_see_all(client, actors, ref):
+    revocation = file(client, actors.ashgrove, type="access_revocation", guardian_id="par-5-1",
+                      reason="court_order").json["ref"]  # fmt: skip
+    assert client.get(f"/api/v1/incidents/{revocation}",
+                      headers=actors.agent.headers).status_code == 404  # fmt: skip
+    assert act(client, actors.agent, revocation, "claim").status_code == 404
+    assert act(client, actors.identity, revocation, "claim").status_code == 200
+    assert (
+        client.get(f"/api/v1/incidents/{ref}", headers=actors.identity.headers).status_code == 404
+    )
+    for actor in (actors.agent, actors.admin):
+        assert client.get(f"/api/v1/incidents/{ref}", headers=actor.headers).status_code == 200
+    listed = [i["ref"] for i in client.get("/api/v1/incidents", headers=actors.identity.headers
+                                           ).json["items"]]  # fmt: skip
+    assert revocation in listed and ref not in listed
+
+
+def test_queue_members_are_managed_from_the_cli(app, actors):
+    runner = app.test_cli_runner()
+    added = runner.invoke(args=["queues", "add-member", "its-identity", actors.agent.email])
+    assert added.exit_code == 0, added.output
+    listing = runner.invoke(args=["queues", "list"]).output
+    identity_line = next(line for line in listing.splitlines() if line.startswith("its-identity"))
+    assert actors.agent.email in identity_line and actors.identity.email in identity_line
+    refused = runner.invoke(args=["queues", "add-member", "its-identity", actors.ashgrove.email])
+    assert refused.exit_code == 1 and "only agents" in refused.output

@@ -55,7 +55,7 @@ def test_a_saved_version_routes_new_incidents_and_is_recorded_on_them(client, ac
                    birth_month_year="062012").json  # fmt: skip
     assert england["queue"] == "its-student-systems"
     events = client.get(f"/api/v1/incidents/{filed['ref']}/events",
-                        headers=actors.agent.headers).json  # fmt: skip
+                        headers=actors.identity.headers).json  # fmt: skip
     routed = events[1]
     assert routed["kind"] == "routed"
     assert routed["data"]["rule_set_version"] == version

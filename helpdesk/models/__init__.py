@@ -2,7 +2,7 @@
 
 from .imports import RosterImport
 from .incidents import Incident, IncidentEvent, format_ref, parse_ref
-from .queues import ITS_QUEUES, Queue, school_office_slug
+from .queues import ITS_QUEUES, Queue, queue_members, school_office_slug
 from .records import NATIONS, Guardian, GuardianStudent, PortalAccount, School, Staff, Student
 from .routing import RoutingRuleSet
 from .sla import ClosureDay, SlaPlan
@@ -30,6 +30,7 @@ __all__ = [
     "User",
     "format_ref",
     "parse_ref",
+    "queue_members",
     "school_office_slug",
     "utcnow",
 ]

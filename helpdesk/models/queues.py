@@ -19,6 +19,14 @@ def school_office_slug(school_code: str) -> str:
     return f"school-office-{school_code}"
 
 
+queue_members = sa.Table(
+    "queue_members",
+    db.metadata,
+    sa.Column("queue_id", sa.ForeignKey("queues.id"), primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id"), primary_key=True, index=True),
+)
+
+
 class Queue(db.Model):  # type: ignore[name-defined]
     """A team that works incidents; school-office queues belong to one school."""
 

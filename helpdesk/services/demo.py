@@ -7,12 +7,16 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ..extensions import db
-from ..models import Role, Staff, User
+from ..models import Queue, Role, Staff, User
 from ..roster import open_bundle
+from .queues import add_member
 from .roster import import_roster
 from .users import create_user, issue_api_token
 
 DEMO_STAFF = ("stf-1", "stf-3", "stf-4")  # one administrator at each sample school
+# The service-desk agent works the desk, student systems and the school offices; the
+# identity agent works identity (where parent resets are escalated to).
+DESK_QUEUES = ("its-service-desk", "its-student-systems")
 DEMO_ITS = (
     ("admin@helpdesk.example", Role.ADMIN, "Demo Admin"),
     ("agent@helpdesk.example", Role.AGENT, "Demo Service Desk Agent"),
@@ -32,10 +36,17 @@ def load_demo(roster_path: Path) -> dict[str, tuple[str, str | None, str]]:
         if staff.email:
             wanted.append((staff.email, Role.EMPLOYEE.value, staff.sourced_id, None))
     tokens: dict[str, tuple[str, str | None, str]] = {}
+    desk_queues = db.session.execute(
+        sa.select(Queue.slug).where(sa.or_(Queue.slug.like("school-office-%"),
+                                           Queue.slug.in_(DESK_QUEUES)))
+    ).scalars().all()  # fmt: skip
     for email, role, staff_id, name in wanted:
         user = db.session.execute(sa.select(User).where(User.email == email)).scalar_one_or_none()
         if user is None:
             user = create_user(email, role, staff_sourced_id=staff_id, display_name=name)
         school = user.staff.school.code if user.staff else None
         tokens[email] = (role, school, issue_api_token(email, "demo"))
+    for slug in desk_queues:
+        add_member(slug, "agent@helpdesk.example")
+    add_member("its-identity", "identity@helpdesk.example")
     return tokens

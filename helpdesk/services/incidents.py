@@ -24,6 +24,7 @@ from ..models import (
     User,
     format_ref,
     parse_ref,
+    queue_members,
     utcnow,
 )
 from ..models.incidents import verification_summary
@@ -334,9 +335,13 @@ def _queue(slug: str) -> Queue:
 
 
 def _visible(user: Principal) -> sa.ColumnElement[bool]:
-    """Which incidents a user may see: employees their school's, ITS staff all."""
+    """Which incidents a user may see: an employee their school's, an agent those in the
+    queues they are a member of, an admin all."""
     if user.role == Role.EMPLOYEE:
         return Incident.school_id == (user.school_id if user.school_id is not None else -1)
+    if user.role == Role.AGENT:
+        mine = sa.select(queue_members.c.queue_id).where(queue_members.c.user_id == user.id)
+        return Incident.queue_id.in_(mine)
     return sa.true()
 
 

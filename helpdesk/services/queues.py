@@ -7,8 +7,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..domain.lifecycle import OPEN_STATUSES
+from ..errors import InvalidInput, NotFound
 from ..extensions import db
-from ..models import Incident, Queue, School, SlaPlan
+from ..models import Incident, Queue, Role, School, SlaPlan, User, queue_members
 
 
 def queue_summaries() -> list[dict[str, Any]]:
@@ -32,3 +33,39 @@ def queue_summaries() -> list[dict[str, Any]]:
         {"slug": s, "name": n, "school": c, "sla_plan": p, "open": o, "breached": b}
         for s, n, c, p, o, b in rows
     ]
+
+
+def add_member(slug: str, email: str) -> None:
+    """Make an agent a member of a queue: they see and work its incidents."""
+    queue = db.session.execute(sa.select(Queue).where(Queue.slug == slug)).scalar_one_or_none()
+    if queue is None:
+        raise NotFound(f"No queue {slug!r}.")
+    user = db.session.execute(
+        sa.select(User).where(User.email == email.strip().lower())
+    ).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"No user with email {email}.")
+    if user.role != Role.AGENT:
+        raise InvalidInput(
+            f"{user.email} is {user.role}: only agents are queue members (admins see all)."
+        )
+    exists = db.session.execute(
+        sa.select(queue_members).where(
+            queue_members.c.queue_id == queue.id, queue_members.c.user_id == user.id
+        )
+    ).first()
+    if exists is None:
+        db.session.execute(sa.insert(queue_members).values(queue_id=queue.id, user_id=user.id))
+    db.session.commit()
+
+
+def members(slug: str) -> list[str]:
+    return list(
+        db.session.execute(
+            sa.select(User.email)
+            .join(queue_members, queue_members.c.user_id == User.id)
+            .join(Queue, Queue.id == queue_members.c.queue_id)
+            .where(Queue.slug == slug)
+            .order_by(User.email)
+        ).scalars()
+    )
