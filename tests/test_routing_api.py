@@ -161,3 +161,57 @@ def test_rules_load_and_export_round_trip_through_the_cli(app, tmp_path):
     refused = app.test_cli_runner().invoke(args=["rules", "load", str(path)])
     assert refused.exit_code == 1
     assert "rules[0].actions[0]" in refused.output
+
+
+WAITING_FAMILIES = {
+    "name": "waiting on a family",
+    "conditions": {
+        "all": [
+            {"field": "event", "op": "eq", "value": "updated"},
+            {"field": "status", "op": "eq", "value": "awaiting_reply"},
+        ]
+    },
+    "actions": [{"add_tag": "waiting-on-family"}, {"set_priority": "P4"}],
+}
+ESCALATED_TO_IDENTITY = {
+    "name": "escalated into identity is urgent",
+    "conditions": {"all": [{"field": "event", "op": "eq", "value": "updated"},
+                           {"field": "changed", "op": "contains", "value": "queue"},
+                           {"field": "queue", "op": "eq", "value": "its-identity"}]},
+    "actions": [{"set_priority": "P1"}, {"notify": "queue:its-identity"}],
+}  # fmt: skip
+
+
+def transition(client, actor, ref, action, **body):
+    return client.post(f"/api/v1/incidents/{ref}/transitions", json={"action": action, **body},
+                       headers=actor.headers)  # fmt: skip
+
+
+def test_rules_run_again_when_an_update_changes_what_they_read(client, actors):
+    put_rules(client, actors.admin, [*default_rules(), WAITING_FAMILIES, ESCALATED_TO_IDENTITY])
+    ref = file(client, actors.ashgrove, **FIONA_RESET).json["ref"]
+    transition(client, actors.agent, ref, "claim")
+    waiting = transition(client, actors.agent, ref, "await_reply", message="Rang the parent")
+    assert waiting.json["tags"] == ["waiting-on-family"]
+    assert waiting.json["priority"] == "P4"
+    transition(client, actors.agent, ref, "resume")
+    escalated = transition(client, actors.agent, ref, "escalate")
+    assert escalated.json["queue"] == "its-identity"
+    assert escalated.json["priority"] == "P1"
+    events = client.get(f"/api/v1/incidents/{ref}/events", headers=actors.admin.headers).json
+    runs = [e for e in events if e["kind"] == "rules"]
+    assert [(r["data"]["matched"], r["data"]["changed"]) for r in runs] == [
+        (["waiting on a family"], ["status"]),
+        (["escalated into identity is urgent"], ["status", "queue", "assignee"]),
+    ]
+    assert runs[1]["data"]["notify"] == ["queue:its-identity"]
+
+
+def test_the_default_rules_leave_updates_alone(client, actors):
+    ref = file(client, actors.ashgrove, **FIONA_RESET).json["ref"]
+    transition(client, actors.agent, ref, "claim")
+    transition(client, actors.agent, ref, "escalate")
+    events = client.get(f"/api/v1/incidents/{ref}/events", headers=actors.admin.headers).json
+    assert "rules" not in [e["kind"] for e in events]
+    incident = client.get(f"/api/v1/incidents/{ref}", headers=actors.admin.headers).json
+    assert (incident["queue"], incident["priority"]) == ("its-identity", "P3")

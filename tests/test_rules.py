@@ -177,14 +177,24 @@ DEFAULT_CASES = [
 @pytest.mark.parametrize(("facts", "queue", "priority", "auto"), DEFAULT_CASES)
 def test_the_default_rules_follow_the_support_procedure(facts, queue, priority, auto):
     rules = compile_rules(yaml.safe_load(DEFAULT_RULES.read_text()))
-    outcome = rules.evaluate({"school": "5231234", **facts})
+    outcome = rules.evaluate({"school": "5231234", "event": "created", **facts})
     assert (outcome.queue, outcome.priority, outcome.auto_fulfil) == (queue, priority, auto)
 
 
 def test_parent_resets_escalate_to_identity_by_default():
     rules = compile_rules(yaml.safe_load(DEFAULT_RULES.read_text()))
-    outcome = rules.evaluate({"type": "parent_password_reset", "verification": "passed"})
+    outcome = rules.evaluate(
+        {"event": "created", "type": "parent_password_reset", "verification": "passed"}
+    )
     assert outcome.escalate_to == "its-identity"
+
+
+def test_the_default_rules_place_new_incidents_only():
+    rules = compile_rules(yaml.safe_load(DEFAULT_RULES.read_text()))
+    update = {"event": "updated", "changed": ["status"], "type": "parent_password_reset",
+              "verification": "passed"}  # fmt: skip
+    assert rules.evaluate(update).matched == []
+    assert rules.fields_read == {"event", "type", "verification"}
 
 
 def test_rules_survive_export_and_reload():

@@ -25,9 +25,12 @@ PRIORITIES = ("P1", "P2", "P3", "P4")
 # Fields a condition may read; a trailing ".*" admits any name below that prefix.
 # ``verification`` is passed or failed; ``checks.<field>`` is one field's result (match,
 # mismatch, not_found); ``details.<field>`` is what the employee typed.
+# ``event`` is created or updated; ``changed`` lists what an update changed (status,
+# queue, priority, assignee), so a rule can say when it applies.
 FIELDS = (
-    "type", "school", "nation", "priority", "status", "queue", "tags", "verification",
-    "reasons", "checks.*", "details.*", "filer.role", "received.business_hours",
+    "event", "changed", "type", "school", "nation", "priority", "status", "queue", "tags",
+    "verification", "reasons", "checks.*", "details.*", "filer.role",
+    "received.business_hours", "assignee",
 )  # fmt: skip
 # route_to / escalate_to may name this instead of a queue: the filing school's office.
 SCHOOL_OFFICE = "$school_office"
@@ -270,7 +273,10 @@ class CompiledRuleSet:
             ))  # fmt: skip
         self.rules = tuple(rules)
         self._actions = tuple(actions)
-        self._matching = _generate(self.rules)
+        self._matching, read = _generate(self.rules)
+        # The top-level facts any enabled rule reads: an update that changes none of them
+        # cannot change what the rules decide.
+        self.fields_read = frozenset(path.split(".")[0] for path in read)
 
     def evaluate(self, facts: Facts) -> Outcome:
         outcome = Outcome()
@@ -320,7 +326,7 @@ class _Source:
         raise AssertionError(op)
 
 
-def _generate(rules: Sequence[Rule]) -> Callable[[Facts], list[int]]:
+def _generate(rules: Sequence[Rule]) -> tuple[Callable[[Facts], list[int]], list[str]]:
     source = _Source()
     body: list[str] = []
     for index, rule in enumerate(rules):
@@ -341,7 +347,7 @@ def _generate(rules: Sequence[Rule]) -> Callable[[Facts], list[int]]:
     }
     exec(compile(text, "<routing rules>", "exec"), namespace)  # noqa: S102 - see _Source
     matching: Callable[[Facts], list[int]] = namespace["matching"]
-    return matching
+    return matching, list(source.fields)
 
 
 def _apply(outcome: Outcome, name: str, argument: Any, facts: Facts) -> None:

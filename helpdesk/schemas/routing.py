@@ -43,6 +43,8 @@ class ExampleIncident(Schema):
         unknown = RAISE
 
     type = fields.String(required=True, validate=validate.OneOf(INCIDENT_TYPES))
+    event = fields.String(load_default="created", validate=validate.OneOf(("created", "updated")))
+    changed = fields.List(fields.String(), load_default=list)
     school = fields.String(load_default="0000000")
     nation = fields.String(
         load_default="ENG", validate=validate.OneOf(("SCT", "ENG", "WLS", "NIR"))

@@ -294,6 +294,43 @@ def _insert_incident_and_events(
     return int(incident_id)
 
 
+_WATCHED = ("status", "queue_id", "priority", "assignee_id")
+_FACT_NAMES = {"status": "status", "queue_id": "queue", "priority": "priority",
+               "assignee_id": "assignee"}  # fmt: skip
+
+
+def _watched(incident: Incident) -> dict[str, Any]:
+    return {name: getattr(incident, name) for name in _WATCHED}
+
+
+def _rules_on_update(incident: Incident, watched: dict[str, Any], now: datetime) -> None:
+    """Run the rules again when an update changed a field they read, and apply them."""
+    changed = [_FACT_NAMES[n] for n, v in watched.items() if getattr(incident, n) != v]
+    active = routing.active_rules()
+    reads = active.compiled.fields_read
+    if not changed or not (set(changed) & reads or "changed" in reads):
+        return
+    db.session.refresh(incident)  # relationships follow the columns just changed
+    facts = routing.stored_incident_facts(incident, event="updated", changed=changed)
+    decided = active.compiled.evaluate(facts)
+    if not decided.matched:
+        return
+    replan = False
+    if decided.queue and decided.queue != incident.queue_slug:
+        incident.queue, incident.assignee, replan = _queue(decided.queue), None, True
+    if decided.priority and decided.priority != incident.priority:
+        incident.priority, replan = decided.priority, True
+    if decided.escalate_to:
+        incident.escalation_queue = _queue(decided.escalate_to)
+    incident.tags = [*incident.tags, *(t for t in decided.tags if t not in incident.tags)]
+    if replan:
+        db.session.flush()
+        sla.restart_clock(incident)
+    _event(incident, None, "rules", incident.status, incident.status,
+           "rules matched: " + ", ".join(repr(name) for name in decided.matched),
+           rule_set_version=active.version, changed=changed, **decided.to_dict())  # fmt: skip
+
+
 def _run_clock(
     incident: Incident,
     act: Action,
@@ -430,6 +467,7 @@ def transition(
     after = target_status(act, before)
     data: dict[str, Any] = {}
     now = utcnow()
+    watched = _watched(incident)
     if act is Action.CLAIM:
         incident.assignee = db.session.get(User, user.id)
         data["assignee"] = user.email
@@ -478,5 +516,7 @@ def transition(
         message,
         **data,
     )
+    db.session.flush()
+    _rules_on_update(incident, watched, now)
     db.session.commit()
     return incident

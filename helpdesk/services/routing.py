@@ -174,9 +174,15 @@ def incident_facts(
     priority: str | None = None,
     queue: str | None = None,
     tags: list[str] | None = None,
+    event: str = "created",
+    changed: list[str] | None = None,
+    assignee: str | None = None,
 ) -> dict[str, Any]:
     """The facts a rule's conditions read, in the shape ``rules.FIELDS`` documents."""
     return {
+        "event": event,
+        "changed": changed or [],
+        "assignee": assignee,
         "type": kind,
         "school": school_code,
         "nation": nation,
@@ -222,11 +228,16 @@ def example_facts(example: dict[str, Any]) -> dict[str, Any]:
         "details": example["details"],
         "filer": {"role": example["filer_role"]},
         "received": {"business_hours": example["business_hours"]},
+        "event": example["event"],
+        "changed": example["changed"],
+        "assignee": None,
     }
 
 
-def stored_incident_facts(incident: Any) -> dict[str, Any]:
-    """Facts for a dry run against an incident already filed."""
+def stored_incident_facts(
+    incident: Any, *, event: str = "created", changed: list[str] | None = None
+) -> dict[str, Any]:
+    """Facts for an incident already filed (a dry run, or rules run on an update)."""
     results = incident.verification_results or {}
     return incident_facts(
         kind=incident.type, school_code=incident.school.code, nation=incident.school.nation,
@@ -234,4 +245,5 @@ def stored_incident_facts(incident: Any) -> dict[str, Any]:
         field_results=results.get("fields", {}), reasons=results.get("reasons", []),
         details=incident.details, received_at=incident.created_at, status=incident.status,
         priority=incident.priority, queue=incident.queue_slug, tags=incident.tags,
+        event=event, changed=changed, assignee=incident.assignee_email,
     )  # fmt: skip
