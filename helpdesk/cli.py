@@ -152,6 +152,33 @@ def queues_list() -> None:
         )
 
 
+closures_cli = click.Group("closures", help="Days the SLA clocks skip (term holidays...).")
+
+
+@closures_cli.command("add")
+@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--reason", required=True, help="e.g. 'In-service day'.")
+@click.option("--school", "school_code", help="One school's code; default: every school.")
+def closures_add(day: Any, reason: str, school_code: str | None) -> None:
+    """Close a day (YYYY-MM-DD) for SLA clocks, like a bank holiday."""
+    from .services.sla import add_closure
+
+    try:
+        add_closure(day.date(), reason, school_code)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"{day:%Y-%m-%d} closed for {school_code or 'every school'}: {reason}")
+
+
+@closures_cli.command("list")
+def closures_list() -> None:
+    """Every configured closure day."""
+    from .services.sla import closures
+
+    for day, reason, code in closures():
+        click.echo(f"{day}  {code or 'all schools':<12} {reason}")
+
+
 @click.command("scheduler")
 @click.option("--once", is_flag=True, help="Run the escalation pass once and exit (cron, tests).")
 @click.option("--batch", default=500, show_default=True, help="Incidents claimed per batch.")
@@ -198,7 +225,16 @@ def demo(roster_path: Path) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for command in (roster_cli, users_cli, tokens_cli, rules_cli, queues_cli, scheduler, demo):
+    for command in (
+        roster_cli,
+        users_cli,
+        tokens_cli,
+        rules_cli,
+        queues_cli,
+        closures_cli,
+        scheduler,
+        demo,
+    ):
         app.cli.add_command(command)
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -186,3 +187,27 @@ def test_two_schedulers_racing_escalate_each_breach_exactly_once(committed_app, 
     assert {i for i, clock in per_clock if clock == "resolution"} == set(ids)
     escalated = sum(int(o.split()[1]) for o in outputs)
     assert escalated == 40  # between them the two runs escalated each breach once
+
+
+def test_a_closure_day_is_skipped_by_new_deadlines(client, actors, app):
+    # Close the next three working days at Ashgrove: a P3 reset's 3-day target moves past.
+    opening = SCOTLAND.add(datetime.now(UTC), timedelta(0))
+    days = []
+    day = opening.date()
+    while len(days) < 3:
+        if SCOTLAND.is_working_day(day):
+            days.append(day)
+        day += timedelta(days=1)
+    runner = app.test_cli_runner()
+    for closed in days:
+        result = runner.invoke(args=["closures", "add", closed.isoformat(), "--reason",
+                                     "In-service day", "--school", "5231234"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+    assert "In-service day" in runner.invoke(args=["closures", "list"]).output
+    incident = stored(file(client, actors.ashgrove, **ISLA_RESET).json["ref"])
+    assert incident.resolution_due_at.astimezone(ZoneInfo("Europe/London")).date() > days[-1]
+    closed = BusinessCalendar.for_nation("SCT", closure_days=days)
+    assert closed.between(incident.sla_started_at, incident.resolution_due_at) == 1530 * MINUTE
+    again = runner.invoke(args=["closures", "add", days[0].isoformat(), "--reason", "x",
+                                "--school", "5231234"])  # fmt: skip
+    assert again.exit_code == 1 and "already closed" in again.output

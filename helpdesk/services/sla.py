@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +13,7 @@ from flask import current_app
 
 from ..domain.business_time import BusinessCalendar
 from ..domain.rules import PRIORITIES
+from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import ClosureDay, Incident, IncidentEvent, Queue, School, SlaPlan, utcnow
 from ..models.incidents import OPEN_STATUS_SQL
@@ -250,3 +251,38 @@ def _warn(incident: Incident, now: datetime) -> None:
               if incident.resolution_due_at else None,
               "notify": [f"queue:{queue.slug}"] if queue else []},
     ))  # fmt: skip
+
+
+def add_closure(day: date, reason: str, school_code: str | None = None) -> ClosureDay:
+    """Close a day for SLA clocks: for one school, or every school when none is named."""
+    school_id = None
+    if school_code is not None:
+        school_id = db.session.execute(
+            sa.select(School.id).where(School.code == school_code)
+        ).scalar_one_or_none()
+        if school_id is None:
+            raise NotFound(f"No school with code {school_code}.")
+    same_school = (
+        ClosureDay.school_id.is_(None) if school_id is None else ClosureDay.school_id == school_id
+    )
+    exists = db.session.execute(
+        sa.select(ClosureDay).where(ClosureDay.day == day, same_school)
+    ).scalar_one_or_none()
+    if exists is not None:
+        raise InvalidInput(f"{day} is already closed ({exists.reason}).", code="duplicate_closure")
+    closure = ClosureDay(day=day, reason=reason, school_id=school_id)
+    db.session.add(closure)
+    db.session.commit()
+    forget_settings()
+    return closure
+
+
+def closures() -> list[tuple[date, str, str | None]]:
+    return [
+        (day, reason, code)
+        for day, reason, code in db.session.execute(
+            sa.select(ClosureDay.day, ClosureDay.reason, School.code)
+            .outerjoin(School, ClosureDay.school_id == School.id)
+            .order_by(ClosureDay.day)
+        )
+    ]
