@@ -14,6 +14,7 @@ import sqlalchemy as sa
 import yaml
 from flask import current_app
 
+from ..app_state import per_app
 from ..domain.business_time import BusinessCalendar
 from ..domain.rules import CompiledRuleSet, Outcome, RuleError, compile_rules, queues_named
 from ..errors import InvalidInput, NotFound
@@ -71,11 +72,10 @@ class _RuleCache:
 
 
 def _rule_cache() -> _RuleCache:
-    cache_ = current_app.extensions.get("helpdesk_rule_cache")
-    if cache_ is None:
-        cache_ = _RuleCache(float(current_app.config["RULES_CACHE_SECONDS"]))
-        current_app.extensions["helpdesk_rule_cache"] = cache_
-    return cache_
+    return per_app(
+        "helpdesk_rule_cache",
+        lambda: _RuleCache(float(current_app.config["RULES_CACHE_SECONDS"])),
+    )
 
 
 def _rules_of(version: int) -> list[dict[str, Any]]:

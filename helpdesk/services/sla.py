@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from ..app_state import per_app
 from ..domain.business_time import BusinessCalendar
 from ..domain.rules import PRIORITIES
 from ..errors import InvalidInput, NotFound
@@ -78,12 +79,11 @@ class _Settings:
 
 
 def settings() -> _Settings:
-    cached = current_app.extensions.get("helpdesk_sla_settings")
-    if cached is None:
-        cached = _Settings(float(current_app.config["RULES_CACHE_SECONDS"]))
-        current_app.extensions["helpdesk_sla_settings"] = cached
-    fresh: _Settings = cached.fresh()
-    return fresh
+    cached = per_app(
+        "helpdesk_sla_settings",
+        lambda: _Settings(float(current_app.config["RULES_CACHE_SECONDS"])),
+    )
+    return cached.fresh()
 
 
 def forget_settings() -> None:

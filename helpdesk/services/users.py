@@ -9,6 +9,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from ..app_state import per_app
 from ..errors import InvalidInput, NotFound, Unauthorized
 from ..extensions import db
 from ..models import ApiToken, Role, School, Staff, User, utcnow
@@ -112,11 +113,10 @@ class TokenCache:
 
 
 def _token_cache() -> TokenCache:
-    cache = current_app.extensions.get("helpdesk_token_cache")
-    if cache is None:
-        cache = TokenCache(float(current_app.config["TOKEN_CACHE_SECONDS"]))
-        current_app.extensions["helpdesk_token_cache"] = cache
-    return cache
+    return per_app(
+        "helpdesk_token_cache",
+        lambda: TokenCache(float(current_app.config["TOKEN_CACHE_SECONDS"])),
+    )
 
 
 def user_for_token(authorization: str | None) -> Principal:
