@@ -1,0 +1,70 @@
+"""Password policies and generated one-time passwords."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helpdesk.domain.passwords import LENIENT, STRICT, PasswordPolicy, PolicyError
+from helpdesk.security import hash_password, verify_password
+
+policies = st.builds(
+    PasswordPolicy,
+    min_length=st.integers(6, 24),
+    upper=st.booleans(),
+    lower=st.booleans(),
+    digit=st.booleans(),
+    symbol=st.booleans(),
+)
+names = st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                         min_size=3, max_size=12), max_size=3)  # fmt: skip
+
+
+@given(policies, names)
+def test_a_generated_password_always_meets_its_policy(policy, owner_names):
+    password = policy.generate(names=owner_names)
+    assert policy.problems(password, names=owner_names) == []
+    assert len(password) >= max(12, policy.min_length)
+
+
+def test_generated_passwords_do_not_repeat():
+    assert len({STRICT.generate() for _ in range(500)}) == 500
+
+
+@pytest.mark.parametrize(
+    ("policy", "password", "problem"),
+    [
+        (LENIENT, "Ab1", "Use at least 6 characters."),
+        (LENIENT, "abcdef1", "Include a capital letter."),
+        (LENIENT, "ABCDEF1", "Include a small letter."),
+        (LENIENT, "Abcdefg", "Include a digit."),
+        (STRICT, "Abcdefghijklm12", "Include a symbol such as !."),
+    ],
+)
+def test_what_a_chosen_password_lacks_is_said_plainly(policy, password, problem):
+    assert problem in policy.problems(password)
+
+
+def test_the_owners_name_or_username_is_refused_however_written():
+    problems = LENIENT.problems("Fiona-Camp2024", names=["Fiona", "Campbell", "fiona.campbell1"])
+    assert problems == ["Do not use your name or username in the password."]
+    assert LENIENT.problems("xxFIONAxx9", names=["Fiona"]) != []
+    assert LENIENT.problems("Isla2017ab", names=["Al"]) == []  # too short to forbid
+
+
+def test_one_of_the_last_n_passwords_is_refused():
+    old = [hash_password(p) for p in ("Winter2026!aaaaa", "Spring2026!bbbbb")]
+    policy = PasswordPolicy(min_length=15, symbol=True, history=2)
+    assert policy.problems("Winter2026!aaaaa", previous=old,
+                           matches_previous=verify_password) == [
+        "Choose a password you have not used in your last 2."
+    ]  # fmt: skip
+    assert policy.problems("Summer2026!ccccc", previous=old, matches_previous=verify_password) == []
+
+
+@pytest.mark.parametrize("bad", [dict(min_length=4), dict(min_length=10, max_length=8),
+                                 dict(history=-1)])  # fmt: skip
+def test_an_impossible_policy_is_refused(bad):
+    with pytest.raises(PolicyError):
+        PasswordPolicy(**bad)
