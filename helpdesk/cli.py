@@ -179,6 +179,84 @@ def closures_list() -> None:
         click.echo(f"{day}  {code or 'all schools':<12} {reason}")
 
 
+sla_cli = click.Group("sla", help="SLA plans and school working hours.")
+
+
+def _targets(values: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    targets = {}
+    for value in values:
+        try:
+            priority, minutes = value.split("=")
+            response, resolution = (int(m) for m in minutes.split("/"))
+        except ValueError:
+            raise click.BadParameter(f"{value!r}: write P1=30/240 (business minutes)") from None
+        targets[priority.upper()] = {"response": response, "resolution": resolution}
+    return targets
+
+
+@sla_cli.command("plan")
+@click.argument("slug")
+@click.option("--name", required=True)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    required=True,
+    help="PRIORITY=RESPONSE/RESOLUTION in business minutes, e.g. P1=30/240; one per priority.",
+)
+@click.option("--warn-at", default=80, show_default=True, help="Warn at this % of resolution.")
+def sla_plan(slug: str, name: str, targets: tuple[str, ...], warn_at: int) -> None:
+    """Create or change an SLA plan."""
+    from .services.sla import save_plan
+
+    try:
+        save_plan(slug, name, _targets(targets), warn_at)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"SLA plan {slug} saved.")
+
+
+@sla_cli.command("plans")
+def sla_plans() -> None:
+    """Every SLA plan and its targets."""
+    from .services.sla import plans
+
+    for plan in plans():
+        targets = ", ".join(
+            f"{p} {t['response']}/{t['resolution']} min" for p, t in sorted(plan.targets.items())
+        )
+        click.echo(f"{plan.slug:<22} {plan.name} (warn at {plan.warn_at_percent}%): {targets}")
+
+
+@sla_cli.command("assign")
+@click.argument("queue")
+@click.argument("plan")
+@click.option("--escalates-to", help="The queue this queue's breaches go to.")
+def sla_assign(queue: str, plan: str, escalates_to: str | None) -> None:
+    """Give a queue an SLA plan (and where its breaches escalate)."""
+    from .services.sla import set_queue_plan
+
+    try:
+        set_queue_plan(queue, plan, escalates_to)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"{queue} now runs on {plan}.")
+
+
+@sla_cli.command("hours")
+@click.argument("school")
+@click.argument("spec")
+def sla_hours(school: str, spec: str) -> None:
+    """Set a school's working hours, e.g. "mon-thu 08:00-16:30, fri 08:00-15:00"."""
+    from .services.sla import set_working_hours
+
+    try:
+        hours = set_working_hours(school, spec)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"{school} works {hours}.")
+
+
 @click.command("scheduler")
 @click.option("--once", is_flag=True, help="Run the escalation pass once and exit (cron, tests).")
 @click.option("--batch", default=500, show_default=True, help="Incidents claimed per batch.")
@@ -232,6 +310,7 @@ def register_commands(app: Flask) -> None:
         rules_cli,
         queues_cli,
         closures_cli,
+        sla_cli,
         scheduler,
         demo,
     ):

@@ -129,3 +129,17 @@ def test_custom_hours_and_bad_calendars():
         BusinessCalendar.for_nation("FRA")
     with pytest.raises(ValueError, match="aware"):
         CALENDARS["ENG"].add(datetime(2026, 1, 1), timedelta(0))
+
+
+def test_working_hours_are_read_from_a_short_description():
+    from helpdesk.domain.business_time import format_weekly_hours, parse_weekly_hours
+
+    hours = parse_weekly_hours("Mon-Thu 08:00-16:30, fri 08:00-15:00")
+    assert hours[0] == (time(8), time(16, 30)) and hours[4] == (time(8), time(15))
+    assert hours[5] is None and hours[6] is None
+    assert format_weekly_hours(hours) == (
+        "mon 08:00-16:30, tue 08:00-16:30, wed 08:00-16:30, thu 08:00-16:30, fri 08:00-15:00"
+    )
+    for bad in ("weekdays 9-5", "fri-mon 08:00-16:00", "mon 17:00-09:00", ""):
+        with pytest.raises(CalendarError):
+            parse_weekly_hours(bad)

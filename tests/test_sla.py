@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -211,3 +211,54 @@ def test_a_closure_day_is_skipped_by_new_deadlines(client, actors, app):
     again = runner.invoke(args=["closures", "add", days[0].isoformat(), "--reason", "x",
                                 "--school", "5231234"])  # fmt: skip
     assert again.exit_code == 1 and "already closed" in again.output
+
+
+def test_a_schools_own_hours_and_a_new_plan_set_the_deadlines(client, actors, app):
+    runner = app.test_cli_runner()
+    hours = runner.invoke(args=["sla", "hours", "5231234", "mon-fri 09:00-12:00"])
+    assert hours.exit_code == 0, hours.output
+    plan = runner.invoke(args=[
+        "sla", "plan", "mornings", "--name", "Mornings only", "--target", "P1=10/60",
+        "--target", "P2=20/120", "--target", "P3=30/180", "--target", "P4=60/360",
+    ])  # fmt: skip
+    assert plan.exit_code == 0, plan.output
+    assigned = runner.invoke(args=["sla", "assign", "its-student-systems", "mornings"])
+    assert assigned.exit_code == 0, assigned.output
+    incident = stored(file(client, actors.ashgrove, **ISLA_RESET).json["ref"])
+    mornings = BusinessCalendar.for_nation("SCT", weekly_hours=((time(9), time(12)),) * 5
+                                           + (None, None))  # fmt: skip
+    assert mornings.between(incident.sla_started_at, incident.resolution_due_at) == 180 * MINUTE
+    assert mornings.is_open(incident.resolution_due_at)
+    assert "mornings" in runner.invoke(args=["sla", "plans"]).output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["sla", "plan", "x", "--name", "X", "--target", "P1=10/60"], "missing P2"),
+        (
+            [
+                "sla",
+                "plan",
+                "x",
+                "--name",
+                "X",
+                "--target",
+                "P1=90/60",
+                "--target",
+                "P2=1/2",
+                "--target",
+                "P3=1/2",
+                "--target",
+                "P4=1/2",
+            ],
+            "no later than resolution",
+        ),
+        (["sla", "hours", "5231234", "weekdays"], "mon-fri 08:00-16:30"),
+        (["sla", "assign", "its-nowhere", "standard"], "No queue"),
+    ],
+)
+def test_bad_sla_settings_are_refused_saying_what_to_fix(app, args, says):
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 1
+    assert says in result.output

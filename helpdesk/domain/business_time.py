@@ -54,10 +54,17 @@ class BusinessCalendar:
 
     @classmethod
     def for_nation(
-        cls, nation: str, closure_days: Iterable[date] = (), timezone: str = "Europe/London"
+        cls,
+        nation: str,
+        closure_days: Iterable[date] = (),
+        timezone: str = "Europe/London",
+        weekly_hours: tuple[tuple[time, time] | None, ...] | None = None,
     ) -> BusinessCalendar:
-        """The default Mon-Fri 08:00-16:30 calendar with a nation's bank holidays."""
-        return cls(timezone=timezone, nation=nation, closure_days=frozenset(closure_days))
+        """A nation's bank holidays on the given hours (default Mon-Fri 08:00-16:30)."""
+        return cls(
+            timezone=timezone, nation=nation, closure_days=frozenset(closure_days),
+            weekly_hours=weekly_hours or cls.weekly_hours,
+        )  # fmt: skip
 
     # -- days -----------------------------------------------------------------------
 
@@ -136,3 +143,36 @@ class BusinessCalendar:
                     total += finish.replace(tzinfo=None) - begin.replace(tzinfo=None)
             day += timedelta(days=1)
         return total
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_weekly_hours(spec: str) -> tuple[tuple[time, time] | None, ...]:
+    """Read working hours like ``"mon-thu 08:00-16:30, fri 08:00-15:00"``; unnamed days close."""
+    hours: list[tuple[time, time] | None] = [None] * 7
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        try:
+            days, span = part.split()
+            first, _, last = days.lower().partition("-")
+            start, end = (time.fromisoformat(t) for t in span.split("-"))
+            lo, hi = _DAYS.index(first), _DAYS.index(last or first)
+        except ValueError:
+            raise CalendarError(
+                f"{part!r}: write days and hours like 'mon-fri 08:00-16:30'"
+            ) from None
+        if not start < end or hi < lo:
+            raise CalendarError(f"{part!r}: the days and hours must run forwards")
+        for day in range(lo, hi + 1):
+            hours[day] = (start, end)
+    if not any(hours):
+        raise CalendarError("a calendar needs working hours on at least one day")
+    return tuple(hours)
+
+
+def format_weekly_hours(hours: tuple[tuple[time, time] | None, ...]) -> str:
+    return ", ".join(
+        f"{_DAYS[i]} {h[0]:%H:%M}-{h[1]:%H:%M}" for i, h in enumerate(hours) if h is not None
+    )

@@ -24,6 +24,9 @@ class School(db.Model):  # type: ignore[name-defined]
     name: Mapped[str] = mapped_column(sa.String(255))
     nation: Mapped[str] = mapped_column(sa.String(3))
     timezone: Mapped[str] = mapped_column(sa.String(64), default="Europe/London")
+    # The school's helpdesk hours, e.g. "mon-thu 08:00-16:30, fri 08:00-15:00";
+    # None: the default Mon-Fri 08:00-16:30.
+    working_hours: Mapped[str | None] = mapped_column(sa.String(200))
     active: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

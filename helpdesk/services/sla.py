@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..app_state import per_app
-from ..domain.business_time import BusinessCalendar
+from ..domain.business_time import BusinessCalendar, format_weekly_hours, parse_weekly_hours
 from ..domain.rules import PRIORITIES
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
@@ -66,12 +66,13 @@ class _Settings:
             closures.setdefault(school_id, set()).add(day)
         calendars = {
             school_id: BusinessCalendar.for_nation(
-                nation, closures.get(school_id, set()) | closures.get(None, set()), timezone
+                nation, closures.get(school_id, set()) | closures.get(None, set()), timezone,
+                parse_weekly_hours(hours) if hours else None,
             )
-            for school_id, nation, timezone in db.session.execute(
-                sa.select(School.id, School.nation, School.timezone)
+            for school_id, nation, timezone, hours in db.session.execute(
+                sa.select(School.id, School.nation, School.timezone, School.working_hours)
             )
-        }
+        }  # fmt: skip
         self.by_slug = {q.slug: q for q in settings}
         self.by_id = {q.id: q for q in settings}
         self.calendars = calendars
@@ -286,3 +287,70 @@ def closures() -> list[tuple[date, str, str | None]]:
             .order_by(ClosureDay.day)
         )
     ]
+
+
+def set_working_hours(school_code: str, spec: str) -> str:
+    """Set a school's helpdesk hours; returns them as stored (normalised)."""
+    school = db.session.execute(
+        sa.select(School).where(School.code == school_code)
+    ).scalar_one_or_none()
+    if school is None:
+        raise NotFound(f"No school with code {school_code}.")
+    try:
+        hours = format_weekly_hours(parse_weekly_hours(spec))
+    except ValueError as error:
+        raise InvalidInput(str(error), code="invalid_hours") from None
+    school.working_hours = hours
+    db.session.commit()
+    forget_settings()
+    return hours
+
+
+def save_plan(slug: str, name: str, targets: dict[str, dict[str, int]], warn_at: int) -> SlaPlan:
+    """Create or change an SLA plan; targets in business minutes for every priority."""
+    missing = [p for p in PRIORITIES if p not in targets]
+    if missing:
+        raise InvalidInput(f"Give targets for every priority; missing {', '.join(missing)}.")
+    for priority, target in targets.items():
+        if not 0 < target["response"] <= target["resolution"]:
+            raise InvalidInput(
+                f"{priority}: the response target must be positive and no later than resolution."
+            )
+    if not 1 <= warn_at <= 99:
+        raise InvalidInput("Warn at a percentage between 1 and 99.")
+    plan = _by_slug(SlaPlan, slug)
+    if plan is None:
+        plan = SlaPlan(slug=slug)
+        db.session.add(plan)
+    plan.name, plan.targets, plan.warn_at_percent = name, targets, warn_at
+    db.session.commit()
+    forget_settings()
+    return plan
+
+
+def set_queue_plan(queue_slug: str, plan_slug: str, escalates_to: str | None = None) -> None:
+    """Give a queue its SLA plan and, optionally, the queue its breaches go to."""
+    queue = db.session.execute(
+        sa.select(Queue).where(Queue.slug == queue_slug)
+    ).scalar_one_or_none()
+    plan = db.session.execute(
+        sa.select(SlaPlan).where(SlaPlan.slug == plan_slug)
+    ).scalar_one_or_none()
+    if queue is None or plan is None:
+        raise NotFound(f"No queue {queue_slug!r}." if queue is None else f"No plan {plan_slug!r}.")
+    queue.sla_plan_id = plan.id
+    if escalates_to is not None:
+        target = _by_slug(Queue, escalates_to)
+        if target is None or target.id == queue.id:
+            raise InvalidInput(f"Queue {escalates_to!r} cannot take this queue's breaches.")
+        queue.escalation_queue_id = target.id
+    db.session.commit()
+    forget_settings()
+
+
+def _by_slug(model: Any, slug: str) -> Any:
+    return db.session.execute(sa.select(model).where(model.slug == slug)).scalar_one_or_none()
+
+
+def plans() -> list[SlaPlan]:
+    return list(db.session.execute(sa.select(SlaPlan).order_by(SlaPlan.slug)).scalars())
