@@ -185,6 +185,7 @@ class IncidentQuery(Schema):
     school = fields.String()
     type = fields.String(validate=validate.OneOf(INCIDENT_TYPES))
     assignee = fields.String(metadata={"description": "an email, or 'me'"})
+    breached = fields.Boolean(metadata={"description": "past an SLA deadline (or not)"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     cursor = fields.String()
 

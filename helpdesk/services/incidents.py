@@ -435,6 +435,12 @@ def list_incidents(user: Principal, query: dict[str, Any]) -> tuple[list[Inciden
         email = user.email if query["assignee"] == "me" else query["assignee"]
         assignee = sa.select(User.id).where(User.email == email).scalar_subquery()
         stmt = stmt.where(Incident.assignee_id == assignee)
+    if "breached" in query:
+        past_due = sa.or_(
+            Incident.resolution_breached_at.is_not(None),
+            Incident.response_breached_at.is_not(None),
+        )
+        stmt = stmt.where(past_due if query["breached"] else sa.not_(past_due))
     if "cursor" in query:
         stmt = stmt.where(Incident.id < _decode_cursor(query["cursor"]))
     limit = query["limit"]
