@@ -2,7 +2,7 @@
 
 from .imports import RosterImport
 from .incidents import Incident, IncidentEvent, format_ref, parse_ref
-from .queues import ITS_QUEUES, Queue, queue_members, school_office_slug
+from .queues import Queue, queue_members, school_office_slug
 from .records import NATIONS, Guardian, GuardianStudent, PortalAccount, School, Staff, Student
 from .routing import RoutingRuleSet
 from .sla import ClosureDay, SlaPlan
@@ -10,7 +10,6 @@ from .types import utcnow
 from .users import ApiToken, Role, User
 
 __all__ = [
-    "ITS_QUEUES",
     "NATIONS",
     "ApiToken",
     "ClosureDay",

@@ -8,12 +8,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..extensions import db
 from .types import BigId
 
-ITS_QUEUES = {
-    "its-service-desk": "ITS Service Desk",
-    "its-identity": "ITS Identity & Access",
-    "its-student-systems": "ITS Student Systems",
-}
-
 
 def school_office_slug(school_code: str) -> str:
     return f"school-office-{school_code}"
