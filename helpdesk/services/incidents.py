@@ -159,18 +159,18 @@ SELECT id FROM new_incident
 )
 
 
-def _single_statement_filing() -> bool:
-    """True on PostgreSQL when the session owns its connections (not joined to a caller's)."""
+def _filing_mode() -> tuple[bool, bool]:
+    """(on PostgreSQL, session owns its connections rather than joining a caller's)."""
     bind = db.session.get_bind()
-    return bind.dialect.name == "postgresql" and isinstance(bind, sa.Engine)
+    return bind.dialect.name == "postgresql", isinstance(bind, sa.Engine)
 
 
 def file_incident(filer: Principal, payload: Any) -> FiledIncident:
     """Validate, verify against the records, place in its first queue and audit, in one commit.
 
-    This is the busiest write, so it is three statements written with SQLAlchemy Core
-    (verification, the incident with its queue resolved in the same INSERT, the audit
-    events) rather than ORM units of work.
+    This is the busiest write, so on PostgreSQL it is two prebuilt statements rather
+    than ORM units of work: the verification query, and one CTE that inserts the incident
+    from its queue row together with its audit events.
     """
     if filer.role != Role.EMPLOYEE or filer.school_id is None or filer.school_code is None:
         raise Forbidden(
@@ -186,8 +186,8 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
                 ]
             }
         )
-    single_statement = _single_statement_filing()
-    if single_statement:
+    postgresql, owns_connection = _filing_mode()
+    if postgresql and owns_connection:
         db.session.commit()  # end any read the token lookup began
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     result = verify(kind, filer.school_id, data)
@@ -225,7 +225,7 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
     routed = {"rule_set_version": version, **decided.to_dict(), "queue": placement.queue,
               "priority": placement.priority}  # fmt: skip
     try:
-        if db.session.get_bind().dialect.name == "postgresql":
+        if postgresql:
             incident_id = db.session.execute(
                 _INSERT_INCIDENT_WITH_EVENTS,
                 values | {"filed_data": filed, "routed_data": routed,
