@@ -215,3 +215,29 @@ def test_the_default_rules_leave_updates_alone(client, actors):
     assert "rules" not in [e["kind"] for e in events]
     incident = client.get(f"/api/v1/incidents/{ref}", headers=actors.admin.headers).json
     assert (incident["queue"], incident["priority"]) == ("its-identity", "P3")
+
+
+def test_out_of_hours_is_judged_by_the_schools_own_calendar(client, actors, app):
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from helpdesk.domain.business_time import BusinessCalendar
+
+    # Give Ashgrove hours that disagree with the default Mon-Fri 08:00-16:30 right now:
+    # open all of today if the default is closed, else open only on another day.
+    now = datetime.now(UTC)
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    default_open = BusinessCalendar.for_nation("SCT").is_open(now)
+    today = now.astimezone(ZoneInfo("Europe/London")).weekday()
+    spec = f"{days[(today + 3) % 7]} 08:00-16:30" if default_open else f"{days[today]} 00:00-23:59"
+    hours = app.test_cli_runner().invoke(args=["sla", "hours", "5231234", spec])
+    assert hours.exit_code == 0, hours.output
+    tag_by_hours = [
+        {"name": f"business hours {flag}",
+         "conditions": {"all": [{"field": "received.business_hours", "op": "eq", "value": flag}]},
+         "actions": [{"add_tag": "in-hours" if flag else "out-of-hours"}]}
+        for flag in (True, False)
+    ]  # fmt: skip
+    put_rules(client, actors.admin, [*tag_by_hours, *default_rules()])
+    filed = file(client, actors.ashgrove, **ISLA_RESET).json
+    assert filed["tags"] == ["out-of-hours" if default_open else "in-hours"]

@@ -199,7 +199,8 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
     version, decided = routing.route(routing.incident_facts(
         kind=kind, school_code=filer.school_code, nation=filer.school_nation or "ENG",
         filer_role=filer.role, verification=outcome, field_results=result.fields,
-        reasons=result.reasons, details=details, received_at=now,
+        reasons=result.reasons, details=details,
+        business_hours=routing.received_in_business_hours(filer.school_id, now),
     ))  # fmt: skip
     placement = _placement(decided)
     current = sla.settings()

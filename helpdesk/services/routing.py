@@ -15,11 +15,11 @@ import yaml
 from flask import current_app
 
 from ..app_state import per_app
-from ..domain.business_time import BusinessCalendar
 from ..domain.rules import CompiledRuleSet, Outcome, RuleError, compile_rules, queues_named
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import Queue, RoutingRuleSet
+from . import sla
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "default_rules.yaml"
 # Where an incident goes when no rule routes it: a person on the service desk looks.
@@ -154,11 +154,6 @@ def roll_back(version: int, *, actor_id: int | None) -> RoutingRuleSet:
     return save_rules(rules, actor_id=actor_id, note=f"roll back to version {version}")
 
 
-@cache
-def _calendar(nation: str) -> BusinessCalendar:
-    return BusinessCalendar.for_nation(nation)
-
-
 def incident_facts(
     *,
     kind: str,
@@ -169,7 +164,7 @@ def incident_facts(
     field_results: dict[str, Any],
     reasons: list[str],
     details: dict[str, Any],
-    received_at: datetime,
+    business_hours: bool,
     status: str = "new",
     priority: str | None = None,
     queue: str | None = None,
@@ -195,8 +190,14 @@ def incident_facts(
         "reasons": reasons,
         "details": details,
         "filer": {"role": filer_role},
-        "received": {"business_hours": _calendar(nation).is_open(received_at)},
+        "received": {"business_hours": business_hours},
     }
+
+
+def received_in_business_hours(school_id: int, at: datetime) -> bool:
+    """Whether ``at`` falls in the school's own working hours (its calendar, closures)."""
+    calendar = sla.settings().calendars.get(school_id)
+    return calendar is not None and calendar.is_open(at)
 
 
 def route(facts: dict[str, Any]) -> tuple[int, Outcome]:
@@ -214,24 +215,14 @@ def dry_run(facts: dict[str, Any], rules: Any = None) -> tuple[int | None, Outco
 
 def example_facts(example: dict[str, Any]) -> dict[str, Any]:
     """Facts for a dry run from an example incident (see ExampleIncident)."""
-    return {
-        "type": example["type"],
-        "school": example["school"],
-        "nation": example["nation"],
-        "priority": example.get("priority"),
-        "status": "new",
-        "queue": None,
-        "tags": example["tags"],
-        "verification": example["verification"],
-        "checks": example["checks"],
-        "reasons": example["reasons"],
-        "details": example["details"],
-        "filer": {"role": example["filer_role"]},
-        "received": {"business_hours": example["business_hours"]},
-        "event": example["event"],
-        "changed": example["changed"],
-        "assignee": None,
-    }
+    return incident_facts(
+        kind=example["type"], school_code=example["school"], nation=example["nation"],
+        filer_role=example["filer_role"], verification=example["verification"],
+        field_results={name: {"result": r} for name, r in example["checks"].items()},
+        reasons=example["reasons"], details=example["details"],
+        business_hours=example["business_hours"], priority=example.get("priority"),
+        tags=example["tags"], event=example["event"], changed=example["changed"],
+    )  # fmt: skip
 
 
 def stored_incident_facts(
@@ -243,7 +234,8 @@ def stored_incident_facts(
         kind=incident.type, school_code=incident.school.code, nation=incident.school.nation,
         filer_role=incident.filer.role, verification=incident.verification,
         field_results=results.get("fields", {}), reasons=results.get("reasons", []),
-        details=incident.details, received_at=incident.created_at, status=incident.status,
+        details=incident.details, status=incident.status,
+        business_hours=received_in_business_hours(incident.school_id, incident.created_at),
         priority=incident.priority, queue=incident.queue_slug, tags=incident.tags,
         event=event, changed=changed, assignee=incident.assignee_email,
     )  # fmt: skip
