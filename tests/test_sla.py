@@ -262,3 +262,13 @@ def test_bad_sla_settings_are_refused_saying_what_to_fix(app, args, says):
     result = app.test_cli_runner().invoke(args=args)
     assert result.exit_code == 1
     assert says in result.output
+
+
+def test_hours_too_sparse_for_a_deadline_do_not_stop_filing(client, actors, app, caplog):
+    # One minute a week cannot reach a three-day target within the calendar's horizon.
+    hours = app.test_cli_runner().invoke(args=["sla", "hours", "5231234", "wed 10:00-10:01"])
+    assert hours.exit_code == 0, hours.output
+    response = file(client, actors.ashgrove, **ISLA_RESET)
+    assert response.status_code == 201, response.json
+    assert response.json["resolution_due_at"] is None
+    assert "no SLA deadline for queue its-student-systems" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,12 +13,19 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..app_state import per_app
-from ..domain.business_time import BusinessCalendar, format_weekly_hours, parse_weekly_hours
+from ..domain.business_time import (
+    BusinessCalendar,
+    CalendarError,
+    format_weekly_hours,
+    parse_weekly_hours,
+)
 from ..domain.rules import PRIORITIES
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import ClosureDay, Incident, IncidentEvent, Queue, School, SlaPlan, utcnow
 from ..models.incidents import OPEN_STATUS_SQL
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -107,11 +115,19 @@ def clock(
     target = queue.targets[priority]
     paused = timedelta(seconds=paused_seconds)
     resolution = timedelta(minutes=target["resolution"])
-    return Clock(
-        response_due_at=calendar.add(started_at, timedelta(minutes=target["response"]) + paused),
-        resolution_due_at=calendar.add(started_at, resolution + paused),
-        warn_at=calendar.add(started_at, resolution * queue.warn_at_percent / 100 + paused),
-    )
+    try:
+        return Clock(
+            response_due_at=calendar.add(
+                started_at, timedelta(minutes=target["response"]) + paused
+            ),
+            resolution_due_at=calendar.add(started_at, resolution + paused),
+            warn_at=calendar.add(started_at, resolution * queue.warn_at_percent / 100 + paused),
+        )
+    except CalendarError as error:
+        # A school whose hours cannot reach the target in years must not stop filing: the
+        # incident is kept without deadlines, and the log says which queue and why.
+        log.warning("no SLA deadline for queue %s: %s", queue.slug, error)
+        return None
 
 
 def restart_clock(incident: Incident) -> None:
