@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import DomainError
 from ..extensions import db
-from ..schemas.incidents import INCIDENT_SCHEMAS
+from ..schemas.incidents import INCIDENT_SCHEMAS, schema_name
 
 
 def _field_errors(messages: Any) -> dict[str, Any]:
@@ -63,8 +63,7 @@ def init_api(app: Flask) -> None:
     app.extensions["helpdesk_api"] = api
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for kind, schema in INCIDENT_SCHEMAS.items():
-        name = "".join(part.title() for part in kind.split("_"))
-        api.spec.components.schema(name, schema=schema)
+        api.spec.components.schema(schema_name(kind), schema=schema)
     for module in (incidents, queues, roster_imports, routing_rules):
         api.register_blueprint(module.blp)
 

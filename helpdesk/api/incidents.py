@@ -15,6 +15,7 @@ from ..schemas.incidents import (
     IncidentPageOut,
     IncidentQuery,
     TransitionIn,
+    schema_name,
 )
 from ..services import incidents
 from .auth import authenticate
@@ -33,8 +34,7 @@ _ONE_OF_TYPES = {
         "application/json": {
             "schema": {
                 "oneOf": [
-                    {"$ref": "#/components/schemas/" + "".join(p.title() for p in k.split("_"))}
-                    for k in INCIDENT_SCHEMAS
+                    {"$ref": "#/components/schemas/" + schema_name(k)} for k in INCIDENT_SCHEMAS
                 ],
                 "discriminator": {"propertyName": "type"},
             }

@@ -110,6 +110,13 @@ INCIDENT_SCHEMAS: dict[str, type[IncidentIn]] = {
     "access_revocation": AccessRevocationIn,
 }
 INCIDENT_TYPES = tuple(INCIDENT_SCHEMAS)
+
+
+def schema_name(kind: str) -> str:
+    """The OpenAPI component name of an incident type's schema: ParentPasswordReset."""
+    return "".join(part.title() for part in kind.split("_"))
+
+
 # Schemas keep no per-load state, so one instance per type serves every request.
 _LOADERS = {kind: schema() for kind, schema in INCIDENT_SCHEMAS.items()}
 # Fields that are checked and then forgotten: never stored, logged or returned.
