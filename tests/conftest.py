@@ -55,7 +55,8 @@ def database_url() -> Iterator[str]:
     admin.dispose()
 
 
-def test_environ(database_url: str, instance: Path) -> dict[str, str]:
+def environ_for(database_url: str, instance: Path) -> dict[str, str]:
+    """The environment of an app on ``database_url`` with real Redis."""
     return {
         "HELPDESK_ENV": "testing",
         "DATABASE_URL": database_url,
@@ -64,9 +65,6 @@ def test_environ(database_url: str, instance: Path) -> dict[str, str]:
         "PIN_PEPPER": PEPPER,
         "HELPDESK_INSTANCE": str(instance),
     }
-
-
-test_environ.__test__ = False  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -122,7 +120,7 @@ def _seed_actors() -> Actors:
 def seeded_app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """The app on the migrated test database, with the sample roster and users committed."""
     instance = tmp_path_factory.mktemp("instance")
-    app = create_app(test_environ(database_url, instance))
+    app = create_app(environ_for(database_url, instance))
     with app.app_context():
         upgrade()
         import_roster(open_bundle(ROSTER), source="tests")
@@ -175,7 +173,7 @@ def committed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fl
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = f"{PG_SERVER}/{name}"
-    app = create_app(test_environ(url, tmp_path_factory.mktemp("instance")))
+    app = create_app(environ_for(url, tmp_path_factory.mktemp("instance")))
     with app.app_context():
         upgrade()
         import_roster(open_bundle(ROSTER), source="tests")

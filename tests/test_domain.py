@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpdesk.domain.lifecycle import MOVES, Action, Status, allowed_actions, target_status
+from helpdesk.domain.lifecycle import (
+    MOVES,
+    SYSTEM_MOVES,
+    Action,
+    Status,
+    allowed_actions,
+    target_status,
+)
 from helpdesk.domain.matching import (
     full_name_matches,
     looks_like_nickname,
@@ -99,5 +106,14 @@ def test_end_states_have_no_way_out_but_reopen_from_resolved():
     assert allowed_actions(Status.RESOLVED, "employee") == ["comment", "reopen"]
 
 
-def test_every_target_is_a_known_status():
-    assert all(m.target is None or m.target in Status for m in MOVES.values())
+def test_every_status_can_be_reached_from_new():
+    moves = [(source, m.target) for m in MOVES.values() if m.target for source in m.sources]
+    moves += list(SYSTEM_MOVES.values())
+    reached, frontier = {Status.NEW}, [Status.NEW]
+    while frontier:
+        here = frontier.pop()
+        for source, target in moves:
+            if source == here and target not in reached:
+                reached.add(target)
+                frontier.append(target)
+    assert reached == set(Status)

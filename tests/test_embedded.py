@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from .samples import FIONA_RESET
+
 pytestmark = pytest.mark.embedded
 
 HELPDESK = [sys.executable, "-m", "helpdesk.cli"]
@@ -103,14 +105,7 @@ def test_a_parent_reset_is_filed_and_checked_on_the_embedded_default(demo):
         f"{base}/api/v1/incidents",
         headers=headers,
         timeout=10,
-        json={
-            "type": "parent_password_reset",
-            "parent_name": "Fiona Campbell",
-            "contact_phone": "07700 900101",
-            "parent_pin": "596853",
-            "parent_account_number": "P500001",
-            "student_id": "ASH240891",
-        },
+        json=FIONA_RESET,
     )
     assert response.status_code == 201, response.text
     assert response.json()["verification"]["outcome"] == "passed"

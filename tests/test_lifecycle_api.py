@@ -257,3 +257,34 @@ def test_queue_members_are_managed_from_the_cli(app, actors):
     assert actors.agent.email in identity_line and actors.identity.email in identity_line
     refused = runner.invoke(args=["queues", "add-member", "its-identity", actors.ashgrove.email])
     assert refused.exit_code == 1 and "only agents" in refused.output
+
+
+def test_a_resolved_incident_closes_itself_after_the_quiet_period(client, actors, ref, app):
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+
+    from helpdesk.extensions import db
+    from helpdesk.models import Incident
+    from helpdesk.services.incidents import close_quiet_resolved
+
+    recent = file(client, actors.ashgrove, **ISLA_RESET).json["ref"]
+    for r in (ref, recent):
+        act(client, actors.agent, r, "claim")
+        act(client, actors.agent, r, "resolve", message="Done")
+    quiet = datetime.now(UTC) - timedelta(days=app.config["RESOLVED_QUIET_DAYS"] + 1)
+    db.session.execute(sa.update(Incident).where(Incident.id == int(ref[4:]))
+                       .values(resolved_at=quiet))  # fmt: skip
+    assert close_quiet_resolved() == [int(ref[4:])]
+    assert close_quiet_resolved() == []
+    closed = client.get(f"/api/v1/incidents/{ref}", headers=actors.agent.headers).json
+    assert closed["status"] == "closed"
+    assert closed["allowed_actions"] == ["comment"]
+    events = client.get(f"/api/v1/incidents/{ref}/events", headers=actors.agent.headers).json
+    assert (events[-1]["kind"], events[-1]["actor"], events[-1]["to_status"]) == (
+        "close",
+        "system",
+        "closed",
+    )
+    still = client.get(f"/api/v1/incidents/{recent}", headers=actors.agent.headers).json
+    assert still["status"] == "resolved"

@@ -285,14 +285,18 @@ def test_every_problem_is_listed_in_one_pass(bundle):
     assert {p.file for p in raised.value.problems} == {"demographics.csv", "orgs.csv", "users.csv"}
 
 
-def test_admin_imports_a_zip_through_the_api(client, actors, bundle):
-    bundle.edit("users.csv", "par-3-0", email="g.hughes@mail.example")
-    response = client.post(
+def upload(client, actor, content: bytes, filename: str = "roster.zip"):
+    return client.post(
         "/api/v1/roster-imports",
-        headers=actors.admin.headers,
-        data={"bundle": (io.BytesIO(bundle.zip()), "roster.zip")},
+        headers=actor.headers,
+        data={"bundle": (io.BytesIO(content), filename)},
         content_type="multipart/form-data",
     )
+
+
+def test_admin_imports_a_zip_through_the_api(client, actors, bundle):
+    bundle.edit("users.csv", "par-3-0", email="g.hughes@mail.example")
+    response = upload(client, actors.admin, bundle.zip())
     assert response.status_code == 201, response.json
     assert response.json["counts"]["guardians"]["updated"] == 1
 
@@ -300,35 +304,19 @@ def test_admin_imports_a_zip_through_the_api(client, actors, bundle):
 def test_the_api_refuses_a_malformed_bundle_with_its_problems(client, actors, bundle):
     bundle.edit("users.csv", "stu-1-0", orgSourcedIds="org-zzz")
     before = snapshot()
-    response = client.post(
-        "/api/v1/roster-imports",
-        headers=actors.admin.headers,
-        data={"bundle": (io.BytesIO(bundle.zip()), "roster.zip")},
-        content_type="multipart/form-data",
-    )
+    response = upload(client, actors.admin, bundle.zip())
     assert response.status_code == 422
     assert response.json["code"] == "malformed_bundle"
     assert response.json["problems"][0]["column"] == "orgSourcedIds"
     assert snapshot() == before
-    not_zip = client.post(
-        "/api/v1/roster-imports",
-        headers=actors.admin.headers,
-        data={"bundle": (io.BytesIO(b"sourcedId,status\n"), "orgs.csv")},
-        content_type="multipart/form-data",
-    )
+    not_zip = upload(client, actors.admin, b"sourcedId,status\n", "orgs.csv")
     assert not_zip.status_code == 422
     assert "zip" in not_zip.json["message"]
 
 
 def test_only_admins_import(client, actors, bundle):
     for actor in (actors.ashgrove, actors.agent):
-        response = client.post(
-            "/api/v1/roster-imports",
-            headers=actor.headers,
-            data={"bundle": (io.BytesIO(bundle.zip()), "roster.zip")},
-            content_type="multipart/form-data",
-        )
-        assert response.status_code == 403
+        assert upload(client, actor, bundle.zip()).status_code == 403
 
 
 def test_the_cli_reports_problems_and_exits_non_zero(app, bundle):

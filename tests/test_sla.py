@@ -17,7 +17,7 @@ from helpdesk.extensions import db
 from helpdesk.models import Incident, IncidentEvent, Queue
 from helpdesk.services import sla
 
-from .conftest import test_environ
+from .conftest import environ_for
 from .samples import FIONA_RESET, ISLA_RESET, LINK_FAILURE, file
 
 SCOTLAND = BusinessCalendar.for_nation("SCT")  # Ashgrove Primary is in Scotland
@@ -168,7 +168,7 @@ def test_two_schedulers_racing_escalate_each_breach_exactly_once(committed_app, 
         db.session.execute(sa.update(Incident).where(Incident.id.in_(ids)).values(
             resolution_due_at=past, response_due_at=past, sla_warn_at=past))  # fmt: skip
         db.session.commit()
-    env = {**os.environ, **test_environ(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path)}
+    env = {**os.environ, **environ_for(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path)}
     command = [sys.executable, "-m", "helpdesk.cli", "scheduler", "--once", "--batch", "3"]
     racers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
               for _ in range(2)]  # fmt: skip
