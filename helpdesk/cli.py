@@ -258,20 +258,22 @@ def sla_hours(school: str, spec: str) -> None:
 
 
 @click.command("scheduler")
-@click.option("--once", is_flag=True, help="Run the escalation pass once and exit (cron, tests).")
+@click.option("--once", is_flag=True, help="Run each periodic job once and exit (cron, tests).")
 @click.option("--batch", default=500, show_default=True, help="Incidents claimed per batch.")
 @click.option("--tick", default=5.0, show_default=True, help="Seconds between checks.")
 def scheduler(once: bool, batch: int, tick: float) -> None:
-    """Run the periodic jobs (SLA escalation); one instance is active at a time."""
+    """Run the periodic jobs (SLA escalation, closing quiet incidents); one at a time."""
     from . import scheduler as periodic
+    from .services.incidents import close_quiet_resolved
     from .services.sla import run_escalation_pass
 
     if once:
         report = run_escalation_pass(batch=batch)
+        closed = close_quiet_resolved(batch=batch)
         click.echo(
             f"escalated {len(report.resolution_breaches)} resolution and "
             f"{len(report.response_breaches)} response breaches; warned "
-            f"{len(report.warnings)}"
+            f"{len(report.warnings)}; closed {len(closed)}"
         )
         return
     click.echo("scheduler running; Ctrl-C stops it")

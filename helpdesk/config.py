@@ -50,6 +50,8 @@ class Config:
     PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
     # How long a verified API token is trusted before it is looked up again.
     TOKEN_CACHE_SECONDS: float = 10.0
+    # A resolved incident nobody reopens closes itself after this many days.
+    RESOLVED_QUIET_DAYS: float = 7.0
     # How long the routing rules in force are trusted before their version is checked.
     RULES_CACHE_SECONDS: float = 5.0
     LOG_LEVEL: str = "INFO"

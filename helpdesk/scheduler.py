@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .redis_client import get_redis
+from .services.incidents import close_quiet_resolved
 from .services.sla import run_escalation_pass
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,10 @@ class PeriodicJob:
     run: Callable[[], Any]
 
 
-PERIODIC = (PeriodicJob("sla-escalation", 60, run_escalation_pass),)
+PERIODIC = (
+    PeriodicJob("sla-escalation", 60, run_escalation_pass),
+    PeriodicJob("close-quiet-resolved", 15 * 60, close_quiet_resolved),
+)
 
 
 class Lease:

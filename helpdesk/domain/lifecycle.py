@@ -85,3 +85,11 @@ def target_status(action: Action, status: str) -> str:
     """The status after the action; the current one for an action that does not move it."""
     move = MOVES[action]
     return status if move.target is None else move.target.value
+
+
+# Moves the service makes itself: routing places a new incident, and a resolved one
+# closes after a quiet period (SPEC §4).
+SYSTEM_MOVES: dict[str, tuple[Status, Status]] = {
+    "route": (Status.NEW, Status.TRIAGED),
+    "close": (Status.RESOLVED, Status.CLOSED),
+}

@@ -5,13 +5,21 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from marshmallow import ValidationError
 
-from ..domain.lifecycle import FULFILLABLE_TYPES, Action, Status, allowed_actions, target_status
+from ..domain.lifecycle import (
+    FULFILLABLE_TYPES,
+    SYSTEM_MOVES,
+    Action,
+    Status,
+    allowed_actions,
+    target_status,
+)
 from ..domain.rules import Outcome
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
@@ -527,3 +535,34 @@ def transition(
     _rules_on_update(incident, watched, now)
     db.session.commit()
     return incident
+
+
+def close_quiet_resolved(now: datetime | None = None, batch: int = 500) -> list[int]:
+    """Close incidents resolved longer ago than RESOLVED_QUIET_DAYS; each once, audited."""
+    now = now or utcnow()
+    quiet = timedelta(days=float(current_app.config["RESOLVED_QUIET_DAYS"]))
+    before, after = SYSTEM_MOVES["close"]
+    claim = (
+        sa.select(Incident.id)
+        .where(Incident.status == before.value, Incident.resolved_at < now - quiet)
+        .order_by(Incident.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    closed: list[int] = []
+    while ids := list(db.session.execute(claim).scalars()):
+        db.session.execute(
+            sa.update(Incident)
+            .where(Incident.id.in_(ids))
+            .values(status=after.value, updated_at=now)
+        )
+        db.session.execute(_INSERT_EVENT, [
+            {"incident_id": i, "at": now, "actor_id": None, "kind": "close",
+             "from_status": before.value, "to_status": after.value,
+             "message": f"closed after {quiet.days} quiet days", "data": {}}
+            for i in ids
+        ])  # fmt: skip
+        db.session.commit()
+        closed += ids
+    db.session.commit()
+    return closed
