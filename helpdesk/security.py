@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -10,6 +11,9 @@ from functools import cache
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 # OWASP's Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
 password_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
@@ -78,3 +82,46 @@ def token_digest(token: str) -> str:
 def issue_token() -> IssuedToken:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     return IssuedToken(token=token, digest=token_digest(token), prefix=token[:12])
+
+
+# A reset link's token: a selector to find the account by index, and a verifier of
+# 192 random bits checked against its argon2 hash, so a stolen table yields no link.
+@dataclass(frozen=True)
+class ResetToken:
+    token: str  # "<selector>.<verifier>", only ever in the email
+    selector: str
+    verifier_hash: str
+
+
+def issue_reset_token() -> ResetToken:
+    selector, verifier = secrets.token_urlsafe(12), secrets.token_urlsafe(24)
+    return ResetToken(f"{selector}.{verifier}", selector, hash_password(verifier))
+
+
+def split_reset_token(token: str) -> tuple[str, str] | None:
+    selector, dot, verifier = token.strip().partition(".")
+    if not dot or not selector or not verifier or len(selector) > 32:
+        return None
+    return selector, verifier
+
+
+class SealError(ValueError):
+    """A sealed secret that this SECRET_KEY did not seal, or that was altered."""
+
+
+@cache
+def _sealer(secret_key: str) -> Fernet:
+    key = HKDF(algorithm=SHA256(), length=32, salt=None, info=b"helpdesk fulfilment seal")
+    return Fernet(base64.urlsafe_b64encode(key.derive(secret_key.encode())))
+
+
+def seal(secret_key: str, secret: str) -> str:
+    """Encrypt a secret that must survive until it is delivered (authenticated, AES-128)."""
+    return _sealer(secret_key).encrypt(secret.encode()).decode()
+
+
+def unseal(secret_key: str, sealed: str) -> str:
+    try:
+        return _sealer(secret_key).decrypt(sealed.encode()).decode()
+    except InvalidToken:
+        raise SealError("the sealed secret does not open with this SECRET_KEY") from None

@@ -1,5 +1,15 @@
 """The data model; importing this package registers every table on the metadata."""
 
+from .fulfilment import (
+    DeliveryMode,
+    Fulfilment,
+    FulfilmentKind,
+    FulfilmentState,
+    Notification,
+    OutboxEntry,
+    PasswordHistory,
+    PortalPolicy,
+)
 from .imports import RosterImport
 from .incidents import Incident, IncidentEvent, format_ref, parse_ref
 from .queues import Queue, queue_members, school_office_slug
@@ -13,11 +23,19 @@ __all__ = [
     "NATIONS",
     "ApiToken",
     "ClosureDay",
+    "DeliveryMode",
+    "Fulfilment",
+    "FulfilmentKind",
+    "FulfilmentState",
     "Guardian",
     "GuardianStudent",
     "Incident",
     "IncidentEvent",
+    "Notification",
+    "OutboxEntry",
+    "PasswordHistory",
     "PortalAccount",
+    "PortalPolicy",
     "Queue",
     "Role",
     "RosterImport",

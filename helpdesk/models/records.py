@@ -94,6 +94,9 @@ class Guardian(db.Model):  # type: ignore[name-defined]
     postcode: Mapped[str | None] = mapped_column(sa.String(16))
     active: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Set by an access revocation; no reset targets this guardian until an admin restores it.
+    access_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    access_revoked_reason: Mapped[str | None] = mapped_column(sa.String(64))
 
     links: Mapped[list[GuardianStudent]] = relationship(back_populates="guardian")
 
@@ -135,8 +138,20 @@ class PortalAccount(db.Model):  # type: ignore[name-defined]
     guardian_id: Mapped[int | None] = mapped_column(sa.ForeignKey("guardians.id"), index=True)
     student_id: Mapped[int | None] = mapped_column(sa.ForeignKey("students.id"), index=True)
     pin_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    # active, locked (too many failed sign-ins) or disabled (access revoked).
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
     must_change_password: Mapped[bool] = mapped_column(default=False)
+    # The credential the built-in store keeps (services/credentials.py): argon2 hashes
+    # only. A one-time password works once, then only to choose a new one, until it expires.
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    password_one_time: Mapped[bool] = mapped_column(default=False)
+    password_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    password_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A reset link's token is "<selector>.<verifier>": the selector finds the row, the
+    # verifier is checked against its argon2 hash. A new link voids the old one.
+    reset_selector: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
+    reset_token_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    reset_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
