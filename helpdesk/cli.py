@@ -305,7 +305,10 @@ def demo(roster_path: Path) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from .work_cli import COMMANDS
+
     for command in (
+        *COMMANDS,
         roster_cli,
         users_cli,
         tokens_cli,
@@ -329,9 +332,22 @@ def _create_app() -> Flask:
         sys.exit(2)
 
 
-main = FlaskGroup(
-    create_app=_create_app, help="portal-helpdesk: incidents for school portal support."
-)
+def _main() -> FlaskGroup:
+    from flask.cli import routes_command, shell_command
+
+    from .work_cli import serve
+
+    group = FlaskGroup(
+        create_app=_create_app,
+        add_default_commands=False,
+        help="portal-helpdesk: incidents for school portal support.",
+    )
+    for command in (serve, shell_command, routes_command):
+        group.add_command(command)
+    return group
+
+
+main = _main()
 
 
 if __name__ == "__main__":

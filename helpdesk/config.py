@@ -47,7 +47,22 @@ class Config:
     MAIL_PASSWORD: str | None = None
     MAIL_DEFAULT_SENDER: str = "Portal support <portal-support@helpdesk.example>"
     MAIL_CAPTURE_DIR: str | None = None
+    # Seconds an SMTP server may take to answer before the delivery counts as failed.
+    MAIL_TIMEOUT: float = 10.0
+    # Links in emails are built from this, never from a request's Host header.
     PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
+    # Where portal passwords live ("sql": the portal accounts in this database).
+    CREDENTIAL_STORE: str = "sql"
+    # Backoff between a job's attempts (seconds); a delivery is tried once more than listed.
+    JOB_RETRY_INTERVALS: str = "30,120,600"
+    JOB_TIMEOUT_SECONDS: int = 120
+    # A promised job not finished by then is enqueued again by the outbox relay.
+    OUTBOX_RELAY_AFTER_SECONDS: float = 120.0
+    # Flask-Limiter's storage: Redis in production, process memory on the embedded default.
+    RATELIMIT_STORAGE_URI: str = "memory://"
+    RATELIMIT_HEADERS_ENABLED: bool = True
+    # Run jobs in a thread of the web process (the embedded default's `helpdesk run`).
+    EMBEDDED_WORKER: bool = False
     # How long a verified API token is trusted before it is looked up again.
     TOKEN_CACHE_SECONDS: float = 10.0
     # A resolved incident nobody reopens closes itself after this many days.
@@ -132,7 +147,16 @@ class Config:
             MAIL_PASSWORD=environ.get("MAIL_PASSWORD") or None,
             MAIL_DEFAULT_SENDER=environ.get("MAIL_DEFAULT_SENDER", cls.MAIL_DEFAULT_SENDER),
             MAIL_CAPTURE_DIR=capture_dir,
+            MAIL_TIMEOUT=float(environ.get("MAIL_TIMEOUT", cls.MAIL_TIMEOUT)),
             PUBLIC_BASE_URL=environ.get("PUBLIC_BASE_URL", cls.PUBLIC_BASE_URL),
+            CREDENTIAL_STORE=environ.get("CREDENTIAL_STORE", cls.CREDENTIAL_STORE),
+            JOB_RETRY_INTERVALS=environ.get("JOB_RETRY_INTERVALS", cls.JOB_RETRY_INTERVALS),
+            JOB_TIMEOUT_SECONDS=int(environ.get("JOB_TIMEOUT_SECONDS", cls.JOB_TIMEOUT_SECONDS)),
+            OUTBOX_RELAY_AFTER_SECONDS=float(
+                environ.get("OUTBOX_RELAY_AFTER_SECONDS", cls.OUTBOX_RELAY_AFTER_SECONDS)
+            ),
+            RATELIMIT_STORAGE_URI=environ.get("RATELIMIT_STORAGE_URI")
+            or (environ["REDIS_URL"] if environ.get("REDIS_URL") else "memory://"),
             TOKEN_CACHE_SECONDS=float(environ.get("TOKEN_CACHE_SECONDS", cls.TOKEN_CACHE_SECONDS)),
             LOG_LEVEL=environ.get("LOG_LEVEL", "INFO"),
             TESTING=env == "testing",

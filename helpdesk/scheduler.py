@@ -15,6 +15,7 @@ from typing import Any
 
 from .redis_client import get_redis
 from .services.incidents import close_quiet_resolved
+from .services.outbox import relay
 from .services.sla import run_escalation_pass
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class PeriodicJob:
 
 
 PERIODIC = (
+    PeriodicJob("outbox-relay", 30, relay),
     PeriodicJob("sla-escalation", 60, run_escalation_pass),
     PeriodicJob("close-quiet-resolved", 15 * 60, close_quiet_resolved),
 )

@@ -46,10 +46,12 @@ REMINDER = {
 }
 REVOCATION = {"type": "access_revocation", "guardian_id": "par-5-1", "reason": "court_order"}
 
+# body, queue, priority, and status: the default rules fulfil student resets and
+# revocations at once (auto_fulfil), and leave the rest with a person.
 HAPPY = {
-    "student_password_reset": (ISLA_RESET, "its-student-systems", "P3"),
-    "parent_password_reset": (FIONA_RESET, "its-service-desk", "P3"),
-    "portal_link_failure": (LINK_FAILURE, "school-office-5231234", "P4"),
-    "username_reminder": (REMINDER, "its-service-desk", "P4"),
-    "access_revocation": (REVOCATION, "its-identity", "P1"),
+    "student_password_reset": (ISLA_RESET, "its-student-systems", "P3", "awaiting_fulfilment"),
+    "parent_password_reset": (FIONA_RESET, "its-service-desk", "P3", "triaged"),
+    "portal_link_failure": (LINK_FAILURE, "school-office-5231234", "P4", "triaged"),
+    "username_reminder": (REMINDER, "its-service-desk", "P4", "triaged"),
+    "access_revocation": (REVOCATION, "its-identity", "P1", "awaiting_fulfilment"),
 }

@@ -17,13 +17,13 @@ def incident_count() -> int:
 
 @pytest.mark.parametrize("kind", HAPPY)
 def test_each_type_is_filed_verified_and_placed_in_its_queue(client, actors, kind):
-    body, queue, priority = HAPPY[kind]
+    body, queue, priority, status = HAPPY[kind]
     response = file(client, actors.ashgrove, **body)
     assert response.status_code == 201, response.json
     incident = response.json
     assert incident["ref"].startswith("INC-")
     assert incident["type"] == kind
-    assert incident["status"] == "triaged"
+    assert incident["status"] == status
     assert incident["queue"] == queue
     assert incident["priority"] == priority
     assert incident["school"] == "5231234"
@@ -169,8 +169,10 @@ def test_filing_writes_the_audit_trail(client, actors):
     assert [(e["kind"], e["from_status"], e["to_status"], e["actor"]) for e in events] == [
         ("filed", None, "new", actors.ashgrove.email),
         ("routed", "new", "triaged", "system"),
+        ("fulfil", "triaged", "awaiting_fulfilment", "system"),
     ]
     assert events[1]["data"]["queue"] == "its-student-systems"
+    assert "auto_fulfil" in events[2]["message"]
 
 
 @pytest.mark.parametrize(

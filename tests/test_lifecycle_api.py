@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .samples import FIONA_RESET, ISLA_RESET, LINK_FAILURE, file
+from .samples import FIONA_RESET, ISLA_RESET, LINK_FAILURE, REMINDER, file
 
 
 def act(client, actor, ref, action, **body):
@@ -114,14 +114,14 @@ def test_a_link_failure_has_no_fulfilment(client, actors):
     ("action", "body", "field"),
     [
         ("escalate", {}, "queue"),
-        ("escalate", {"queue": "its-student-systems"}, "queue"),
+        ("escalate", {"queue": "its-service-desk"}, "queue"),
         ("reject", {}, "message"),
         ("comment", {}, "message"),
     ],
 )
 def test_transitions_missing_what_they_need_are_422(client, actors, action, body, field):
-    # A student reset has no escalation target in the default rules.
-    ref = file(client, actors.ashgrove, **ISLA_RESET).json["ref"]
+    # A username reminder has no escalation target in the default rules.
+    ref = file(client, actors.ashgrove, **REMINDER).json["ref"]
     response = act(client, actors.agent, ref, action, **body)
     assert response.status_code == 422
     assert field in response.json["errors"]["fields"]
@@ -237,7 +237,7 @@ def test_agents_see_only_their_queues_and_admins_see_all(client, actors, ref):
     assert client.get(f"/api/v1/incidents/{revocation}",
                       headers=actors.agent.headers).status_code == 404  # fmt: skip
     assert act(client, actors.agent, revocation, "claim").status_code == 404
-    assert act(client, actors.identity, revocation, "claim").status_code == 200
+    assert act(client, actors.identity, revocation, "comment", message="seen").status_code == 200
     assert (
         client.get(f"/api/v1/incidents/{ref}", headers=actors.identity.headers).status_code == 404
     )

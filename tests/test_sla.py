@@ -18,7 +18,7 @@ from helpdesk.models import Incident, IncidentEvent, Queue
 from helpdesk.services import sla
 
 from .conftest import environ_for
-from .samples import FIONA_RESET, ISLA_RESET, LINK_FAILURE, file
+from .samples import FIONA_RESET, ISLA_RESET, LINK_FAILURE, REMINDER, file
 
 SCOTLAND = BusinessCalendar.for_nation("SCT")  # Ashgrove Primary is in Scotland
 MINUTE = timedelta(minutes=1)
@@ -62,7 +62,7 @@ def test_filing_starts_the_clock_on_the_queue_plan(client, actors, body, respons
 
 
 def test_the_clock_follows_a_transfer_without_restarting(client, actors):
-    ref = file(client, actors.ashgrove, **ISLA_RESET).json["ref"]
+    ref = file(client, actors.ashgrove, **REMINDER).json["ref"]
     start = stored(ref).sla_started_at
     act(client, actors.agent, ref, "escalate", queue="school-office-5231234")
     moved = stored(ref)
@@ -103,7 +103,7 @@ def test_pausing_moves_every_deadline_out_by_the_business_time_paused(app):
 
 
 def test_an_agents_first_claim_meets_the_response_target(client, actors):
-    ref = file(client, actors.ashgrove, **ISLA_RESET).json["ref"]
+    ref = file(client, actors.ashgrove, **REMINDER).json["ref"]
     act(client, actors.ashgrove, ref, "comment", message="The pupil is waiting")
     assert stored(ref).first_response_at is None
     act(client, actors.agent, ref, "claim")

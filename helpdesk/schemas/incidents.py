@@ -174,8 +174,24 @@ class IncidentOut(Schema):
     resolution_due_at = fields.DateTime(allow_none=True)
 
 
+class FulfilmentOut(Schema):
+    """Where the incident's reset, reminder or revocation has got to; never the secret."""
+
+    kind = fields.String()
+    state = fields.String(
+        metadata={"description": "pending, credential_set, delivered, delivery_failed or "
+                  "abandoned"}
+    )  # fmt: skip
+    mode = fields.String(allow_none=True)
+    attempts = fields.Integer()
+    reason = fields.String(attribute="last_error", allow_none=True)
+    expires_at = fields.DateTime(attribute="secret_expires_at", allow_none=True)
+    delivered_at = fields.DateTime(allow_none=True)
+
+
 class IncidentDetailOut(IncidentOut):
     allowed_actions = fields.List(fields.String(), dump_only=True)
+    fulfilment = fields.Nested(FulfilmentOut, allow_none=True, dump_only=True)
 
 
 class IncidentPageOut(Schema):

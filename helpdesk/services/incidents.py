@@ -37,7 +37,7 @@ from ..models import (
 )
 from ..models.incidents import verification_summary
 from ..schemas.incidents import SECRET_FIELDS, load_incident
-from . import routing, sla
+from . import fulfilment, outbox, routing, sla
 from .users import Principal
 from .verification import verify
 
@@ -48,13 +48,18 @@ class IncidentView:
 
     incident: Incident
     allowed_actions: list[str]
+    fulfilment: Any = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.incident, name)
 
 
 def view_for(user: Principal, incident: Incident) -> IncidentView:
-    return IncidentView(incident, allowed_actions(incident.status, user.role, incident.type))
+    return IncidentView(
+        incident,
+        allowed_actions(incident.status, user.role, incident.type),
+        fulfilment.summary(incident.id) if incident.type in FULFILLABLE_TYPES else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class FiledIncident:
     resolution_due_at: datetime | None = None
     assignee_email: None = None
     resolved_at: None = None
+    fulfilment: Any = None
 
     @property
     def ref(self) -> str:
@@ -233,30 +239,60 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
     filed = {"verification": outcome, "reasons": result.reasons}
     routed = {"rule_set_version": version, **decided.to_dict(), "queue": placement.queue,
               "priority": placement.priority}  # fmt: skip
+    auto_fulfil = decided.auto_fulfil and result.passed and kind in FULFILLABLE_TYPES
+    follow_up = auto_fulfil or bool(decided.notify)
+    status = Status.TRIAGED.value
     try:
-        if postgresql:
+        if postgresql and not follow_up:
             incident_id = db.session.execute(
                 _INSERT_INCIDENT_WITH_EVENTS,
                 values | {"filed_data": filed, "routed_data": routed,
                           "routed_message": placement.reason},
             ).scalar()  # fmt: skip
         else:
+            if postgresql and owns_connection:
+                db.session.commit()  # leave autocommit: the follow-up work joins one transaction
             incident_id = _insert_incident_and_events(values, filer, placement, filed, routed)
         if incident_id is None:
             raise _unknown_queue(placement.queue)
+        if follow_up:
+            status = _follow_up(incident_id, decided, auto_fulfil)
         db.session.commit()
     except BaseException:
         db.session.rollback()
+        outbox.forget_uncommitted()
         raise
+    work = None
+    if follow_up:
+        outbox.dispatch_committed()
+        work = fulfilment.summary(incident_id) if auto_fulfil else None
     return FiledIncident(
-        id=incident_id, type=kind, status=Status.TRIAGED.value, priority=placement.priority,
+        id=incident_id, type=kind, status=status, priority=placement.priority,
         school_code=filer.school_code, queue_slug=placement.queue, filer_email=filer.email,
         summary=summary, notes=notes, details=details,
         verification_summary=verification_summary(outcome, results), tags=decided.tags,
         response_due_at=deadlines.response_due_at if deadlines else None,
         resolution_due_at=deadlines.resolution_due_at if deadlines else None,
-        created_at=now, allowed_actions=allowed_actions(Status.TRIAGED, filer.role, kind),
+        created_at=now, allowed_actions=allowed_actions(status, filer.role, kind),
+        fulfilment=work,
     )  # fmt: skip
+
+
+def _follow_up(incident_id: int, decided: Outcome, auto_fulfil: bool) -> str:
+    """What the rules asked for beyond placing the incident, in the filing transaction."""
+    incident = db.session.get(Incident, incident_id)
+    assert incident is not None
+    for audience in decided.notify:
+        fulfilment.notify(incident_id, "queue_notice", audience,
+                          why="The routing rules asked for you to be told.")  # fmt: skip
+    if auto_fulfil:
+        before, after = incident.status, Status.AWAITING_FULFILMENT.value
+        incident.status = after
+        _event(incident, None, "fulfil", before, after,
+               "approved by the routing rules (auto_fulfil): no person needed",
+               rules=decided.matched)  # fmt: skip
+        fulfilment.request_fulfilment(incident)
+    return incident.status
 
 
 @dataclass(frozen=True)
@@ -532,8 +568,16 @@ def transition(
         **data,
     )
     db.session.flush()
-    _rules_on_update(incident, watched, now)
-    db.session.commit()
+    try:
+        if act is Action.FULFIL:
+            fulfilment.request_fulfilment(incident)
+        _rules_on_update(incident, watched, now)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        outbox.forget_uncommitted()
+        raise
+    outbox.dispatch_committed()
     return incident
 
 

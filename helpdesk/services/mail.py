@@ -1,0 +1,90 @@
+"""Outgoing email: rendered from ``templates/email/``, sent by SMTP or captured to files.
+
+Flask-Mail composes the message. Its own connection has neither a time-out nor a
+certificate check, so ``_Connection`` adds both: an SMTP server that hangs costs at
+most MAIL_TIMEOUT seconds, and TLS verifies the server against the system's CAs.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import flask_mail
+from flask import current_app, render_template
+
+from ..extensions import mail
+
+
+@dataclass(frozen=True)
+class Email:
+    to: str
+    subject: str
+    template: str  # templates/email/<template>.txt and .html
+    context: dict[str, Any]
+    message_id: str  # the same on every attempt, so a receiver can drop a repeat
+
+
+class _Connection(flask_mail.Connection):
+    def configure_host(self) -> smtplib.SMTP | smtplib.SMTP_SSL:
+        config = current_app.config
+        timeout = float(config["MAIL_TIMEOUT"])
+        context = ssl.create_default_context()
+        host: smtplib.SMTP | smtplib.SMTP_SSL
+        if self.mail.use_ssl:
+            host = smtplib.SMTP_SSL(
+                self.mail.server, self.mail.port, timeout=timeout, context=context
+            )
+        else:
+            host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=timeout)
+        if self.mail.use_tls:
+            host.starttls(context=context)
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
+
+
+def message_domain() -> str:
+    sender = current_app.config["MAIL_DEFAULT_SENDER"]
+    return sender.rpartition("@")[2].rstrip(">").strip() or "helpdesk.invalid"
+
+
+def render(email: Email) -> flask_mail.Message:
+    context = {**email.context, "base_url": current_app.config["PUBLIC_BASE_URL"]}
+    message = flask_mail.Message(
+        subject=email.subject,
+        recipients=[email.to],
+        body=render_template(f"email/{email.template}.txt", **context),
+        html=render_template(f"email/{email.template}.html", **context),
+    )
+    message.msgId = email.message_id
+    return message
+
+
+def send(email: Email) -> None:
+    """Send one email now; raises smtplib.SMTPException or OSError when it is not accepted."""
+    message = render(email)
+    capture_dir = current_app.config.get("MAIL_CAPTURE_DIR")
+    if capture_dir and not current_app.config.get("MAIL_SERVER"):
+        _capture(capture_dir, message)
+        return
+    state = current_app.extensions["mail"]
+    with _Connection(state) as connection:
+        connection.send(message)
+
+
+def _capture(directory: str, message: flask_mail.Message) -> None:
+    """The embedded default's mailbox: one .eml file per message, written atomically."""
+    os.makedirs(directory, exist_ok=True)
+    name = f"{time.time_ns()}-{message.msgId.strip('<>').split('@')[0]}.eml"
+    partial = os.path.join(directory, "." + name)
+    with open(partial, "wb") as out:
+        out.write(message.as_bytes())
+    os.replace(partial, os.path.join(directory, name))
+
+
+__all__ = ["Email", "mail", "message_domain", "render", "send"]

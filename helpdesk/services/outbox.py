@@ -1,0 +1,169 @@
+"""The transactional outbox: a job is promised in the database, then handed to RQ.
+
+``promise`` writes the row inside the caller's transaction, so the change and the
+promise of its job commit or vanish together. ``dispatch`` enqueues after the commit;
+if Redis is away the request still succeeds and ``relay`` (a periodic job, and
+``helpdesk outbox relay``) enqueues the row once it is back. Jobs are named by dotted
+path, so this package never imports ``workers``; their ids are derived from the
+outbox id, and the jobs are idempotent, so a row enqueued twice does its work once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from redis.exceptions import RedisError
+from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from ..extensions import db
+from ..models import OutboxEntry, utcnow
+from ..redis_client import get_redis
+
+log = logging.getLogger(__name__)
+
+# Queues named for their purpose; a worker serves them in this order.
+QUEUES = ("revocations", "fulfilment", "mail")
+_ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def promise(job: str, target_id: int, queue: str) -> OutboxEntry:
+    """Record, in the current transaction, that ``workers.jobs.<job>(target_id)`` must run."""
+    now = utcnow()
+    entry = OutboxEntry(
+        job=job, target_id=target_id, queue=queue, state="pending", created_at=now,
+        relay_after=now + _relay_delay(),
+    )  # fmt: skip
+    db.session.add(entry)
+    db.session.flush()
+    pending: list[int] = db.session.info.setdefault("outbox_to_dispatch", [])
+    pending.append(entry.id)
+    return entry
+
+
+def dispatch_committed() -> int:
+    """Enqueue what this session promised and has committed; the relay covers any failure."""
+    ids: list[int] = db.session.info.pop("outbox_to_dispatch", [])
+    if not ids:
+        return 0
+    entries = db.session.execute(
+        sa.select(OutboxEntry).where(OutboxEntry.id.in_(ids), OutboxEntry.state == "pending")
+    ).scalars()
+    sent = 0
+    try:
+        for entry in entries:
+            enqueue(entry)
+            sent += 1
+    except RedisError as error:
+        log.warning(
+            "Redis unavailable; the outbox relay will enqueue the job later (%s)",
+            type(error).__name__,
+            extra={"event": "outbox_deferred"},
+        )
+        db.session.rollback()
+        return sent
+    db.session.execute(
+        sa.update(OutboxEntry)
+        .where(OutboxEntry.id.in_(ids), OutboxEntry.enqueued_at.is_(None))
+        .values(enqueued_at=utcnow(), enqueues=OutboxEntry.enqueues + 1)
+    )
+    db.session.commit()
+    return sent
+
+
+def forget_uncommitted() -> None:
+    """After a rollback: what was promised in it was never committed."""
+    db.session.info.pop("outbox_to_dispatch", None)
+
+
+def rq_queue(name: str) -> Queue:
+    return Queue(name, connection=get_redis(), serializer=JSONSerializer)
+
+
+def retry_intervals() -> list[int]:
+    raw = str(current_app.config["JOB_RETRY_INTERVALS"])
+    return [int(part) for part in raw.split(",") if part.strip()]
+
+
+def enqueue(entry: OutboxEntry) -> Job:
+    """Hand one outbox row to RQ: ids only, so nothing sensitive reaches Redis or its logs."""
+    intervals = retry_intervals()
+    config = current_app.config
+    return rq_queue(entry.queue).enqueue(
+        f"workers.jobs.{entry.job}",
+        entry.target_id,
+        job_id=entry.job_id,
+        description=f"{entry.job}({entry.target_id})",
+        job_timeout=int(config["JOB_TIMEOUT_SECONDS"]),
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+    )
+
+
+def complete(job: str, target_id: int, now: datetime | None = None) -> None:
+    """Mark the promise kept (in the job's own transaction): the relay leaves it alone."""
+    db.session.execute(
+        sa.update(OutboxEntry)
+        .where(
+            OutboxEntry.job == job,
+            OutboxEntry.target_id == target_id,
+            OutboxEntry.state == "pending",
+        )
+        .values(state="done", done_at=now or utcnow())
+    )
+
+
+def _relay_delay() -> timedelta:
+    return timedelta(seconds=float(current_app.config["OUTBOX_RELAY_AFTER_SECONDS"]))
+
+
+def relay(now: datetime | None = None, batch: int = 200) -> list[int]:
+    """Enqueue promised jobs that are past their deadline and not alive in RQ; return their ids.
+
+    Rows are claimed with ``FOR UPDATE SKIP LOCKED``, so two relays never take the same
+    one. A job whose worker died mid-way is first given back by RQ's own started-job
+    registry cleanup (retried if it has retries left).
+    """
+    now = now or utcnow()
+    redis = get_redis()
+    for name in QUEUES:
+        StartedJobRegistry(name, connection=redis, serializer=JSONSerializer).cleanup()
+    claim = (
+        sa.select(OutboxEntry)
+        .where(OutboxEntry.state == "pending", OutboxEntry.relay_after < now)
+        .order_by(OutboxEntry.relay_after)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    relayed = []
+    try:
+        for entry in db.session.execute(claim).scalars():
+            entry.relay_after = now + _relay_delay()
+            if _alive(entry):
+                continue
+            enqueue(entry)
+            entry.enqueues += 1
+            entry.enqueued_at = now
+            relayed.append(entry.id)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    if relayed:
+        log.info("outbox relay enqueued %d jobs", len(relayed), extra={"event": "outbox_relay"})
+    return relayed
+
+
+def _alive(entry: OutboxEntry) -> bool:
+    try:
+        job = Job.fetch(entry.job_id, connection=get_redis(), serializer=JSONSerializer)
+    except NoSuchJobError:
+        return False
+    return job.get_status(refresh=False) in _ALIVE

@@ -1,0 +1,136 @@
+"""Commands for the work that happens after a request: workers, the outbox, access, portals."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import ScriptInfo, get_debug_flag, run_command
+
+from .errors import DomainError
+
+# `helpdesk` names the workers package rather than importing it (STYLE: jobs by dotted name).
+_WORKERS = "workers.worker"
+
+
+@click.command("worker")
+@click.option("--queue", "queues", multiple=True, help="Queues to serve (default: all, in order).")
+@click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit.")
+@click.option("--name", help="Worker name (default: host and pid).")
+def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
+    """Run an RQ worker (with RQ's scheduler for retries) inside the app."""
+    from .services.outbox import QUEUES
+
+    if current_app.config["REDIS_URL"] is None:
+        raise click.UsageError(
+            "Set REDIS_URL: a separate worker needs a Redis server. The embedded default "
+            "runs its worker inside `helpdesk run`."
+        )
+    chosen = queues or QUEUES
+    unknown = sorted(set(chosen) - set(QUEUES))
+    if unknown:
+        raise click.BadParameter(f"unknown queue(s) {unknown}; known: {list(QUEUES)}")
+    make_worker = importlib.import_module(_WORKERS).make_worker
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    make_worker(app, tuple(chosen), name=name).work(burst=burst, with_scheduler=True)
+
+
+outbox_cli = click.Group("outbox", help="Jobs promised by committed changes.")
+
+
+@outbox_cli.command("relay")
+def outbox_relay() -> None:
+    """Enqueue promised jobs that are overdue and not alive in RQ (the scheduler does it too)."""
+    from .services.outbox import relay
+
+    click.echo(f"relayed {len(relay())} job(s)")
+
+
+access_cli = click.Group("access", help="Parents' portal access after a revocation.")
+
+
+@access_cli.command("restore")
+@click.argument("guardian_sourced_id")
+@click.option("--admin", "admin_email", required=True, help="The admin taking the decision.")
+def access_restore(guardian_sourced_id: str, admin_email: str) -> None:
+    """Restore a revoked guardian's portal access, so resets may target them again."""
+    import sqlalchemy as sa
+
+    from .extensions import db
+    from .models import Role, User
+    from .services.fulfilment import restore_access
+
+    admin = db.session.execute(sa.select(User).where(User.email == admin_email)).scalar()
+    if admin is None or admin.role != Role.ADMIN:
+        raise click.UsageError(f"{admin_email} is not an admin.")
+    try:
+        guardian = restore_access(guardian_sourced_id, admin)
+    except DomainError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Portal access restored for {guardian.full_name} ({guardian_sourced_id}).")
+
+
+portals_cli = click.Group("portals", help="Password policy and delivery mode per portal.")
+
+
+@portals_cli.command("list")
+def portals_list() -> None:
+    """Show each portal's password policy and how resets are delivered."""
+    from .services.portals import policies
+
+    for row in policies():
+        classes = [n for n, on in (("upper", row.require_upper), ("lower", row.require_lower),
+                                   ("digit", row.require_digit), ("symbol", row.require_symbol))
+                   if on]  # fmt: skip
+        click.echo(
+            f"{row.portal:<8} min {row.min_length}, {'+'.join(classes) or 'any'}, "
+            f"history {row.history}, {row.delivery_mode}, "
+            f"valid {row.secret_lifetime_minutes} min"
+        )
+
+
+@portals_cli.command("set")
+@click.argument("portal", type=click.Choice(["parent", "student"]))
+@click.option("--min-length", type=int)
+@click.option("--upper/--no-upper", default=None)
+@click.option("--lower/--no-lower", default=None)
+@click.option("--digit/--no-digit", default=None)
+@click.option("--symbol/--no-symbol", default=None)
+@click.option("--history", type=int, help="Refuse any of the last N passwords.")
+@click.option("--mode", type=click.Choice(["one_time_password", "reset_link"]))
+@click.option("--lifetime-minutes", type=int, help="How long a password or link stays valid.")
+def portals_set(portal: str, **changes: Any) -> None:
+    """Change a portal's password policy or delivery mode."""
+    from .services.portals import update_policy
+
+    try:
+        row = update_policy(portal, {k: v for k, v in changes.items() if v is not None})
+    except DomainError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"{row.portal}: min {row.min_length}, history {row.history}, {row.delivery_mode}")
+
+
+def _serve(**kwargs: Any) -> Any:
+    """Flask's ``run``; on the embedded default it also starts the worker thread."""
+    context = click.get_current_context()
+    app = context.ensure_object(ScriptInfo).load_app()
+    reload = kwargs.get("reload")
+    reloading = get_debug_flag() if reload is None else reload
+    # With the reloader, only the child that serves requests runs the worker.
+    if app.config["EMBEDDED"] and (not reloading or os.environ.get("WERKZEUG_RUN_MAIN")):
+        importlib.import_module(_WORKERS).start_embedded(app)
+        click.echo("embedded worker running: jobs, retries and periodic jobs in-process")
+    return context.invoke(run_command, **kwargs)
+
+
+serve = click.Command(
+    "run",
+    callback=_serve,
+    params=run_command.params,
+    help="Serve the app; on the embedded default, with the worker running in a thread.",
+)
+
+COMMANDS = (worker, outbox_cli, access_cli, portals_cli)
