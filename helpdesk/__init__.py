@@ -34,17 +34,20 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
     from . import models  # noqa: F401 - registers the tables with the metadata
     from .api import init_api
     from .cli import register_commands
-    from .extensions import db, mail, migrate
+    from .extensions import db, limiter, mail, migrate
     from .logs import init_logging
     from .ops import bp as ops_bp
     from .ops import init_metrics
+    from .web import init_web
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"))
     mail.init_app(app)
+    limiter.init_app(app)
     init_logging(app)
     init_metrics(app)
     init_api(app)
     app.register_blueprint(ops_bp)
+    init_web(app)
     register_commands(app)
     return app

@@ -47,6 +47,8 @@ class Config:
     MAIL_PASSWORD: str | None = None
     MAIL_DEFAULT_SENDER: str = "Portal support <portal-support@helpdesk.example>"
     MAIL_CAPTURE_DIR: str | None = None
+    # Flask-Mail would silently drop mail under TESTING; the tests use a real SMTP server.
+    MAIL_SUPPRESS_SEND: bool = False
     # Seconds an SMTP server may take to answer before the delivery counts as failed.
     MAIL_TIMEOUT: float = 10.0
     # Links in emails are built from this, never from a request's Host header.
@@ -61,6 +63,7 @@ class Config:
     # Flask-Limiter's storage: Redis in production, process memory on the embedded default.
     RATELIMIT_STORAGE_URI: str = "memory://"
     RATELIMIT_HEADERS_ENABLED: bool = True
+    RESET_PAGE_RATE_LIMIT: str = "20 per minute; 200 per hour"
     # Run jobs in a thread of the web process (the embedded default's `helpdesk run`).
     EMBEDDED_WORKER: bool = False
     # How long a verified API token is trusted before it is looked up again.
@@ -155,6 +158,7 @@ class Config:
             OUTBOX_RELAY_AFTER_SECONDS=float(
                 environ.get("OUTBOX_RELAY_AFTER_SECONDS", cls.OUTBOX_RELAY_AFTER_SECONDS)
             ),
+            RESET_PAGE_RATE_LIMIT=environ.get("RESET_PAGE_RATE_LIMIT", cls.RESET_PAGE_RATE_LIMIT),
             RATELIMIT_STORAGE_URI=environ.get("RATELIMIT_STORAGE_URI")
             or (environ["REDIS_URL"] if environ.get("REDIS_URL") else "memory://"),
             TOKEN_CACHE_SECONDS=float(environ.get("TOKEN_CACHE_SECONDS", cls.TOKEN_CACHE_SECONDS)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -31,3 +33,6 @@ db = SQLAlchemy(
 )
 migrate = Migrate(compare_type=True, render_as_batch=True)
 mail = Mail()
+# Limits are declared on the views that need them (the public reset page); storage is
+# RATELIMIT_STORAGE_URI: Redis in production, memory on the embedded default.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

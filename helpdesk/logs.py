@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,12 @@ from typing import Any
 from flask import Flask, g, has_request_context, request
 
 _HANDLER_NAME = "helpdesk-json"
+# A reset link's token travels in its path; no log line may carry it.
+_RESET_TOKEN = re.compile(r"(/reset/)[^\s/?#\"']+")
+
+
+def redact(text: str) -> str:
+    return _RESET_TOKEN.sub(r"\1[redacted]", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,11 +26,11 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         if has_request_context():
             entry["request_id"] = g.get("request_id")
-            entry["path"] = request.path
+            entry["path"] = redact(request.path)
         for key in ("incident", "event"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,26 +166,37 @@ def actors(seeded_app: Flask) -> Actors:
     return actors
 
 
-@pytest.fixture(scope="module")
-def committed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, str, Actors]]:
-    """An app on a database of its own where every commit is real (faults, workers)."""
+@contextmanager
+def app_on_fresh_database(
+    tmp_path_factory: pytest.TempPathFactory, **environ: str
+) -> Iterator[tuple[Flask, str, Actors]]:
+    """An app on a database of its own, migrated and seeded, where every commit is real."""
     name = f"helpdesk_test_{uuid.uuid4().hex[:8]}"
     admin = _admin_engine()
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = f"{PG_SERVER}/{name}"
-    app = create_app(environ_for(url, tmp_path_factory.mktemp("instance")))
-    with app.app_context():
-        upgrade()
-        import_roster(open_bundle(ROSTER), source="tests")
-        actors = _seed_actors()
-        db.session.remove()
-    yield app, name, actors
-    with app.app_context():
-        db.engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    app = create_app(environ_for(url, tmp_path_factory.mktemp("instance")) | environ)
+    try:
+        with app.app_context():
+            upgrade()
+            import_roster(open_bundle(ROSTER), source="tests")
+            actors = _seed_actors()
+            db.session.remove()
+        yield app, name, actors
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def committed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, str, Actors]]:
+    """An app on a database of its own where every commit is real (faults, workers)."""
+    with app_on_fresh_database(tmp_path_factory) as made:
+        yield made
 
 
 def terminate_connections(database: str) -> int:

@@ -512,15 +512,22 @@ def mask(address: str) -> str:
 
 
 def _reason(error: BaseException) -> str:
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, TimeoutError):
+            return f"the mail server did not answer in time ({_timeout()} s)"
+        cause = cause.__cause__ or cause.__context__
     if isinstance(error, smtplib.SMTPResponseException):
         text = error.smtp_error.decode(errors="replace") if isinstance(
             error.smtp_error, bytes) else str(error.smtp_error)  # fmt: skip
         return f"SMTP {error.smtp_code} {text}".strip()[:300]
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return "the mail server refused the recipient"
-    if isinstance(error, TimeoutError):
-        return "the mail server did not answer in time"
     return f"{type(error).__name__}: {error}"[:300]
+
+
+def _timeout() -> str:
+    return f"{float(current_app.config['MAIL_TIMEOUT']):g}"
 
 
 def _when(moment: datetime | None) -> str:

@@ -30,6 +30,15 @@ class Email:
 
 
 class _Connection(flask_mail.Connection):
+    def __exit__(self, *exc: Any) -> None:
+        # Flask-Mail says QUIT even on a connection that just broke, which would hide
+        # why it broke; a broken one is simply closed.
+        if self.host is not None:
+            try:
+                self.host.quit()
+            except (smtplib.SMTPException, OSError):
+                self.host.close()
+
     def configure_host(self) -> smtplib.SMTP | smtplib.SMTP_SSL:
         config = current_app.config
         timeout = float(config["MAIL_TIMEOUT"])

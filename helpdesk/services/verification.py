@@ -127,6 +127,11 @@ def _require_email(guardian: Guardian, field_name: str) -> None:
         raise NoEmailOnFile(message, errors={"fields": {field_name: [message]}})
 
 
+def _refuse_if_revoked(v: Verification, guardian: Guardian) -> None:
+    if guardian.access_revoked_at is not None:
+        v.fail("parent's portal access is revoked: an admin restores it before any reset")
+
+
 # The busiest check: one prebuilt statement for the student and their portal account.
 # Building a statement costs more than running it, so hot-path statements are built once.
 _students, _accounts = Student.__table__.c, PortalAccount.__table__.c
@@ -199,6 +204,7 @@ def _check_parent_reset(school_id: int, data: dict[str, Any]) -> Verification:
     _require_email(guardian, "parent_account_number")
     v.account_id, v.guardian_id = account.id, guardian.id
     v.set("parent_account_number", MATCH)
+    _refuse_if_revoked(v, guardian)
     if full_name_matches(data["parent_name"], guardian.given_name, guardian.family_name):
         v.set("parent_name", MATCH)
     else:
@@ -350,6 +356,7 @@ def _check_username_reminder(school_id: int, data: dict[str, Any]) -> Verificati
             v.set("parent_name", MISMATCH, "parent name differs from the account holder's record")
         _require_email(guardian, "parent_account_number")
         v.account_id, v.guardian_id = account.id, guardian.id
+        _refuse_if_revoked(v, guardian)
         return v
     student = _student_at(school_id, data["student_id"])
     if student is None:
@@ -377,6 +384,7 @@ def _check_username_reminder(school_id: int, data: dict[str, Any]) -> Verificati
         v.fail("parent has no parental responsibility for this child")
     _require_email(link.guardian, "parent_name")
     v.guardian_id = link.guardian.id
+    _refuse_if_revoked(v, link.guardian)
     v.account_id = (
         db.session.execute(
             sa.select(PortalAccount.id).where(

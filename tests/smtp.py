@@ -1,0 +1,93 @@
+"""A real SMTP server for the tests (aiosmtpd), which can refuse or hang on request."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import logging
+import socket
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+
+    @property
+    def text(self) -> str:
+        part = self.message.get_body(preferencelist=("plain",))
+        return part.get_content() if part is not None else ""
+
+    @property
+    def html(self) -> str:
+        part = self.message.get_body(preferencelist=("html",))
+        return part.get_content() if part is not None else ""
+
+
+@dataclass
+class Mailbox:
+    """What the server accepted; ``refuse`` messages get 451 first, ``hang`` stalls DATA."""
+
+    messages: list[Received] = field(default_factory=list)
+    refuse: int = 0
+    hang: bool = False
+    _release: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.hang:
+            self._loop = asyncio.get_running_loop()
+            self._release = self._release or asyncio.Event()
+            await self._release.wait()
+            return "421 4.3.2 Shutting down"
+        if self.refuse > 0:
+            self.refuse -= 1
+            return "451 4.3.0 Mailbox temporarily unavailable, try again later"
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 2.0.0 OK: queued"
+
+    def to(self, address: str) -> list[Received]:
+        return [m for m in self.messages if address in m.rcpt_tos]
+
+    def reset(self) -> None:
+        self.unhang()
+        self.messages.clear()
+        self.refuse = 0
+
+    def unhang(self) -> None:
+        self.hang = False
+        if self._release is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._release.set)
+        self._release = None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SmtpServer:
+    def __init__(self) -> None:
+        self.mailbox = Mailbox()
+        self.port = free_port()
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> SmtpServer:
+        # This is the recipients' mail server, not the service: its debug log of every
+        # DATA line is not a log of ours, and would hold the secret by design.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.mailbox.unhang()
+        self.controller.stop()

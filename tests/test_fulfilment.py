@@ -1,0 +1,638 @@
+"""Fulfilment end to end: real RQ workers (burst), real Redis and PostgreSQL, a real SMTP server.
+
+Each test files through the API, approves as an agent would (or lets the rules do it),
+runs a worker, and looks at what a parent, a school employee or an agent would see:
+the message at the address on file, the secret working once, the incident's state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from helpdesk.extensions import db, limiter
+from helpdesk.models import (
+    Fulfilment,
+    Guardian,
+    GuardianStudent,
+    Incident,
+    OutboxEntry,
+    PasswordHistory,
+    PortalAccount,
+    Student,
+    parse_ref,
+    utcnow,
+)
+from helpdesk.services import outbox
+from helpdesk.services.credentials import SignIn, SqlCredentialStore
+from helpdesk.services.portals import update_policy
+from workers.worker import make_worker
+
+from .conftest import Actor, Actors, app_on_fresh_database
+from .samples import FIONA_RESET, ISLA_RESET, REMINDER
+from .smtp import Mailbox, Received, SmtpServer
+
+WORKER_REDIS = "redis://127.0.0.1:6379/14"
+FIONA = "fiona.campbell@mail.example"  # par-1-0's email on file
+FILER = "m.baillie@ashgrove.sch.example"  # stf-1's staff email, and her user
+BASE_URL = "https://help.example.org"
+LORNA_RESET = {
+    "type": "parent_password_reset",
+    "parent_name": "Lorna Fraser",
+    "contact_phone": "07700 900501",
+    "parent_pin": "683244",
+    "parent_account_number": "P500012",
+    "student_id": "ASH595185",
+}
+
+
+@dataclass
+class Desk:
+    """The service as its users drive it, plus the worker and the mail server behind it."""
+
+    app: Flask
+    database: str
+    actors: Actors
+    mailbox: Mailbox
+    redis: redis.Redis
+
+    @property
+    def client(self) -> FlaskClient:
+        return self.app.test_client()
+
+    def file(self, body: dict[str, Any], actor: Actor | None = None) -> dict[str, Any]:
+        response = self.client.post(
+            "/api/v1/incidents", json=body, headers=(actor or self.actors.ashgrove).headers
+        )
+        assert response.status_code == 201, response.json
+        return dict(response.json)
+
+    def act(self, actor: Actor, ref: str, action: str, **body: Any) -> Any:
+        return self.client.post(
+            f"/api/v1/incidents/{ref}/transitions", json={"action": action, **body},
+            headers=actor.headers,
+        )  # fmt: skip
+
+    def approve_parent_reset(self, ref: str) -> Any:
+        """The support procedure: the desk escalates to identity, which approves."""
+        assert self.act(self.actors.agent, ref, "escalate").status_code == 200
+        return self.act(self.actors.identity, ref, "fulfil")
+
+    def work(self) -> None:
+        make_worker(self.app, fork=False).work(burst=True)
+
+    def get(self, ref: str, actor: Actor | None = None) -> dict[str, Any]:
+        response = self.client.get(
+            f"/api/v1/incidents/{ref}", headers=(actor or self.actors.admin).headers
+        )
+        return dict(response.json)
+
+    def events(self, ref: str) -> list[dict[str, Any]]:
+        response = self.client.get(
+            f"/api/v1/incidents/{ref}/events", headers=self.actors.admin.headers
+        )
+        return list(response.json)
+
+    def fulfilments(self, ref: str) -> list[Fulfilment]:
+        with self.app.app_context():
+            rows = db.session.execute(
+                sa.select(Fulfilment)
+                .where(Fulfilment.incident_id == parse_ref(ref))
+                .order_by(Fulfilment.id)
+            ).scalars()
+            found = list(rows)
+            db.session.remove()
+            return found
+
+    def sign_in(self, account_number: str, password: str) -> SignIn:
+        with self.app.app_context():
+            outcome = SqlCredentialStore().sign_in(account_number, password)
+            db.session.commit()
+            db.session.remove()
+            return outcome
+
+    def sql(self, statement: Any, params: dict[str, Any] | None = None) -> None:
+        with self.app.app_context():
+            db.session.execute(statement, params or {})
+            db.session.commit()
+            db.session.remove()
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, smtp) -> Iterator[tuple[Flask, str, Actors]]:
+    with app_on_fresh_database(
+        tmp_path_factory,
+        REDIS_URL=WORKER_REDIS,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=str(smtp.port),
+        MAIL_TIMEOUT="1",
+        JOB_RETRY_INTERVALS="0,0,0",
+        PUBLIC_BASE_URL=BASE_URL,
+        RATELIMIT_STORAGE_URI="memory://",
+    ) as made:
+        yield made
+
+
+@pytest.fixture
+def desk(stack, smtp) -> Iterator[Desk]:
+    app, database, actors = stack
+    connection = redis.Redis.from_url(WORKER_REDIS)
+    connection.flushdb()
+    smtp.mailbox.reset()
+    yield Desk(app, database, actors, smtp.mailbox, connection)
+    smtp.mailbox.reset()
+    with app.app_context():
+        limiter.reset()
+    with app.app_context():
+        # Each test starts from the records as imported: no revocation, default policies.
+        db.session.execute(sa.update(Guardian).values(access_revoked_at=None,
+                                                       access_revoked_reason=None))  # fmt: skip
+        db.session.execute(sa.update(PortalAccount).values(status="active"))
+        db.session.execute(sa.update(GuardianStudent).where(
+            GuardianStudent.guardian_id == sa.select(Guardian.id).where(
+                Guardian.sourced_id == "par-1-0").scalar_subquery()
+        ).values(parental_responsibility=True))  # fmt: skip
+        db.session.commit()
+        update_policy("parent", {"mode": "one_time_password", "min_length": 8, "history": 0})
+        db.session.remove()
+    connection.close()
+
+
+def one_time_password(message: Received) -> str:
+    found = re.search(r"One-time password:\s+(\S+)", message.text)
+    assert found, message.text
+    return found.group(1)
+
+
+def reset_link(message: Received) -> str:
+    found = re.search(re.escape(BASE_URL) + r"/reset/(\S+)", message.text)
+    assert found, message.text
+    return found.group(1)
+
+
+def _readable(value: Any) -> bytes:
+    """A Redis value as bytes, with RQ's zlib-compressed fields (job data, errors) opened."""
+    parts = list(value.items()) if isinstance(value, dict) else [value]
+    out = []
+    for part in parts:
+        for item in part if isinstance(part, tuple | list | set) else [part]:
+            raw = item if isinstance(item, bytes) else repr(item).encode()
+            with contextlib.suppress(zlib.error):
+                raw += zlib.decompress(raw)
+            out.append(raw)
+    return b"\n".join(out)
+
+
+def assert_secret_nowhere(desk: Desk, secret: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Not in any table, event, API response, Redis key or log line (SPEC §6.3)."""
+    with desk.app.app_context():
+        for table in db.metadata.sorted_tables:
+            rows = db.session.execute(sa.select(table)).all()
+            assert secret not in repr(rows), f"the secret is stored in {table.name}"
+        db.session.remove()
+    readers = {
+        "string": lambda r, k: r.get(k),
+        "hash": lambda r, k: r.hgetall(k),
+        "list": lambda r, k: r.lrange(k, 0, -1),
+        "set": lambda r, k: r.smembers(k),
+        "zset": lambda r, k: r.zrange(k, 0, -1),
+        "stream": lambda r, k: r.xrange(k),
+    }
+    keys = list(desk.redis.scan_iter("*"))
+    assert keys, "the run left nothing in Redis to look at"
+    for key in keys:
+        value = readers[desk.redis.type(key).decode()](desk.redis, key)
+        assert secret.encode() not in _readable(value), f"the secret is in Redis {key!r}"
+        assert secret not in key.decode()
+    assert secret not in caplog.text
+    for record in caplog.records:
+        assert secret not in record.getMessage()
+
+
+# -- Each type and mode, end to end ----------------------------------------------------
+
+
+def test_a_parent_reset_reaches_only_the_address_on_file_once_and_works_once(desk, caplog):
+    caplog.set_level(logging.DEBUG)
+    body = {**FIONA_RESET, "notes": "Mum says send it to fiona.new@elsewhere.example instead",
+            "summary": "reset for fiona.new@elsewhere.example"}  # fmt: skip
+    ref = desk.file(body)["ref"]
+    approved = desk.approve_parent_reset(ref)
+    assert approved.status_code == 200, approved.json
+    assert approved.json["status"] == "awaiting_fulfilment"
+    assert approved.json["fulfilment"]["state"] == "pending"
+
+    desk.work()
+
+    results = [m for m in desk.mailbox.messages if "portal password" in m.message["Subject"]]
+    assert [m.rcpt_tos for m in results] == [[FIONA]]
+    assert not [m for m in desk.mailbox.messages if "elsewhere.example" in repr(m.rcpt_tos)]
+    secret = one_time_password(results[0])
+    assert "fiona.campbell1" in results[0].text  # the username, so the parent can sign in
+    incident = desk.get(ref)
+    assert incident["status"] == "resolved"
+    assert incident["fulfilment"]["state"] == "delivered"
+    assert incident["fulfilment"]["expires_at"] is not None
+    # The filer hears the outcome, without the secret.
+    (told,) = desk.mailbox.to(FILER)
+    assert ref in told.message["Subject"] and "parent's email on file" in told.text
+    assert secret not in told.text + told.html
+    events = desk.events(ref)
+    assert [e["kind"] for e in events][-3:] == ["fulfil", "credential_set", "delivered"]
+    assert events[-1]["data"]["to"] == "f***@mail.example"
+
+    assert desk.sign_in("P500001", secret) == SignIn.CHANGE_REQUIRED
+    assert desk.sign_in("P500001", secret) == SignIn.REFUSED  # once, and then no more
+    assert_secret_nowhere(desk, secret, caplog)
+
+
+def test_a_student_reset_is_fulfilled_at_once_to_the_filing_employees_staff_email(desk, caplog):
+    caplog.set_level(logging.DEBUG)
+    filed = desk.file(ISLA_RESET)
+    assert filed["status"] == "awaiting_fulfilment"
+    desk.work()
+    results = [m for m in desk.mailbox.to(FILER) if "portal password" in m.message["Subject"]]
+    assert len(results) == 1
+    assert "give the student this one-time password" in results[0].text
+    secret = one_time_password(results[0])
+    assert desk.get(filed["ref"])["status"] == "resolved"
+    assert desk.sign_in("S700000", secret) == SignIn.CHANGE_REQUIRED
+    assert desk.sign_in("S700000", secret) == SignIn.REFUSED
+    assert_secret_nowhere(desk, secret, caplog)
+
+
+def test_a_username_reminder_sends_the_username_and_changes_no_password(desk):
+    ref = desk.file(REMINDER)["ref"]
+    assert desk.act(desk.actors.agent, ref, "fulfil").status_code == 200
+    desk.work()
+    (reminder,) = [m for m in desk.mailbox.to(FIONA) if "username" in m.message["Subject"]]
+    assert "fiona.campbell1" in reminder.text
+    (fulfilment,) = desk.fulfilments(ref)
+    assert fulfilment.state == "delivered" and fulfilment.credential_set_at is None
+    assert desk.get(ref)["status"] == "resolved"
+
+
+def test_a_one_time_password_expires(desk):
+    ref = desk.file(ISLA_RESET)["ref"]
+    desk.work()
+    secret = one_time_password(desk.mailbox.messages[0])
+    desk.sql(
+        sa.update(PortalAccount)
+        .where(PortalAccount.account_number == "S700000")
+        .values(password_expires_at=utcnow() - timedelta(minutes=1))
+    )
+    assert desk.sign_in("S700000", secret) == SignIn.REFUSED
+    assert desk.fulfilments(ref)[0].secret_expires_at is not None
+
+
+def test_reset_link_mode_lets_the_holder_choose_a_password_once(desk, caplog):
+    caplog.set_level(logging.DEBUG)
+    with desk.app.app_context():
+        update_policy("parent", {"mode": "reset_link", "min_length": 12, "history": 2})
+        db.session.remove()
+    ref = desk.file(FIONA_RESET)["ref"]
+    assert desk.approve_parent_reset(ref).status_code == 200
+    desk.work()
+    (message,) = [m for m in desk.mailbox.to(FIONA) if "password" in m.message["Subject"]]
+    token = reset_link(message)
+    selector, _, verifier = token.partition(".")
+    assert len(verifier) >= 32  # 192 random bits, well over 128
+
+    page = desk.client  # one browser: the form's CSRF token lives in its session cookie
+    shown = page.get(f"/reset/{token}")
+    assert shown.status_code == 200
+    assert shown.headers["Referrer-Policy"] == "no-referrer"
+    assert shown.headers["Cache-Control"] == "no-store"
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', shown.text).group(1)
+
+    weak = page.post(f"/reset/{token}", data={"csrf_token": csrf, "password": "short",
+                                              "confirm": "short"})  # fmt: skip
+    assert weak.status_code == 422
+    assert "Use at least 12 characters." in weak.text
+    named = "Campbell" + "Xy7!pqrs"
+    refused = page.post(f"/reset/{token}", data={"csrf_token": csrf, "password": named,
+                                                 "confirm": named})  # fmt: skip
+    assert "Do not use your name or username" in refused.text
+
+    chosen = "Heather-Glen-42"
+    done = page.post(f"/reset/{token}", data={"csrf_token": csrf, "password": chosen,
+                                              "confirm": chosen})  # fmt: skip
+    assert done.status_code == 200 and "has been changed" in done.text
+    assert desk.sign_in("P500001", chosen) == SignIn.SIGNED_IN
+
+    used = page.post(f"/reset/{token}", data={"csrf_token": csrf, "password": chosen + "x",
+                                              "confirm": chosen + "x"})  # fmt: skip
+    unknown = page.post(f"/reset/{selector}.{'A' * len(verifier)}",
+                        data={"csrf_token": csrf, "password": chosen + "x",
+                              "confirm": chosen + "x"})  # fmt: skip
+    assert used.status_code == unknown.status_code == 422
+    assert used.text == unknown.text  # the same answer whether or not the token exists
+    assert "expired or has already been used" in used.text
+
+    desk.work()  # the "password changed" notice, which carries no secret
+    (notice,) = [m for m in desk.mailbox.to(FIONA) if "was changed" in m.message["Subject"]]
+    assert chosen not in notice.text
+    assert_secret_nowhere(desk, token, caplog)
+    assert_secret_nowhere(desk, chosen, caplog)
+
+
+def test_a_new_reset_link_voids_the_old_one_and_links_expire(desk):
+    with desk.app.app_context():
+        update_policy("parent", {"mode": "reset_link"})
+        db.session.remove()
+    tokens = []
+    for _ in range(2):
+        ref = desk.file(FIONA_RESET)["ref"]
+        assert desk.approve_parent_reset(ref).status_code == 200
+        desk.work()
+        tokens.append(reset_link(desk.mailbox.to(FIONA)[-1]))
+    page = desk.client
+    csrf = re.search(r'value="([^"]+)"', page.get(f"/reset/{tokens[0]}").text).group(1)
+    form = {"csrf_token": csrf, "password": "Heather-Glen-42", "confirm": "Heather-Glen-42"}
+    assert "expired or has already been used" in page.post(f"/reset/{tokens[0]}", data=form).text
+    desk.sql(sa.update(PortalAccount).where(PortalAccount.account_number == "P500001")
+             .values(reset_expires_at=utcnow() - timedelta(seconds=1)))  # fmt: skip
+    assert "expired or has already been used" in page.post(f"/reset/{tokens[1]}", data=form).text
+
+
+def test_the_reset_page_is_rate_limited(desk):
+    page = desk.client
+    answers = [page.get("/reset/not-a-token").status_code for _ in range(21)]
+    assert answers[:20] == [200] * 20
+    assert answers[20] == 429
+
+
+def test_a_form_without_its_csrf_token_is_refused(desk):
+    response = desk.client.post("/reset/some.token", data={"password": "a", "confirm": "a"})
+    assert response.status_code == 422
+    assert "CSRF" in response.text
+
+
+@pytest.mark.parametrize("field", ["email", "recipient", "to", "send_to"])
+def test_no_field_can_name_a_recipient(desk, field):
+    response = desk.client.post(
+        "/api/v1/incidents", json={**FIONA_RESET, field: "someone@elsewhere.example"},
+        headers=desk.actors.ashgrove.headers,
+    )  # fmt: skip
+    assert response.status_code == 422
+    assert "address on file" in response.json["errors"]["fields"][field][0]
+
+
+# -- Faults ---------------------------------------------------------------------------
+
+
+def test_redis_down_while_filing_loses_nothing(desk, stack, tmp_path):
+    app, database, actors = stack
+    from helpdesk import create_app
+
+    from .conftest import PG_SERVER, environ_for
+
+    # The same database, but a Redis that is not there (nothing listens on port 1).
+    env = environ_for(f"{PG_SERVER}/{database}", tmp_path) | {
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "RATELIMIT_STORAGE_URI": "memory://",
+    }
+    cut_off = create_app(env)
+    response = cut_off.test_client().post(
+        "/api/v1/incidents", json=ISLA_RESET, headers=actors.ashgrove.headers
+    )
+    assert response.status_code == 201, response.json
+    ref = response.json["ref"]
+    with cut_off.app_context():
+        db.engine.dispose()
+
+    desk.work()
+    assert desk.mailbox.messages == []  # nothing reached RQ
+    with app.app_context():
+        relayed = outbox.relay(now=utcnow() + timedelta(hours=1))
+        db.session.remove()
+    assert len(relayed) == 1
+    desk.work()
+    assert (
+        len([m for m in desk.mailbox.to(FILER) if "portal password" in m.message["Subject"]]) == 1
+    )
+    assert desk.get(ref)["status"] == "resolved"
+    with app.app_context():
+        assert outbox.relay(now=utcnow() + timedelta(hours=2)) == []  # kept: not relayed again
+        db.session.remove()
+
+
+def test_an_smtp_refusal_then_acceptance_sends_one_message_with_one_working_secret(desk):
+    desk.mailbox.refuse = 1
+    ref = desk.file(ISLA_RESET)["ref"]
+    desk.work()
+    results = [m for m in desk.mailbox.to(FILER) if "portal password" in m.message["Subject"]]
+    assert len(results) == 1
+    (fulfilment,) = desk.fulfilments(ref)
+    assert fulfilment.state == "delivered" and fulfilment.attempts == 1
+    failed = next(e for e in desk.events(ref) if e["kind"] == "delivery_failed")
+    assert "451" in failed["message"]
+    assert desk.sign_in("S700000", one_time_password(results[0])) == SignIn.CHANGE_REQUIRED
+
+
+def test_an_smtp_server_that_hangs_times_out_and_the_incident_returns_to_a_person(desk):
+    desk.mailbox.hang = True
+    ref = desk.file(ISLA_RESET)["ref"]
+    desk.work()  # four attempts of MAIL_TIMEOUT=1 s each, then given back
+    desk.mailbox.unhang()
+    (fulfilment,) = desk.fulfilments(ref)
+    assert fulfilment.state == "abandoned"
+    assert fulfilment.attempts == 4
+    assert "did not answer in time" in fulfilment.last_error
+    assert fulfilment.sealed_secret is None  # the undelivered secret is forgotten
+    incident = desk.get(ref, desk.actors.agent)
+    assert incident["status"] == "triaged" and incident["queue"] == "its-student-systems"
+    assert incident["fulfilment"]["state"] == "abandoned"
+    assert "fulfil" in incident["allowed_actions"]  # a person can approve it again
+    returned = desk.events(ref)[-1]
+    assert returned["kind"] == "returned" and "4 attempts" in returned["message"]
+
+
+def test_a_worker_killed_mid_job_gives_exactly_one_reset_and_one_message(desk):
+    """The worker dies after setting the credential, before the email is accepted.
+
+    As RQ's own tests do, the dead worker's job is left in the started-job registry and
+    RQ's cleanup hands it back; the retry finds the credential set and only delivers.
+    """
+    from rq.job import Job
+    from rq.registry import StartedJobRegistry
+    from rq.serializers import JSONSerializer
+
+    from helpdesk.services.fulfilment import run
+
+    ref = desk.file(ISLA_RESET)["ref"]
+    (fulfilment,) = desk.fulfilments(ref)
+    with desk.app.app_context():
+        queue = outbox.rq_queue("fulfilment")
+        worker = make_worker(desk.app, fork=False)
+        job = Job.fetch(queue.job_ids[0], connection=desk.redis, serializer=JSONSerializer)
+        queue.remove(job)
+        worker.prepare_execution(job)  # the job is now STARTED by this worker
+        worker.prepare_job_execution(job)
+        desk.mailbox.hang = True
+        with pytest.raises(Exception, match=r"SMTP|time|answer"):
+            run(fulfilment.id)  # the job's work, up to the hanging SMTP conversation
+        db.session.remove()
+    desk.mailbox.unhang()
+    # ...and here the worker is gone: no result, no failure recorded by it.
+    set_once = desk.fulfilments(ref)[0]
+    assert set_once.state == "delivery_failed" and set_once.credential_set_at is not None
+    registry = StartedJobRegistry("fulfilment", connection=desk.redis, serializer=JSONSerializer)
+    registry.cleanup(timestamp=utcnow().timestamp() + 100_000)
+    assert job.id in queue.get_job_ids()  # retried, since it has retries left
+
+    desk.work()
+    results = [m for m in desk.mailbox.to(FILER) if "portal password" in m.message["Subject"]]
+    assert len(results) == 1
+    after = desk.fulfilments(ref)[0]
+    assert after.state == "delivered"
+    assert after.credential_set_at == set_once.credential_set_at  # reset once, not twice
+    assert desk.sign_in("S700000", one_time_password(results[0])) == SignIn.CHANGE_REQUIRED
+
+
+def test_the_same_job_enqueued_twice_sends_one_message(desk):
+    ref = desk.file(ISLA_RESET)["ref"]
+    (fulfilment,) = desk.fulfilments(ref)
+    with desk.app.app_context():
+        queue = outbox.rq_queue("fulfilment")
+        for _ in range(2):
+            queue.enqueue("workers.jobs.reset_credential", fulfilment.id)
+        entry = db.session.execute(
+            sa.select(OutboxEntry).where(
+                OutboxEntry.job == "reset_credential", OutboxEntry.target_id == fulfilment.id
+            )
+        ).scalar_one()
+        outbox.enqueue(entry)  # and the relay's copy, under the outbox's own job id
+        db.session.remove()
+    desk.work()
+    results = [m for m in desk.mailbox.to(FILER) if "portal password" in m.message["Subject"]]
+    assert len(results) == 1
+    with desk.app.app_context():
+        history = db.session.execute(sa.select(sa.func.count(PasswordHistory.id))).scalar()
+        db.session.remove()
+    assert history == 0  # one-time passwords are not history; one reset, not three
+    assert desk.sign_in("S700000", one_time_password(results[0])) == SignIn.CHANGE_REQUIRED
+
+
+# -- Revocation, and who may be a target ----------------------------------------------
+
+
+def test_revocation_disables_at_once_and_blocks_later_resets_until_restored(desk):
+    filed = desk.file({"type": "access_revocation", "guardian_id": "par-5-0",
+                       "reason": "court_order"})  # fmt: skip
+    assert filed["status"] == "awaiting_fulfilment"
+    desk.work()
+    assert desk.get(filed["ref"])["status"] == "resolved"
+    with desk.app.app_context():
+        account = db.session.execute(
+            sa.select(PortalAccount).where(PortalAccount.account_number == "P500012")
+        ).scalar_one()
+        assert account.status == "disabled"
+        db.session.remove()
+    (notice,) = [m for m in desk.mailbox.to(FILER) if "revoked" in m.message["Subject"]]
+    assert "court order" in notice.text
+    assert not desk.mailbox.to("lorna.fraser@mail.example")
+
+    reset = desk.client.post("/api/v1/incidents", json=LORNA_RESET,
+                             headers=desk.actors.ashgrove.headers).json  # fmt: skip
+    assert reset["verification"]["outcome"] == "failed"
+    assert any("revoked" in r for r in reset["verification"]["reasons"])
+    refused = desk.act(desk.actors.agent, reset["ref"], "fulfil")
+    assert refused.status_code == 409
+
+    with desk.app.app_context():
+        restored = desk.app.test_cli_runner().invoke(
+            args=["access", "restore", "par-5-0", "--admin", desk.actors.admin.email]
+        )
+        db.session.remove()
+    assert restored.exit_code == 0, restored.output
+    again = desk.file(LORNA_RESET)
+    assert again["verification"]["outcome"] == "passed"
+    assert desk.approve_parent_reset(again["ref"]).status_code == 200
+    desk.work()
+    assert len(desk.mailbox.to("lorna.fraser@mail.example")) == 1
+
+
+def test_a_revocation_overtakes_a_reset_already_approved(desk):
+    ref = desk.file(LORNA_RESET)["ref"]
+    assert desk.approve_parent_reset(ref).status_code == 200
+    desk.file({"type": "access_revocation", "guardian_id": "par-5-0", "reason": "policy_breach"})
+    desk.work()  # revocations are served first
+    assert not desk.mailbox.to("lorna.fraser@mail.example")
+    assert desk.fulfilments(ref)[0].state == "abandoned"
+    assert desk.get(ref)["status"] == "triaged"
+
+
+def test_child_protection_revokes_every_guardian_of_the_child(desk):
+    desk.file({"type": "access_revocation", "guardian_id": "par-5-0", "student_id": "ASH595185",
+               "reason": "child_protection"})  # fmt: skip
+    desk.work()
+    with desk.app.app_context():
+        revoked = db.session.execute(
+            sa.select(Guardian.sourced_id)
+            .join(GuardianStudent, GuardianStudent.guardian_id == Guardian.id)
+            .join(Student, Student.id == GuardianStudent.student_id)
+            .where(Student.student_number == "ASH595185", Guardian.access_revoked_at.is_not(None))
+        ).scalars()
+        assert sorted(revoked) == ["par-5-0", "par-5-1"]
+        db.session.remove()
+
+
+def test_a_guardian_who_lost_parental_responsibility_after_approval_is_not_a_target(desk):
+    ref = desk.file(FIONA_RESET)["ref"]
+    assert desk.approve_parent_reset(ref).status_code == 200
+    # The school's records change before the worker runs (a roster import, say).
+    desk.sql(sa.update(GuardianStudent).where(
+        GuardianStudent.guardian_id == sa.select(Guardian.id).where(
+            Guardian.sourced_id == "par-1-0").scalar_subquery()
+    ).values(parental_responsibility=False))  # fmt: skip
+    desk.work()
+    assert not desk.mailbox.to(FIONA)
+    (fulfilment,) = desk.fulfilments(ref)
+    assert fulfilment.state == "abandoned"
+    assert "parental responsibility" in fulfilment.last_error
+    assert fulfilment.credential_set_at is None  # the account was never touched
+    (told,) = desk.mailbox.to(FILER)
+    assert "Not done yet" in told.text
+
+
+def test_a_carer_without_parental_responsibility_cannot_be_approved(desk):
+    raj = {"type": "parent_password_reset", "parent_name": "Raj Kapoor",
+           "contact_phone": "07700 900402", "parent_pin": "471325",
+           "parent_account_number": "P500010", "student_id": "MIL619501"}  # fmt: skip
+    filed = desk.client.post("/api/v1/incidents", json=raj, headers=desk.actors.millbrook.headers)
+    assert filed.json["verification"]["outcome"] == "failed"
+    assert desk.act(desk.actors.admin, filed.json["ref"], "fulfil").status_code == 409
+    desk.work()
+    assert not desk.mailbox.to("raj.kapoor@mail.example")
+
+
+def test_an_incident_in_flight_is_visible_and_never_shows_a_secret(desk):
+    ref = desk.file(ISLA_RESET)["ref"]
+    pending = desk.get(ref, desk.actors.agent)
+    assert pending["status"] == "awaiting_fulfilment"
+    assert set(pending["fulfilment"]) == {
+        "kind", "state", "mode", "attempts", "reason", "expires_at", "delivered_at",
+    }  # fmt: skip
+    with desk.app.app_context():
+        incident = db.session.get(Incident, parse_ref(ref))
+        assert incident is not None
+        db.session.remove()
