@@ -125,3 +125,40 @@ def test_running_the_demo_twice_keeps_the_records_and_users(demo):
     again = helpdesk(instance, "demo")
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("token:") == 6
+
+
+def test_an_approved_reset_arrives_in_the_captured_mailbox_with_no_worker_to_start(demo):
+    """`helpdesk run` alone runs the job: the email lands in instance/mail/ as a file."""
+    import email
+    import email.policy
+
+    base, tokens, instance = demo
+    ref = requests.post(
+        f"{base}/api/v1/incidents",
+        headers={"Authorization": f"Bearer {tokens['m.baillie@ashgrove.sch.example']}"},
+        json=FIONA_RESET,
+        timeout=10,
+    ).json()["ref"]
+    for who, body in (
+        ("agent@helpdesk.example", {"action": "escalate"}),
+        ("identity@helpdesk.example", {"action": "fulfil"}),
+    ):
+        moved = requests.post(
+            f"{base}/api/v1/incidents/{ref}/transitions",
+            json=body,
+            headers={"Authorization": f"Bearer {tokens[who]}"},
+            timeout=10,
+        )
+        assert moved.status_code == 200, moved.text
+    deadline = time.monotonic() + 30
+    admin = {"Authorization": f"Bearer {tokens['admin@helpdesk.example']}"}
+    while requests.get(f"{base}/api/v1/incidents/{ref}", headers=admin,
+                       timeout=10).json()["status"] != "resolved":  # fmt: skip
+        assert time.monotonic() < deadline, "the embedded worker did not fulfil the reset"
+        time.sleep(0.3)
+    mails = [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for path in sorted((instance / "mail").glob("*.eml"))
+    ]
+    resets = [m for m in mails if m["Subject"] == "Your new portal password"]
+    assert [m["To"] for m in resets] == ["fiona.campbell@mail.example"]

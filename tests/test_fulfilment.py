@@ -636,3 +636,28 @@ def test_an_incident_in_flight_is_visible_and_never_shows_a_secret(desk):
         incident = db.session.get(Incident, parse_ref(ref))
         assert incident is not None
         db.session.remove()
+
+
+def test_helpdesk_worker_runs_the_jobs_in_forked_work_horses(desk, tmp_path):
+    """The production command: `helpdesk worker --burst` in its own process."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import PG_SERVER, environ_for
+
+    ref = desk.file(ISLA_RESET)["ref"]
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "VIRTUAL_ENV"}}
+    env |= environ_for(f"{PG_SERVER}/{desk.database}", tmp_path) | {
+        "REDIS_URL": WORKER_REDIS, "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(desk.app.config["MAIL_PORT"]), "JOB_RETRY_INTERVALS": "0,0,0",
+    }  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "helpdesk.cli", "worker", "--burst"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (
+        len([m for m in desk.mailbox.to(FILER) if "portal password" in m.message["Subject"]]) == 1
+    )
+    assert desk.get(ref)["status"] == "resolved"
