@@ -34,13 +34,16 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
     from . import models  # noqa: F401 - registers the tables with the metadata
     from .api import init_api
     from .cli import register_commands
-    from .extensions import db, limiter, mail, migrate
+    from .extensions import db, limiter, mail, migrate, serialise_sqlite_writes
     from .logs import init_logging
     from .ops import bp as ops_bp
     from .ops import init_metrics
     from .web import init_web
 
     db.init_app(app)
+    if app.config["EMBEDDED"]:
+        with app.app_context():
+            serialise_sqlite_writes(db.engine)  # creates no connection
     migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"))
     mail.init_app(app)
     limiter.init_app(app)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import sqlalchemy as sa
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_mail import Mail
@@ -36,3 +39,25 @@ mail = Mail()
 # Limits are declared on the views that need them (the public reset page); storage is
 # RATELIMIT_STORAGE_URI: Redis in production, memory on the embedded default.
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def serialise_sqlite_writes(engine: sa.Engine) -> None:
+    """Make the embedded SQLite safe for the web thread and the worker thread at once.
+
+    SQLite refuses, without waiting, a read transaction that later wants to write while
+    another connection writes ("database is locked"). Taking the write lock when each
+    transaction begins (BEGIN IMMEDIATE) makes the second writer wait its turn instead;
+    WAL lets readers carry on meanwhile.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy, not the driver, begins
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
