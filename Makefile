@@ -37,6 +37,7 @@ lint: $(STAMP)
 bench: $(STAMP) services
 	$(BIN)/python -m bench.roster_import
 	$(BIN)/python -m bench.incidents_throughput
+	$(BIN)/python -m bench.fulfilment
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
