@@ -60,7 +60,7 @@ def demo(tmp_path_factory):
         [*HELPDESK, "run", "--port", str(port)],
         env=embedded_env(instance),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(instance / "server.log").open("wb"),
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -162,3 +162,11 @@ def test_an_approved_reset_arrives_in_the_captured_mailbox_with_no_worker_to_sta
     ]
     resets = [m for m in mails if m["Subject"] == "Your new portal password"]
     assert [m["To"] for m in resets] == ["fiona.campbell@mail.example"]
+
+
+def test_the_embedded_worker_thread_runs_without_errors(demo):
+    """Its jobs, retries and periodic jobs all work on the in-process Redis stand-in."""
+    _, _, instance = demo
+    time.sleep(2.5)  # a couple of passes of the worker thread
+    log = (instance / "server.log").read_text()
+    assert '"level": "ERROR"' not in log, log[-3000:]

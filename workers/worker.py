@@ -9,9 +9,12 @@ import time
 from typing import Any
 
 from flask import Flask
-from rq import SimpleWorker, Worker
-from rq.scheduler import RQScheduler
+from rq import Queue, SimpleWorker, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
+from rq.timeouts import TimerDeathPenalty
 
 from helpdesk.extensions import db
 from helpdesk.redis_client import redis_for
@@ -20,10 +23,21 @@ from helpdesk.services.outbox import QUEUES
 log = logging.getLogger(__name__)
 
 
-class AppWorker(Worker):
-    """An RQ worker whose jobs run in the app's context, with their own database connections."""
+class _InApp:
+    """Runs each job inside the app's context and hands its session back afterwards."""
 
     app: Flask
+
+    def perform_job(self, job: Any, queue: Any, execution: Any) -> bool:
+        with self.app.app_context():
+            try:
+                return bool(super().perform_job(job, queue, execution))  # type: ignore[misc]
+            finally:
+                db.session.remove()
+
+
+class AppWorker(_InApp, Worker):
+    """RQ's forking worker (one work-horse per job), for ``helpdesk worker``."""
 
     def main_work_horse(self, job: Any, queue: Any) -> Any:
         # A forked work-horse must not share the parent's pooled database sockets.
@@ -31,30 +45,40 @@ class AppWorker(Worker):
             db.engine.dispose(close=False)
         return super().main_work_horse(job, queue)
 
-    def perform_job(self, job: Any, queue: Any, execution: Any) -> bool:
-        with self.app.app_context():
-            try:
-                return bool(super().perform_job(job, queue, execution))
-            finally:
-                db.session.remove()
 
-
-class InProcessWorker(AppWorker, SimpleWorker):
-    """The same worker without forking (tests, and the embedded thread)."""
+class InProcessWorker(_InApp, SimpleWorker):
+    """The same jobs without forking (tests, and the embedded thread)."""
 
 
 class _ThreadWorker(InProcessWorker):
+    # Signals belong to the main thread: time jobs out with a timer instead.
+    death_penalty_class = TimerDeathPenalty
+
     def _install_signal_handlers(self) -> None:
         pass  # only the main thread may; the server's own handlers stop the process
 
 
 def make_worker(
     app: Flask, queues: tuple[str, ...] = QUEUES, *, fork: bool = True, name: str | None = None
-) -> AppWorker:
-    cls: type[AppWorker] = AppWorker if fork else InProcessWorker
+) -> AppWorker | InProcessWorker:
+    cls: type[AppWorker] | type[InProcessWorker] = AppWorker if fork else InProcessWorker
     worker = cls(list(queues), connection=redis_for(app), serializer=JSONSerializer, name=name)
     worker.app = app
     return worker
+
+
+def _enqueue_due_retries(connection: Any) -> None:
+    """RQ's scheduler, without its Lua locks (the in-process stand-in has no Lua)."""
+    for name in QUEUES:
+        registry = ScheduledJobRegistry(name, connection=connection, serializer=JSONSerializer)
+        queue = Queue(name, connection=connection, serializer=JSONSerializer)
+        for job_id in registry.get_jobs_to_schedule(int(time.time())):
+            registry.remove(job_id)
+            try:
+                job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+            except NoSuchJobError:
+                continue
+            queue.enqueue_job(job)
 
 
 def start_embedded(app: Flask, poll_seconds: float = 1.0) -> threading.Thread:
@@ -72,20 +96,20 @@ def start_embedded(app: Flask, poll_seconds: float = 1.0) -> threading.Thread:
             name=f"embedded-{os.getpid()}",
         )  # fmt: skip
         worker.app = app
-        retries = RQScheduler(list(QUEUES), connection=connection, serializer=JSONSerializer)
         last_run: dict[str, float] = {}
         while True:
             try:
                 worker.work(burst=True, logging_level="WARNING")
-                retries.acquire_locks()
-                retries.enqueue_scheduled_jobs()
-                with app.app_context():
-                    try:
-                        scheduler.run_due(last_run, time.monotonic())
-                    finally:
-                        db.session.remove()
+                _enqueue_due_retries(connection)
             except Exception:
-                log.exception("embedded worker: a pass failed; trying again")
+                log.exception("embedded worker: running jobs failed; trying again")
+            with app.app_context():
+                try:
+                    scheduler.run_due(last_run, time.monotonic())
+                except Exception:
+                    log.exception("embedded worker: a periodic job failed; trying again")
+                finally:
+                    db.session.remove()
             time.sleep(poll_seconds)
 
     thread = threading.Thread(target=loop, name="helpdesk-embedded-worker", daemon=True)
