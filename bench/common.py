@@ -13,6 +13,7 @@ import sqlalchemy as sa
 PG_SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 OUT = Path(__file__).parent / "out"
+ROSTER = Path(__file__).resolve().parent.parent / "tests" / "data" / "roster"
 
 
 @contextmanager
@@ -54,3 +55,20 @@ def migrate(database_url: str) -> None:
         from helpdesk.extensions import db
 
         db.engine.dispose()
+
+
+def seed(environ: dict[str, str]) -> str:
+    """Load the sample roster and an employee; return the employee's token."""
+    from helpdesk import create_app
+    from helpdesk.extensions import db
+    from helpdesk.roster import open_bundle
+    from helpdesk.services.roster import import_roster
+    from helpdesk.services.users import create_user, issue_api_token
+
+    app = create_app(environ)
+    with app.app_context():
+        import_roster(open_bundle(ROSTER), source="bench")
+        create_user("m.baillie@ashgrove.sch.example", "employee", staff_sourced_id="stf-1")
+        token = issue_api_token("m.baillie@ashgrove.sch.example", "bench")
+        db.engine.dispose()
+    return token

@@ -12,13 +12,10 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.common import bench_environ, migrate, scratch_database
-
-ROSTER = Path(__file__).resolve().parent.parent / "tests" / "data" / "roster"
+from bench.common import ROSTER, bench_environ, migrate, scratch_database
 
 
 def populate(count: int, breached_percent: float) -> None:

@@ -27,10 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import REDIS_URL, bench_environ, migrate, scratch_database
+from bench.common import REDIS_URL, bench_environ, migrate, scratch_database, seed
 
 ROOT = Path(__file__).resolve().parent.parent
-ROSTER = ROOT / "tests" / "data" / "roster"
 GUARDIANS = [
     ("Fiona Campbell", "07700 900101", "596853", "P500001", "ASH240891"),
     ("Alasdair Campbell", "07700 900102", "888598", "P500002", "ASH240891"),
@@ -47,18 +46,15 @@ def body(i: int) -> dict[str, str]:
 
 
 def setup(environ: dict[str, str]) -> str:
+    """The sample roster and an employee (as the filing bench), and parent resets fulfilled
+    at once; returns the employee's token."""
     from helpdesk import create_app
     from helpdesk.extensions import db
-    from helpdesk.roster import open_bundle
-    from helpdesk.services.roster import import_roster
     from helpdesk.services.routing import default_rules, save_rules
-    from helpdesk.services.users import create_user, issue_api_token
 
+    token = seed(environ)
     app = create_app(environ)
     with app.app_context():
-        import_roster(open_bundle(ROSTER), source="bench")
-        create_user("m.baillie@ashgrove.sch.example", "employee", staff_sourced_id="stf-1")
-        token = issue_api_token("m.baillie@ashgrove.sch.example", "bench")
         rules = default_rules()
         for rule in rules:
             if rule["name"] == "parent resets go to the service desk":

@@ -30,10 +30,9 @@ from pathlib import Path
 
 import requests
 
-from bench.common import bench_environ, migrate, scratch_database
+from bench.common import bench_environ, migrate, scratch_database, seed
 
 ROOT = Path(__file__).resolve().parent.parent
-ROSTER = ROOT / "tests" / "data" / "roster"
 BODY = {
     "type": "student_password_reset",
     "student_id": "ASH240891",
@@ -53,23 +52,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def seed(environ: dict[str, str]) -> str:
-    """Load the sample roster and an employee; return the employee's token."""
-    from helpdesk import create_app
-    from helpdesk.extensions import db
-    from helpdesk.roster import open_bundle
-    from helpdesk.services.roster import import_roster
-    from helpdesk.services.users import create_user, issue_api_token
-
-    app = create_app(environ)
-    with app.app_context():
-        import_roster(open_bundle(ROSTER), source="bench")
-        create_user("m.baillie@ashgrove.sch.example", "employee", staff_sourced_id="stf-1")
-        token = issue_api_token("m.baillie@ashgrove.sch.example", "bench")
-        db.engine.dispose()
-    return token
 
 
 def serve(
