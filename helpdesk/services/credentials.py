@@ -90,12 +90,7 @@ class SqlCredentialStore:
     def set_one_time_password(
         self, account: PortalAccount, password: str, expires_at: datetime
     ) -> None:
-        self._remember_current(account)
-        account.password_hash = hash_password(password)
-        account.password_one_time = True
-        account.must_change_password = True
-        account.password_expires_at = expires_at
-        account.password_set_at = utcnow()
+        self._replace(account, password, one_time=True, expires_at=expires_at)
         account.reset_selector = account.reset_token_hash = account.reset_expires_at = None
 
     def set_password(self, account: PortalAccount, password: str) -> None:
@@ -107,12 +102,7 @@ class SqlCredentialStore:
         )  # fmt: skip
         if problems:
             raise PasswordRejected(" ".join(problems), errors={"fields": {"password": problems}})
-        self._remember_current(account)
-        account.password_hash = hash_password(password)
-        account.password_one_time = False
-        account.must_change_password = False
-        account.password_expires_at = None
-        account.password_set_at = utcnow()
+        self._replace(account, password, one_time=False, expires_at=None)
 
     def unlock(self, account: PortalAccount) -> None:
         if account.status == AccountStatus.LOCKED:
@@ -158,12 +148,19 @@ class SqlCredentialStore:
         ).scalars()
         return list(rows)
 
-    def _remember_current(self, account: PortalAccount) -> None:
+    def _replace(
+        self, account: PortalAccount, password: str, *, one_time: bool,
+        expires_at: datetime | None,
+    ) -> None:  # fmt: skip
         # One-time passwords are not the holder's choice; only chosen ones count as history.
         if account.password_hash and not account.password_one_time:
             db.session.add(
                 PasswordHistory(account_id=account.id, password_hash=account.password_hash)
             )
+        account.password_hash = hash_password(password)
+        account.password_one_time = account.must_change_password = one_time
+        account.password_expires_at = expires_at
+        account.password_set_at = utcnow()
 
 
 class SignIn(enum.StrEnum):
@@ -238,9 +235,10 @@ def complete_reset(token: str, password: str) -> PortalAccount:
         or account.reset_expires_at <= utcnow()
     ):
         raise LinkNotUsable(_NO_LINK)
-    credential_store().set_password(account, password)
+    store = credential_store()
+    store.set_password(account, password)
     account.reset_selector = account.reset_token_hash = account.reset_expires_at = None
-    credential_store().unlock(account)
+    store.unlock(account)
     return account
 
 
