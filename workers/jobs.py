@@ -68,6 +68,6 @@ def revoke_access(fulfilment_id: int) -> str:
 
 def deliver_email(notification_id: int) -> str:
     """Send one email that carries no secret (an outcome, a notice)."""
-    from helpdesk.services.fulfilment import deliver_notification
+    from helpdesk.services.notifications import deliver_notification
 
     return _run(deliver_notification, notification_id)

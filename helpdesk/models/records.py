@@ -97,6 +97,9 @@ class Guardian(db.Model):  # type: ignore[name-defined]
     # Set by an access revocation; no reset targets this guardian until an admin restores it.
     access_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     access_revoked_reason: Mapped[str | None] = mapped_column(sa.String(64))
+    # The revocation incident, where an admin's restoration is recorded. Not a foreign
+    # key: incidents already point at guardians, and a cycle would order neither table.
+    access_revoked_by_incident_id: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     links: Mapped[list[GuardianStudent]] = relationship(back_populates="guardian")
 

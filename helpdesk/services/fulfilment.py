@@ -14,9 +14,7 @@ The recipient is read from the records at send time, never from the incident.
 
 from __future__ import annotations
 
-import logging
 import smtplib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +22,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..domain.lifecycle import Status
-from ..errors import Conflict
+from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..models import (
     DeliveryMode,
@@ -35,14 +33,12 @@ from ..models import (
     GuardianStudent,
     Incident,
     IncidentEvent,
-    Notification,
     PortalAccount,
-    Queue,
     Student,
     User,
-    queue_members,
     utcnow,
 )
+from ..models.fulfilment import LIVE_FULFILMENT_STATES
 from ..security import seal, unseal
 from . import mail, outbox
 from .credentials import (
@@ -53,8 +49,7 @@ from .credentials import (
     password_policy,
     policy_row,
 )
-
-log = logging.getLogger(__name__)
+from .notifications import PARENT_TYPES, Recipient, mask, notify, recipient_for
 
 KIND_FOR_TYPE = {
     "student_password_reset": FulfilmentKind.RESET,
@@ -68,18 +63,24 @@ _QUEUE_FOR_KIND = {
     FulfilmentKind.REVOCATION: "revocations",
 }
 _DONE = {FulfilmentState.DELIVERED, FulfilmentState.ABANDONED}
-PARENT_TYPES = frozenset({"parent_password_reset", "username_reminder"})
 
 
-class DeliveryFailed(Exception):
-    """The SMTP server did not accept the message; RQ retries the job with backoff."""
-
-
-def _event(incident: Incident, kind: str, after: str | None, message: str, **data: Any) -> None:
+def _event(
+    incident: Incident, kind: str, after: str | None, message: str,
+    actor_id: int | None = None, **data: Any,
+) -> None:  # fmt: skip
     db.session.add(IncidentEvent(
-        incident=incident, actor_id=None, kind=kind, from_status=incident.status,
+        incident=incident, actor_id=actor_id, kind=kind, from_status=incident.status,
         to_status=after or incident.status, message=message, data=data,
     ))  # fmt: skip
+
+
+def _done(incident: Incident, kind: str, message: str, now: datetime, **data: Any) -> None:
+    """Record the work done; an incident still awaiting it is resolved."""
+    after = Status.RESOLVED.value if incident.status == Status.AWAITING_FULFILMENT else None
+    _event(incident, kind, after, message, **data)
+    if after:
+        incident.status, incident.resolved_at, incident.updated_at = after, now, now
 
 
 # -- Approving ---------------------------------------------------------------------------
@@ -109,17 +110,6 @@ def request_fulfilment(incident: Incident) -> Fulfilment:
     db.session.flush()
     outbox.promise(kind.value, fulfilment.id, _QUEUE_FOR_KIND[kind])
     return fulfilment
-
-
-def notify(incident_id: int, template: str, audience: str, **context: str) -> Notification:
-    """Promise an email without a secret; who receives it is decided when it is sent."""
-    note = Notification(
-        incident_id=incident_id, template=template, audience=audience, context=context
-    )
-    db.session.add(note)
-    db.session.flush()
-    outbox.promise("deliver_email", note.id, "mail")
-    return note
 
 
 def revoked_guardian(incident: Incident) -> Guardian | None:
@@ -158,7 +148,7 @@ def run(fulfilment_id: int) -> str:
             db.session.commit()
             fulfilment = _lock(fulfilment_id)
             assert fulfilment is not None
-            if fulfilment.state not in (FulfilmentState.CREDENTIAL_SET,):
+            if fulfilment.state != FulfilmentState.CREDENTIAL_SET:  # a duplicate delivered it
                 db.session.commit()
                 return fulfilment.state
     return _deliver(fulfilment, incident)
@@ -172,27 +162,6 @@ def _lock(fulfilment_id: int) -> Fulfilment | None:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
-
-
-@dataclass(frozen=True)
-class Recipient:
-    address: str
-    name: str
-    whose: str  # words for the audit trail: "the parent's email on file"
-
-
-def recipient_for(incident: Incident) -> Recipient | None:
-    """The address on file for this incident's result, read from the records now."""
-    if incident.type in PARENT_TYPES:
-        guardian = db.session.get(Guardian, incident.guardian_id) if incident.guardian_id else None
-        if guardian is None or not guardian.active or not guardian.email:
-            return None
-        return Recipient(guardian.email, guardian.full_name, "the parent's email on file")
-    filer = db.session.get(User, incident.filer_id)
-    staff = filer.staff if filer is not None else None
-    if staff is None or not staff.active or not staff.email:
-        return None
-    return Recipient(staff.email, staff.full_name, "the filing employee's staff email on file")
 
 
 def _why_not(incident: Incident, fulfilment: Fulfilment) -> str | None:
@@ -264,17 +233,14 @@ def _deliver(fulfilment: Fulfilment, incident: Incident) -> str:
     try:
         mail.send(email)
     except (smtplib.SMTPException, OSError) as error:
-        return _delivery_failed(fulfilment, incident, _reason(error))
+        return _delivery_failed(fulfilment, incident, mail.failure_reason(error))
     now = utcnow()
     fulfilment.state = FulfilmentState.DELIVERED.value
     fulfilment.delivered_at = now
     fulfilment.sealed_secret = None
     fulfilment.last_error = None
-    after = Status.RESOLVED.value if incident.status == Status.AWAITING_FULFILMENT else None
-    _event(incident, "delivered", after, f"emailed to {recipient.whose}",
-           fulfilment=fulfilment.id, to=mask(recipient.address))  # fmt: skip
-    if after:
-        incident.status, incident.resolved_at, incident.updated_at = after, now, now
+    _done(incident, "delivered", f"emailed to {recipient.whose}", now,
+          fulfilment=fulfilment.id, to=mask(recipient.address))  # fmt: skip
     outbox.complete(fulfilment.kind, fulfilment.id, now)
     notify(incident.id, "outcome", "filer", outcome="done", detail=recipient.whose)
     db.session.commit()
@@ -309,8 +275,7 @@ def _result_email(fulfilment: Fulfilment, incident: Incident, recipient: Recipie
 def _delivery_failed(fulfilment: Fulfilment, incident: Incident, reason: str) -> str:
     fulfilment.attempts += 1
     fulfilment.last_error = reason
-    allowed = len(outbox.retry_intervals()) + 1
-    if fulfilment.attempts >= allowed:
+    if fulfilment.attempts >= outbox.attempts_allowed():
         _abandon(fulfilment, incident, f"the email could not be delivered after "
                  f"{fulfilment.attempts} attempts: {reason}")  # fmt: skip
         db.session.commit()
@@ -320,7 +285,7 @@ def _delivery_failed(fulfilment: Fulfilment, incident: Incident, reason: str) ->
            f"the email was not accepted ({reason}); trying again",
            fulfilment=fulfilment.id, attempt=fulfilment.attempts)  # fmt: skip
     db.session.commit()
-    raise DeliveryFailed(reason)
+    raise mail.DeliveryFailed(reason)
 
 
 def _abandon(fulfilment: Fulfilment, incident: Incident, reason: str) -> None:
@@ -359,6 +324,7 @@ def _revoke(fulfilment: Fulfilment) -> str:
     for guardian in guardians:
         guardian.access_revoked_at = guardian.access_revoked_at or now
         guardian.access_revoked_reason = reason
+        guardian.access_revoked_by_incident_id = incident.id
         accounts = db.session.execute(
             sa.select(PortalAccount).where(PortalAccount.guardian_id == guardian.id)
         ).scalars()
@@ -368,13 +334,10 @@ def _revoke(fulfilment: Fulfilment) -> str:
         _stop_resets_for(guardian.id, reason)
     fulfilment.state = FulfilmentState.DELIVERED.value
     fulfilment.delivered_at = now
-    after = Status.RESOLVED.value if incident.status == Status.AWAITING_FULFILMENT else None
-    _event(incident, "access_revoked", after,
-           f"portal access revoked for {len(targets)} parent(s), {disabled} account(s) "
-           "disabled; resets are refused until an admin restores access",
-           fulfilment=fulfilment.id, guardians=len(targets), accounts=disabled)  # fmt: skip
-    if after:
-        incident.status, incident.resolved_at, incident.updated_at = after, now, now
+    _done(incident, "access_revoked",
+          f"portal access revoked for {len(targets)} parent(s), {disabled} account(s) "
+          "disabled; resets are refused until an admin restores access", now,
+          fulfilment=fulfilment.id, guardians=len(targets), accounts=disabled)  # fmt: skip
     outbox.complete(fulfilment.kind, fulfilment.id, now)
     notify(incident.id, "revocation_notice", "filer", reason=reason, parents=str(len(targets)))
     db.session.commit()
@@ -389,7 +352,7 @@ def _stop_resets_for(guardian_id: int, reason: str) -> None:
         .where(
             Incident.guardian_id == guardian_id,
             Fulfilment.kind != FulfilmentKind.REVOCATION.value,
-            Fulfilment.state.in_(["pending", "credential_set", "delivery_failed"]),
+            Fulfilment.state.in_(LIVE_FULFILMENT_STATES),
         )
         .with_for_update(of=Fulfilment)
     ).all()
@@ -399,8 +362,6 @@ def _stop_resets_for(guardian_id: int, reason: str) -> None:
 
 def restore_access(guardian_sourced_id: str, admin: User) -> Guardian:
     """Lift a revocation: the guardian's accounts sign in again and resets are allowed."""
-    from ..errors import NotFound
-
     guardian = db.session.execute(
         sa.select(Guardian).where(Guardian.sourced_id == guardian_sourced_id).with_for_update()
     ).scalar_one_or_none()
@@ -413,121 +374,20 @@ def restore_access(guardian_sourced_id: str, admin: User) -> Guardian:
         sa.select(PortalAccount).where(PortalAccount.guardian_id == guardian.id)
     ).scalars():
         store.enable(account)
-    revoked = db.session.execute(
-        sa.select(Incident)
-        .join(Fulfilment, Fulfilment.incident_id == Incident.id)
-        .where(Fulfilment.kind == FulfilmentKind.REVOCATION.value,
-               Incident.verification_results.is_not(None))
-        .order_by(Incident.id.desc())
-    ).scalars()  # fmt: skip
-    for incident in revoked:
-        if guardian.id in (incident.verification_results or {}).get("revocation_guardian_ids", []):
-            db.session.add(IncidentEvent(
-                incident=incident, actor_id=admin.id, kind="access_restored",
-                from_status=incident.status, to_status=incident.status,
-                message=f"an admin restored portal access for {guardian.full_name}",
-            ))  # fmt: skip
-            break
+    revoked_by = guardian.access_revoked_by_incident_id
+    incident = db.session.get(Incident, revoked_by) if revoked_by is not None else None
+    if incident is not None:
+        _event(incident, "access_restored", None,
+               f"an admin restored portal access for {guardian.full_name}",
+               actor_id=admin.id)  # fmt: skip
     guardian.access_revoked_at = None
     guardian.access_revoked_reason = None
+    guardian.access_revoked_by_incident_id = None
     db.session.commit()
     return guardian
 
 
-# -- Emails without secrets ------------------------------------------------------------
-
-
-def deliver_notification(notification_id: int) -> str:
-    """Send one notification (outcome, notice) to its audience as the records say now."""
-    note = db.session.execute(
-        sa.select(Notification).where(Notification.id == notification_id).with_for_update()
-    ).scalar_one_or_none()
-    if note is None or note.state != "pending":
-        if note is not None:
-            outbox.complete("deliver_email", note.id)
-        db.session.commit()
-        return note.state if note else "missing"
-    incident = db.session.get(Incident, note.incident_id)
-    assert incident is not None
-    addresses = _audience(note.audience, incident)
-    context = {**note.context, "ref": incident.ref, "type": incident.type.replace("_", " "),
-               "school": incident.school.name, "queue": incident.queue_slug or ""}  # fmt: skip
-    subject = _SUBJECTS[note.template].format(ref=incident.ref)
-    domain = mail.message_domain()
-    try:
-        for index, address in enumerate(addresses):
-            mail.send(mail.Email(address, subject, note.template, context,
-                                 f"<notification-{note.id}.{index}@{domain}>"))  # fmt: skip
-    except (smtplib.SMTPException, OSError) as error:
-        note.attempts += 1
-        note.last_error = _reason(error)
-        if note.attempts >= len(outbox.retry_intervals()) + 1:
-            note.state = "failed"
-            outbox.complete("deliver_email", note.id)
-            db.session.commit()
-            return note.state
-        db.session.commit()
-        raise DeliveryFailed(note.last_error) from None
-    note.state, note.sent_at = "sent", utcnow()
-    outbox.complete("deliver_email", note.id)
-    db.session.commit()
-    return note.state
-
-
-_SUBJECTS = {
-    "outcome": "{ref}: outcome of your request",
-    "revocation_notice": "{ref}: portal access revoked",
-    "queue_notice": "{ref}: new in your queue",
-    "password_changed": "Your portal password was changed",
-}
-
-
-def _audience(audience: str, incident: Incident) -> list[str]:
-    if audience == "filer":
-        filer = db.session.get(User, incident.filer_id)
-        return [filer.email] if filer is not None and filer.active else []
-    if audience == "guardian":
-        recipient = recipient_for(incident) if incident.type in PARENT_TYPES else None
-        return [recipient.address] if recipient else []
-    if audience.startswith("queue:"):
-        return list(
-            db.session.execute(
-                sa.select(User.email)
-                .join(queue_members, queue_members.c.user_id == User.id)
-                .join(Queue, Queue.id == queue_members.c.queue_id)
-                .where(Queue.slug == audience[len("queue:") :], User.active.is_(True))
-                .order_by(User.email)
-            ).scalars()
-        )
-    return []
-
-
 # -- Small helpers -----------------------------------------------------------------------
-
-
-def mask(address: str) -> str:
-    """An address as the audit trail shows it: enough to recognise, not to harvest."""
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}" if domain else "***"
-
-
-def _reason(error: BaseException) -> str:
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, TimeoutError):
-            return f"the mail server did not answer in time ({_timeout()} s)"
-        cause = cause.__cause__ or cause.__context__
-    if isinstance(error, smtplib.SMTPResponseException):
-        text = error.smtp_error.decode(errors="replace") if isinstance(
-            error.smtp_error, bytes) else str(error.smtp_error)  # fmt: skip
-        return f"SMTP {error.smtp_code} {text}".strip()[:300]
-    if isinstance(error, smtplib.SMTPRecipientsRefused):
-        return "the mail server refused the recipient"
-    return f"{type(error).__name__}: {error}"[:300]
-
-
-def _timeout() -> str:
-    return f"{float(current_app.config['MAIL_TIMEOUT']):g}"
 
 
 def _when(moment: datetime | None) -> str:

@@ -24,6 +24,7 @@ from ..domain.rules import Outcome
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..models import (
+    Fulfilment,
     Incident,
     IncidentEvent,
     Queue,
@@ -37,7 +38,7 @@ from ..models import (
 )
 from ..models.incidents import verification_summary
 from ..schemas.incidents import SECRET_FIELDS, load_incident
-from . import fulfilment, outbox, routing, sla
+from . import fulfilment, notifications, outbox, routing, sla
 from .users import Principal
 from .verification import verify
 
@@ -241,7 +242,7 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
               "priority": placement.priority}  # fmt: skip
     auto_fulfil = decided.auto_fulfil and result.passed and kind in FULFILLABLE_TYPES
     follow_up = auto_fulfil or bool(decided.notify)
-    status = Status.TRIAGED.value
+    status, work = Status.TRIAGED.value, None
     try:
         if postgresql and not follow_up:
             incident_id = db.session.execute(
@@ -256,16 +257,13 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
         if incident_id is None:
             raise _unknown_queue(placement.queue)
         if follow_up:
-            status = _follow_up(incident_id, decided, auto_fulfil)
+            status, work = _follow_up(incident_id, decided, auto_fulfil)
         db.session.commit()
     except BaseException:
         db.session.rollback()
-        outbox.forget_uncommitted()
         raise
-    work = None
     if follow_up:
         outbox.dispatch_committed()
-        work = fulfilment.summary(incident_id) if auto_fulfil else None
     return FiledIncident(
         id=incident_id, type=kind, status=status, priority=placement.priority,
         school_code=filer.school_code, queue_slug=placement.queue, filer_email=filer.email,
@@ -278,21 +276,23 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
     )  # fmt: skip
 
 
-def _follow_up(incident_id: int, decided: Outcome, auto_fulfil: bool) -> str:
+def _follow_up(
+    incident_id: int, decided: Outcome, auto_fulfil: bool
+) -> tuple[str, Fulfilment | None]:
     """What the rules asked for beyond placing the incident, in the filing transaction."""
     incident = db.session.get(Incident, incident_id)
     assert incident is not None
     for audience in decided.notify:
-        fulfilment.notify(incident_id, "queue_notice", audience,
-                          why="The routing rules asked for you to be told.")  # fmt: skip
+        notifications.notify(incident_id, "queue_notice", audience,
+                             why="The routing rules asked for you to be told.")  # fmt: skip
     if auto_fulfil:
         before, after = incident.status, Status.AWAITING_FULFILMENT.value
         incident.status = after
         _event(incident, None, "fulfil", before, after,
                "approved by the routing rules (auto_fulfil): no person needed",
                rules=decided.matched)  # fmt: skip
-        fulfilment.request_fulfilment(incident)
-    return incident.status
+        return incident.status, fulfilment.request_fulfilment(incident)
+    return incident.status, None
 
 
 @dataclass(frozen=True)
@@ -568,15 +568,10 @@ def transition(
         **data,
     )
     db.session.flush()
-    try:
-        if act is Action.FULFIL:
-            fulfilment.request_fulfilment(incident)
-        _rules_on_update(incident, watched, now)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        outbox.forget_uncommitted()
-        raise
+    if act is Action.FULFIL:
+        fulfilment.request_fulfilment(incident)
+    _rules_on_update(incident, watched, now)
+    db.session.commit()
     outbox.dispatch_committed()
     return incident
 

@@ -18,7 +18,9 @@ from typing import Any
 import flask_mail
 from flask import current_app, render_template
 
-from ..extensions import mail
+
+class DeliveryFailed(Exception):
+    """The SMTP server did not accept the message; RQ retries the job with backoff."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,23 @@ def send(email: Email) -> None:
         connection.send(message)
 
 
+def failure_reason(error: BaseException) -> str:
+    """Why a send failed, in words for the incident's timeline (never the message)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, TimeoutError):
+            seconds = float(current_app.config["MAIL_TIMEOUT"])
+            return f"the mail server did not answer in time ({seconds:g} s)"
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(error, smtplib.SMTPResponseException):
+        text = error.smtp_error.decode(errors="replace") if isinstance(
+            error.smtp_error, bytes) else str(error.smtp_error)  # fmt: skip
+        return f"SMTP {error.smtp_code} {text}".strip()[:300]
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return "the mail server refused the recipient"
+    return f"{type(error).__name__}: {error}"[:300]
+
+
 def _capture(directory: str, message: flask_mail.Message) -> None:
     """The embedded default's mailbox: one .eml file per message, written atomically."""
     os.makedirs(directory, exist_ok=True)
@@ -100,6 +119,3 @@ def _capture(directory: str, message: flask_mail.Message) -> None:
     with open(partial, "wb") as out:
         out.write(message.as_bytes())
     os.replace(partial, os.path.join(directory, name))
-
-
-__all__ = ["Email", "mail", "message_domain", "render", "send"]

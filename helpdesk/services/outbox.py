@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -21,6 +22,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
+from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import OutboxEntry, utcnow
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 # Queues named for their purpose; a worker serves them in this order.
 QUEUES = ("revocations", "fulfilment", "mail")
+_TO_DISPATCH = "outbox_to_dispatch"  # ids promised in this session, in Session.info
 _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
@@ -42,14 +45,14 @@ def promise(job: str, target_id: int, queue: str) -> OutboxEntry:
     )  # fmt: skip
     db.session.add(entry)
     db.session.flush()
-    pending: list[int] = db.session.info.setdefault("outbox_to_dispatch", [])
+    pending: list[int] = db.session.info.setdefault(_TO_DISPATCH, [])
     pending.append(entry.id)
     return entry
 
 
 def dispatch_committed() -> int:
     """Enqueue what this session promised and has committed; the relay covers any failure."""
-    ids: list[int] = db.session.info.pop("outbox_to_dispatch", [])
+    ids: list[int] = db.session.info.pop(_TO_DISPATCH, [])
     if not ids:
         return 0
     entries = db.session.execute(
@@ -77,9 +80,10 @@ def dispatch_committed() -> int:
     return sent
 
 
-def forget_uncommitted() -> None:
-    """After a rollback: what was promised in it was never committed."""
-    db.session.info.pop("outbox_to_dispatch", None)
+@sa.event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous_transaction: Any) -> None:
+    # What a rolled-back transaction promised was never committed: nothing to dispatch.
+    session.info.pop(_TO_DISPATCH, None)
 
 
 def rq_queue(name: str) -> Queue:
@@ -89,6 +93,11 @@ def rq_queue(name: str) -> Queue:
 def retry_intervals() -> list[int]:
     raw = str(current_app.config["JOB_RETRY_INTERVALS"])
     return [int(part) for part in raw.split(",") if part.strip()]
+
+
+def attempts_allowed() -> int:
+    """How many times a job is tried in all: once, then once per retry interval."""
+    return len(retry_intervals()) + 1
 
 
 def enqueue(entry: OutboxEntry) -> Job:

@@ -8,7 +8,7 @@ from ..extensions import db
 from ..models import DeliveryMode, Fulfilment
 from . import outbox
 from .credentials import complete_reset
-from .fulfilment import notify
+from .notifications import notify
 
 
 def choose_password(token: str, password: str) -> str:
@@ -32,7 +32,6 @@ def choose_password(token: str, password: str) -> str:
         db.session.commit()
     except BaseException:
         db.session.rollback()
-        outbox.forget_uncommitted()
         raise
     outbox.dispatch_committed()
     return account.portal

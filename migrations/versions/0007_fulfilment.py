@@ -101,6 +101,7 @@ def upgrade():
     with op.batch_alter_table('guardians', schema=None) as batch_op:
         batch_op.add_column(sa.Column('access_revoked_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('access_revoked_reason', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('access_revoked_by_incident_id', sa.BigInteger(), nullable=True))
 
     with op.batch_alter_table('portal_accounts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('password_hash', sa.String(length=255), nullable=True))
@@ -148,6 +149,7 @@ def downgrade():
         batch_op.drop_column('password_hash')
 
     with op.batch_alter_table('guardians', schema=None) as batch_op:
+        batch_op.drop_column('access_revoked_by_incident_id')
         batch_op.drop_column('access_revoked_reason')
         batch_op.drop_column('access_revoked_at')
 
