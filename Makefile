@@ -7,10 +7,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint services bench clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,dev]'
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -rf static/govuk && mkdir -p static/govuk
+	cp -r node_modules/govuk-frontend/dist/govuk/govuk-frontend.min.css \
+	      node_modules/govuk-frontend/dist/govuk/assets static/govuk/
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -40,4 +44,4 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.fulfilment
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules static/govuk instance .pytest_cache .mypy_cache .ruff_cache

@@ -25,6 +25,8 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
             env.get("HELPDESK_INSTANCE") or os.path.join(PROJECT_ROOT, "instance")
         ),
         template_folder=os.path.join(PROJECT_ROOT, "templates"),
+        # GOV.UK Frontend's built files are copied into static/govuk by `make install`.
+        static_folder=os.path.join(PROJECT_ROOT, "static"),
     )
     config = Config.from_env(env, app.instance_path)
     app.config.from_mapping(config.as_flask_config())

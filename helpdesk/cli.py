@@ -55,8 +55,19 @@ users_cli = click.Group("users", help="Helpdesk users.")
 @click.option("--role", required=True, type=click.Choice(["employee", "agent", "admin"]))
 @click.option("--staff-id", help="The staff record's sourcedId (employees).")
 @click.option("--name", help="Display name; defaults to the staff record's name.")
-def users_create(email: str, role: str, staff_id: str | None, name: str | None) -> None:
-    """Add a user; an employee is tied to a staff record and so to a school."""
+@click.option("--password", "ask_password", is_flag=True, help="Set a password now (prompted).")
+@click.option("--invite", is_flag=True, help="Print a one-time link to choose a password.")
+def users_create(
+    email: str, role: str, staff_id: str | None, name: str | None, ask_password: bool,
+    invite: bool,
+) -> None:  # fmt: skip
+    """Add a user; an employee is tied to a staff record and so to a school.
+
+    With --password the password is asked for (never an argument, so it stays out of the
+    shell history); with --invite a link is printed with which they choose one.
+    """
+    from .services.sign_in import invite as make_invite
+    from .services.sign_in import password_problems, set_password
     from .services.users import create_user
 
     try:
@@ -64,6 +75,40 @@ def users_create(email: str, role: str, staff_id: str | None, name: str | None) 
     except DomainError as error:
         _fail(error)
     click.echo(f"Created {user.role} {user.email}.")
+    if ask_password:
+        while True:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+            problems = password_problems(user, password)
+            if not problems:
+                break
+            click.echo(" ".join(problems), err=True)
+        set_password(user, password)
+        from .extensions import db
+
+        db.session.commit()
+        click.echo("Password set: they can sign in to the pages.")
+    if invite:
+        _print_invite(*make_invite(user.email))
+
+
+def _print_invite(token: str, expires: Any) -> None:
+    from flask import url_for
+
+    with current_app.test_request_context(base_url=current_app.config["PUBLIC_BASE_URL"]):
+        link = url_for("auth.accept_invite", token=token, _external=True)
+    click.echo(f"Invitation (works once, until {expires:%Y-%m-%d %H:%M} UTC):\n  {link}")
+
+
+@users_cli.command("invite")
+@click.argument("email")
+def users_invite(email: str) -> None:
+    """Print a new one-time link with which a user chooses their password."""
+    from .services.sign_in import invite as make_invite
+
+    try:
+        _print_invite(*make_invite(email))
+    except DomainError as error:
+        _fail(error)
 
 
 tokens_cli = click.Group("tokens", help="API tokens.")
@@ -290,18 +335,22 @@ def scheduler(once: bool, batch: int, tick: float) -> None:
     show_default=True,
 )
 def demo(roster_path: Path) -> None:
-    """Load the sample roster and demo users, and print their tokens."""
+    """Load the sample roster and demo users, and print their passwords and tokens."""
     from .services.demo import load_demo
 
     try:
-        tokens = load_demo(roster_path)
+        users = load_demo(roster_path)
     except DomainError as error:
         _fail(error)
     base = current_app.config["PUBLIC_BASE_URL"]
-    click.echo(f"Demo loaded. API: {base}/api/v1 (OpenAPI: {base}/api/v1/openapi.json)")
-    for email, (role, school, token) in tokens.items():
-        where = f" ({school})" if school else ""
-        click.echo(f"  {role:<9}{email}{where}\n           token: {token}")
+    click.echo(f"Demo loaded. Sign in at {base}/sign-in; API: {base}/api/v1")
+    click.echo("New passwords and API tokens on each run:")
+    for email, user in users.items():
+        where = f" ({user.school})" if user.school else ""
+        click.echo(
+            f"  {user.role:<9}{email}{where}\n           password: {user.password}"
+            f"\n           token: {user.token}"
+        )
 
 
 def register_commands(app: Flask) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,12 @@ class Config:
     RATELIMIT_STORAGE_URI: str = "memory://"
     RATELIMIT_HEADERS_ENABLED: bool = True
     RESET_PAGE_RATE_LIMIT: str = "20 per minute; 200 per hour"
+    # Staff sign-in (the web pages): cookie session, lockout after repeated failures.
+    SESSION_HOURS: float = 8.0
+    SIGN_IN_MAX_FAILURES: int = 5
+    SIGN_IN_LOCKOUT_MINUTES: float = 15.0
+    SIGN_IN_RATE_LIMIT: str = "10 per minute; 100 per hour"
+    INVITE_DAYS: float = 7.0
     # Run jobs in a thread of the web process (the embedded default's `helpdesk run`).
     EMBEDDED_WORKER: bool = False
     # How long a verified API token is trusted before it is looked up again.
@@ -162,6 +169,12 @@ class Config:
             RATELIMIT_STORAGE_URI=environ.get("RATELIMIT_STORAGE_URI")
             or (environ["REDIS_URL"] if environ.get("REDIS_URL") else "memory://"),
             TOKEN_CACHE_SECONDS=float(environ.get("TOKEN_CACHE_SECONDS", cls.TOKEN_CACHE_SECONDS)),
+            SESSION_HOURS=float(environ.get("SESSION_HOURS", cls.SESSION_HOURS)),
+            SIGN_IN_MAX_FAILURES=int(environ.get("SIGN_IN_MAX_FAILURES", cls.SIGN_IN_MAX_FAILURES)),
+            SIGN_IN_LOCKOUT_MINUTES=float(
+                environ.get("SIGN_IN_LOCKOUT_MINUTES", cls.SIGN_IN_LOCKOUT_MINUTES)
+            ),
+            SIGN_IN_RATE_LIMIT=environ.get("SIGN_IN_RATE_LIMIT", cls.SIGN_IN_RATE_LIMIT),
             LOG_LEVEL=environ.get("LOG_LEVEL", "INFO"),
             TESTING=env == "testing",
         )
@@ -170,4 +183,12 @@ class Config:
         """The settings as the upper-case mapping Flask and its extensions read."""
         values = {k: getattr(self, k) for k in self.__dataclass_fields__}
         values["EMBEDDED"] = self.embedded
+        # Session cookies: HttpOnly, SameSite=Lax, Secure outside development and tests
+        # (which speak plain HTTP on localhost); the CSRF token lives as long as the session.
+        values["SESSION_COOKIE_SECURE"] = self.ENV == "production"
+        values["SESSION_COOKIE_HTTPONLY"] = True
+        values["SESSION_COOKIE_SAMESITE"] = "Lax"
+        values["SESSION_COOKIE_NAME"] = "helpdesk_session"
+        values["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=self.SESSION_HOURS)
+        values["WTF_CSRF_TIME_LIMIT"] = None
         return values

@@ -10,6 +10,7 @@ from flask_limiter.util import get_remote_address
 from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -39,6 +40,8 @@ mail = Mail()
 # Limits are declared on the views that need them (the public reset page); storage is
 # RATELIMIT_STORAGE_URI: Redis in production, memory on the embedded default.
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+# Every form on the pages carries a CSRF token; the API (bearer tokens, no cookies) is exempt.
+csrf = CSRFProtect()
 
 
 def serialise_sqlite_writes(engine: sa.Engine) -> None:

@@ -54,7 +54,9 @@ def demo(tmp_path_factory):
     assert upgraded.returncode == 0, upgraded.stderr
     loaded = helpdesk(instance, "demo")
     assert loaded.returncode == 0, loaded.stderr
-    tokens = dict(re.findall(r"(\S+@\S+).*?\n\s+token: (\S+)", loaded.stdout))
+    printed = re.findall(r"(\S+@\S+).*?\n\s+password: (\S+)\n\s+token: (\S+)", loaded.stdout)
+    tokens = {email: token for email, _, token in printed}
+    passwords = {email: password for email, password, _ in printed}
     port = free_port()
     server = subprocess.Popen(
         [*HELPDESK, "run", "--port", str(port)],
@@ -73,13 +75,13 @@ def demo(tmp_path_factory):
                 server.kill()
                 pytest.fail("helpdesk run did not start on the embedded default")
             time.sleep(0.2)
-    yield base, tokens, instance
+    yield base, tokens, instance, passwords
     server.terminate()
     server.wait(timeout=10)
 
 
 def test_the_demo_prints_a_token_for_each_demo_user(demo):
-    _, tokens, instance = demo
+    _, tokens, instance, _ = demo
     assert {
         "admin@helpdesk.example",
         "agent@helpdesk.example",
@@ -92,14 +94,14 @@ def test_the_demo_prints_a_token_for_each_demo_user(demo):
 
 
 def test_the_service_is_ready_on_sqlite_with_its_redis_stand_in(demo):
-    base, _, _ = demo
+    base, _, _, _ = demo
     ready = requests.get(f"{base}/readyz", timeout=5)
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
 
 
 def test_a_parent_reset_is_filed_and_checked_on_the_embedded_default(demo):
-    base, tokens, _ = demo
+    base, tokens, _, _ = demo
     headers = {"Authorization": f"Bearer {tokens['m.baillie@ashgrove.sch.example']}"}
     response = requests.post(
         f"{base}/api/v1/incidents",
@@ -121,7 +123,7 @@ def test_a_parent_reset_is_filed_and_checked_on_the_embedded_default(demo):
 
 
 def test_running_the_demo_twice_keeps_the_records_and_users(demo):
-    _, _, instance = demo
+    _, _, instance, _ = demo
     again = helpdesk(instance, "demo")
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("token:") == 6
@@ -132,7 +134,7 @@ def test_an_approved_reset_arrives_in_the_captured_mailbox_with_no_worker_to_sta
     import email
     import email.policy
 
-    base, tokens, instance = demo
+    base, tokens, instance, _ = demo
     ref = requests.post(
         f"{base}/api/v1/incidents",
         headers={"Authorization": f"Bearer {tokens['m.baillie@ashgrove.sch.example']}"},
@@ -166,7 +168,7 @@ def test_an_approved_reset_arrives_in_the_captured_mailbox_with_no_worker_to_sta
 
 def test_the_embedded_worker_thread_runs_without_errors(demo):
     """Its jobs, retries and periodic jobs all work on the in-process Redis stand-in."""
-    _, _, instance = demo
+    _, _, instance, _ = demo
     time.sleep(2.5)  # a couple of passes of the worker thread
     log = (instance / "server.log").read_text()
     assert '"level": "ERROR"' not in log, log[-3000:]

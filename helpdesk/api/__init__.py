@@ -10,7 +10,6 @@ from flask_smorest import Api
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import DomainError
 from ..extensions import db
 from ..schemas.incidents import INCIDENT_SCHEMAS, schema_name
 
@@ -35,6 +34,10 @@ class HelpdeskApi(Api):
     """flask-smorest's Api with errors shaped as SPEC §7 asks: a stable code and a message."""
 
     def handle_http_exception(self, error: HTTPException) -> Any:
+        from ..web import error_page, wants_html
+
+        if wants_html():
+            return error_page(error.code or 500)
         data = getattr(error, "data", None) or {}
         if error.code == 422 and "messages" in data:
             # webargs nests by location ({"json": {...}}); callers want the fields.
@@ -66,10 +69,6 @@ def init_api(app: Flask) -> None:
         api.spec.components.schema(schema_name(kind), schema=schema)
     for module in (incidents, queues, roster_imports, routing_rules):
         api.register_blueprint(module.blp)
-
-    @app.errorhandler(DomainError)
-    def _domain_error(error: DomainError) -> Any:
-        return jsonify(error.to_dict()), error.status
 
     @app.errorhandler(sa.exc.OperationalError)
     @app.errorhandler(sa.exc.InterfaceError)

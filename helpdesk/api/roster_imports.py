@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zipfile
 from typing import Any
 
 from flask import g, request
@@ -10,10 +9,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from ..errors import InvalidInput
 from ..models import Role
-from ..roster.bundle import zip_opener
-from ..services.roster import import_roster
+from ..services.roster import import_zip
 from .auth import authenticate, require_role
 
 blp = Blueprint(
@@ -45,15 +42,4 @@ class RosterImports(MethodView):
         """Import a OneRoster bundle (zip); all or nothing, with a report."""
         require_role(Role.ADMIN)
         upload = request.files["bundle"]
-        if not zipfile.is_zipfile(upload.stream):
-            raise InvalidInput(
-                "The bundle must be a zip of orgs.csv, users.csv, demographics.csv "
-                "(and portal_accounts.csv).",
-                code="malformed_bundle",
-            )
-        upload.stream.seek(0)
-        with zipfile.ZipFile(upload.stream) as archive:
-            report = import_roster(
-                zip_opener(archive), source=upload.filename or "upload", actor_id=g.user.id
-            )
-        return report.to_dict()
+        return import_zip(upload.stream, filename=upload.filename, actor_id=g.user.id).to_dict()

@@ -60,6 +60,8 @@ class Incident(db.Model):  # type: ignore[name-defined]
         sa.Index("ix_incidents_school_id_id", "school_id", "id"),
         sa.Index("ix_incidents_queue_id_status_id", "queue_id", "status", "id"),
         sa.Index("ix_incidents_status_id", "status", "id"),
+        # The agents' queue view: per queue and status, by deadline (keyset pages).
+        sa.Index("ix_incidents_worklist", "queue_id", "status", "resolution_due_at", "id"),
         # The escalation pass reads only open incidents whose clock can still breach.
         *(
             sa.Index(

@@ -32,6 +32,14 @@ class User(db.Model):  # type: ignore[name-defined]
     password_hash: Mapped[str | None] = mapped_column(sa.String(255))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Sign-in to the pages: failures since the last success, and a lock after too many.
+    failed_sign_ins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    password_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An invitation to choose a password: selector to find it, argon2 hash of the rest.
+    invite_selector: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
+    invite_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    invite_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     staff: Mapped[Staff | None] = relationship(lazy="joined")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -11,6 +13,7 @@ from ..models import Queue, Role, Staff, User
 from ..roster import open_bundle
 from .queues import add_member
 from .roster import import_roster
+from .sign_in import set_password
 from .users import create_user, issue_api_token
 
 DEMO_STAFF = ("stf-1", "stf-3", "stf-4")  # one administrator at each sample school
@@ -24,8 +27,17 @@ DEMO_ITS = (
 )
 
 
-def load_demo(roster_path: Path) -> dict[str, tuple[str, str | None, str]]:
-    """Import the roster, create the demo users if missing, and issue each a fresh token."""
+@dataclass(frozen=True)
+class DemoUser:
+    role: str
+    school: str | None
+    token: str  # for the API
+    password: str  # for the pages
+
+
+def load_demo(roster_path: Path) -> dict[str, DemoUser]:
+    """Import the roster, create the demo users if missing, and give each a fresh API token
+    and a fresh password (printed by ``helpdesk demo``; only their hashes are kept)."""
     import_roster(open_bundle(roster_path), source=f"demo:{roster_path.name}")
     wanted: list[tuple[str, str, str | None, str | None]] = [
         (email, role.value, None, name) for email, role, name in DEMO_ITS
@@ -35,7 +47,7 @@ def load_demo(roster_path: Path) -> dict[str, tuple[str, str | None, str]]:
     ).scalars():
         if staff.email:
             wanted.append((staff.email, Role.EMPLOYEE.value, staff.sourced_id, None))
-    tokens: dict[str, tuple[str, str | None, str]] = {}
+    made: dict[str, DemoUser] = {}
     desk_queues = db.session.execute(
         sa.select(Queue.slug).where(sa.or_(Queue.slug.like("school-office-%"),
                                            Queue.slug.in_(DESK_QUEUES)))
@@ -45,8 +57,10 @@ def load_demo(roster_path: Path) -> dict[str, tuple[str, str | None, str]]:
         if user is None:
             user = create_user(email, role, staff_sourced_id=staff_id, display_name=name)
         school = user.staff.school.code if user.staff else None
-        tokens[email] = (role, school, issue_api_token(email, "demo"))
+        password = secrets.token_urlsafe(12)
+        set_password(user, password)
+        made[email] = DemoUser(role, school, issue_api_token(email, "demo"), password)
     for slug in desk_queues:
         add_member(slug, "agent@helpdesk.example")
     add_member("its-identity", "identity@helpdesk.example")
-    return tokens
+    return made

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
 from flask import current_app
 
 from ..domain.matching import name_key
+from ..errors import InvalidInput
 from ..extensions import db
 from ..models import (
     Guardian,
@@ -28,7 +30,7 @@ from ..models import (
     utcnow,
 )
 from ..roster import Bundle, BundleProblem, MalformedBundle, RejectedRow, parse_bundle
-from ..roster.bundle import Opener
+from ..roster.bundle import Opener, zip_opener
 from ..security import hash_pin, verify_pin
 
 OFFICE_SLA_PLAN = "link-failure-5-days"
@@ -48,6 +50,21 @@ class ImportReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"counts": self.counts, "rejected": [asdict(r) for r in self.rejected]}
+
+
+def import_zip(
+    stream: IO[bytes], *, filename: str | None, actor_id: int | None = None
+) -> ImportReport:
+    """Import a bundle uploaded as a zip (the API and the admin page)."""
+    if not zipfile.is_zipfile(stream):
+        raise InvalidInput(
+            "The bundle must be a zip of orgs.csv, users.csv, demographics.csv "
+            "(and portal_accounts.csv).",
+            code="malformed_bundle",
+        )
+    stream.seek(0)
+    with zipfile.ZipFile(stream) as archive:
+        return import_roster(zip_opener(archive), source=filename or "upload", actor_id=actor_id)
 
 
 def import_roster(opener: Opener, *, source: str, actor_id: int | None = None) -> ImportReport:

@@ -73,6 +73,36 @@ def issue_api_token(email: str, name: str = "api") -> str:
     return issued.token
 
 
+def users() -> list[User]:
+    return list(db.session.execute(sa.select(User).order_by(User.role, User.email)).scalars())
+
+
+def user_by_id(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user {user_id}.")
+    return user
+
+
+def tokens_of(user_id: int) -> list[ApiToken]:
+    return list(
+        db.session.execute(
+            sa.select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
+        ).scalars()
+    )
+
+
+def revoke_token(user_id: int, token_id: int) -> ApiToken:
+    """Stop a token working (within TOKEN_CACHE_SECONDS on every process)."""
+    token = db.session.get(ApiToken, token_id)
+    if token is None or token.user_id != user_id:
+        raise NotFound(f"No token {token_id} for that user.")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        db.session.commit()
+    return token
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is making a request: what authorisation needs, without loading ORM objects."""

@@ -1,0 +1,149 @@
+"""Staff sign-in to the pages: passwords, lockout, invitations, and who a session is.
+
+A wrong password, an unknown email, a deactivated user and a locked account all get the
+same answer after the same work, so the sign-in form reveals nothing about which
+accounts exist. After ``SIGN_IN_MAX_FAILURES`` failures in a row an account is locked
+for ``SIGN_IN_LOCKOUT_MINUTES``; a success clears the count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ..errors import InvalidInput, NotFound
+from ..extensions import db
+from ..models import School, Staff, User, utcnow
+from ..security import hash_password, issue_reset_token, split_reset_token, verify_password
+from .users import Principal
+
+STAFF_PASSWORD_MIN = 12
+SIGN_IN_REFUSED = (
+    "The email address or password is not right. After several tries the account is "
+    "locked for a while; ask an admin if you cannot sign in."
+)
+INVITE_NOT_USABLE = (
+    "This invitation has expired or has already been used. Ask an admin for a new one."
+)
+
+
+class SignInRefused(InvalidInput):
+    code = "sign_in_refused"
+
+
+def password_problems(user: User, password: str) -> list[str]:
+    """What a staff password lacks, in words the person choosing it can act on."""
+    problems = []
+    if len(password) < STAFF_PASSWORD_MIN:
+        problems.append(f"Use at least {STAFF_PASSWORD_MIN} characters.")
+    if len(password) > 256:
+        problems.append("Use at most 256 characters.")
+    if password.strip().lower() in {user.email, user.email.split("@")[0]}:
+        problems.append("Do not use your email address as your password.")
+    return problems
+
+
+def set_password(user: User, password: str) -> None:
+    problems = password_problems(user, password)
+    if problems:
+        raise InvalidInput(" ".join(problems), code="weak_password", problems=problems)
+    user.password_hash = hash_password(password)
+    user.password_set_at = utcnow()
+    user.failed_sign_ins = 0
+    user.locked_until = None
+    user.invite_selector = user.invite_hash = user.invite_expires_at = None
+
+
+def _user_by_email(email: str, *, for_update: bool = False) -> User | None:
+    query = sa.select(User).where(User.email == email.strip().lower())
+    if for_update:
+        query = query.with_for_update(of=User)
+    return db.session.execute(query).scalar_one_or_none()
+
+
+def sign_in(email: str, password: str, now: datetime | None = None) -> User:
+    """The user these credentials sign in, or SignInRefused (one message for every cause)."""
+    now = now or utcnow()
+    user = _user_by_email(email, for_update=True)
+    # Always run the hash, so an unknown email costs as much as a known one.
+    valid = verify_password(user.password_hash if user else None, password)
+    if user is None:
+        raise SignInRefused(SIGN_IN_REFUSED)
+    locked = user.locked_until is not None and user.locked_until > now
+    if valid and user.active and not locked:
+        user.failed_sign_ins = 0
+        user.locked_until = None
+        db.session.commit()
+        return user
+    if not locked:
+        user.failed_sign_ins += 1
+        if user.failed_sign_ins >= int(current_app.config["SIGN_IN_MAX_FAILURES"]):
+            minutes = float(current_app.config["SIGN_IN_LOCKOUT_MINUTES"])
+            user.locked_until = now + timedelta(minutes=minutes)
+            user.failed_sign_ins = 0
+            current_app.logger.warning("sign-in locked for user %s after failures", user.id)
+    db.session.commit()
+    raise SignInRefused(SIGN_IN_REFUSED)
+
+
+def session_fingerprint(user: User) -> str:
+    """Changes when the password does, so a password change ends every other session."""
+    return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:16]
+
+
+def principal_for_session(user_id: int, fingerprint: str) -> Principal | None:
+    """Who a session cookie names, or None when that user is gone, inactive or re-keyed."""
+    row = db.session.execute(
+        sa.select(User, Staff.school_id, School.code, School.nation)
+        .outerjoin(Staff, User.staff_id == Staff.id)
+        .outerjoin(School, Staff.school_id == School.id)
+        .where(User.id == user_id, User.active.is_(True))
+    ).one_or_none()
+    if row is None or session_fingerprint(row[0]) != fingerprint:
+        return None
+    user, school_id, code, nation = row
+    return Principal(user.id, user.email, user.role, school_id, code, nation)
+
+
+def invite(email: str) -> tuple[str, datetime]:
+    """A single-use token with which the user chooses their password; replaces any earlier."""
+    user = _user_by_email(email)
+    if user is None:
+        raise NotFound(f"No user with email {email}.")
+    token = issue_reset_token()
+    expires_at = utcnow() + timedelta(days=float(current_app.config["INVITE_DAYS"]))
+    user.invite_selector = token.selector
+    user.invite_hash = token.verifier_hash
+    user.invite_expires_at = expires_at
+    db.session.commit()
+    return token.token, expires_at
+
+
+def invited_user(token: str) -> User:
+    """The user an invitation token is for, or InvalidInput when it cannot be used."""
+    parts = split_reset_token(token)
+    user = None
+    if parts is not None:
+        user = db.session.execute(
+            sa.select(User).where(User.invite_selector == parts[0]).with_for_update(of=User)
+        ).scalar_one_or_none()
+    valid = verify_password(user.invite_hash if user else None, parts[1] if parts else token)
+    if (
+        user is None
+        or not valid
+        or not user.active
+        or user.invite_expires_at is None
+        or user.invite_expires_at <= utcnow()
+    ):
+        raise InvalidInput(INVITE_NOT_USABLE, code="invite_not_usable")
+    return user
+
+
+def accept_invite(token: str, password: str) -> User:
+    user = invited_user(token)
+    set_password(user, password)
+    db.session.commit()
+    return user

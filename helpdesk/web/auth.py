@@ -1,0 +1,110 @@
+"""Signing in and out, and accepting an invitation to choose a password."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from ..errors import InvalidInput
+from ..extensions import limiter
+from ..services import sign_in as sign_in_service
+from .access import current_user
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site: never an absolute or scheme-relative address."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def _start_session(user: Any) -> None:
+    session.clear()  # a fresh session: nothing from before sign-in carries over
+    session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
+    session["user_id"] = user.id
+    session["fp"] = sign_in_service.session_fingerprint(user)
+
+
+def _rate() -> str:
+    return str(current_app.config["SIGN_IN_RATE_LIMIT"])
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@limiter.limit(_rate, methods=["POST"])
+def sign_in() -> Any:
+    errors: dict[str, list[str]] = {}
+    email = ""
+    if request.method == "POST":
+        email = request.form.get("email", "").strip()
+        password = request.form.get("password", "")
+        if not email:
+            errors["email"] = ["Enter your email address."]
+        if not password:
+            errors["password"] = ["Enter your password."]
+        if not errors:
+            try:
+                user = sign_in_service.sign_in(email, password)
+            except InvalidInput as error:
+                errors["email"] = [error.message]
+            else:
+                _start_session(user)
+                return redirect(_safe_next(request.args.get("next")) or url_for("pages.home"))
+    elif current_user() is not None:
+        return redirect(url_for("pages.home"))
+    status = 422 if errors else 200
+    return render_template("pages/sign_in.html", errors=errors, email=email), status
+
+
+@bp.post("/sign-out")
+def sign_out() -> Any:
+    session.clear()
+    flash("You have signed out.")
+    return redirect(url_for("auth.sign_in"))
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+@limiter.limit(_rate, methods=["POST"])
+def accept_invite(token: str) -> Any:
+    errors: dict[str, list[str]] = {}
+    try:
+        user = sign_in_service.invited_user(token)
+    except InvalidInput as error:
+        return render_template("pages/invite_unusable.html", message=error.message), 404
+    if request.method == "POST":
+        password = request.form.get("password", "")
+        if password != request.form.get("confirm", ""):
+            errors["confirm"] = ["The two passwords are not the same."]
+        else:
+            errors["password"] = sign_in_service.password_problems(user, password)
+        errors = {k: v for k, v in errors.items() if v}
+        if not errors:
+            sign_in_service.accept_invite(token, password)
+            _start_session(user)
+            flash("Your password is set. You are signed in.")
+            return redirect(url_for("pages.home"))
+    status = 422 if errors else 200
+    return render_template("pages/invite.html", errors=errors, user=user), status
+
+
+@bp.after_request
+def _no_referrer(response: Any) -> Any:
+    # An invitation token is in the address: do not leak it to other sites or caches.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response

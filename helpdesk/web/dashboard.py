@@ -1,0 +1,34 @@
+"""The dashboard: open work, breaches and SLA compliance, as server-drawn SVG charts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, render_template
+
+from ..models import Role
+from ..services.reports import dashboard
+from .access import page_for
+from .forms import FORMS
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+
+
+@bp.get("")
+@page_for(Role.AGENT, Role.ADMIN)
+def index() -> Any:
+    figures = dashboard()
+    days = [(day, good, total) for day, good, total in figures.compliance_by_day if total]
+    return render_template(
+        "pages/dashboard.html",
+        figures=figures,
+        days=days,
+        open_rows=[(queue, count, str(count)) for queue, count in figures.open_by_queue],
+        compliance_rows=[
+            (day, good / total * 100, f"{good / total:.0%} of {total}") for day, good, total in days
+        ],
+        median_rows=[
+            (FORMS[kind].title if kind in FORMS else kind, hours, f"{hours:.1f} h ({count})")
+            for kind, hours, count in figures.median_hours_by_type
+        ],
+    )

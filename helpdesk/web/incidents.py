@@ -1,0 +1,94 @@
+"""Incident pages: the employee's list of their school's incidents, and one incident with
+its verification, timeline and the actions the lifecycle allows the viewer now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+
+from ..domain.lifecycle import Action
+from ..errors import Conflict, Forbidden
+from ..extensions import db
+from ..models import Queue
+from ..services import incidents
+from .access import page_for
+from .forms import FORMS, next_steps
+
+bp = Blueprint("incident_pages", __name__, url_prefix="/incidents")
+
+PAGE_SIZE = 25
+ACTION_LABELS = {
+    Action.CLAIM: "Claim",
+    Action.COMMENT: "Add comment",
+    Action.AWAIT_REPLY: "Wait for a reply",
+    Action.RESUME: "Resume",
+    Action.ESCALATE: "Escalate",
+    Action.FULFIL: "Approve fulfilment",
+    Action.RESOLVE: "Resolve",
+    Action.REJECT: "Reject",
+    Action.CANCEL: "Cancel incident",
+    Action.REOPEN: "Reopen",
+}
+# Actions whose form has a message box, and whether it must be filled in.
+MESSAGE_ACTIONS = {Action.REJECT: True, Action.AWAIT_REPLY: True, Action.CANCEL: False}
+
+
+@bp.get("")
+@page_for()
+def index() -> Any:
+    query: dict[str, Any] = {"limit": PAGE_SIZE}
+    if request.args.get("cursor"):
+        query["cursor"] = request.args["cursor"]
+    try:
+        rows, next_cursor = incidents.list_incidents(g.user, query)
+    except ValidationError:
+        return redirect(url_for("incident_pages.index"))
+    return render_template(
+        "pages/incidents.html", rows=rows, next_cursor=next_cursor, forms=FORMS,
+        first=not query.get("cursor"),
+    )  # fmt: skip
+
+
+def _detail(ref: str, errors: dict[str, list[str]] | None = None, status: int = 200) -> Any:
+    view = incidents.view_for(g.user, incidents.get_incident(g.user, ref))
+    events = incidents.incident_events(g.user, ref)
+    verification = view.verification_summary
+    queues = db.session.execute(
+        sa.select(Queue.slug, Queue.name).where(Queue.active.is_(True)).order_by(Queue.name)
+    ).all()
+    return render_template(
+        "pages/incident.html", incident=view, events=events, verification=verification,
+        steps=next_steps(verification) if verification["outcome"] == "failed" else [],
+        form=FORMS.get(view.type), labels=ACTION_LABELS, message_actions=MESSAGE_ACTIONS,
+        queues=queues, errors=errors or {}, Action=Action,
+    ), status  # fmt: skip
+
+
+@bp.get("/<ref>")
+@page_for()
+def show(ref: str) -> Any:
+    return _detail(ref)
+
+
+@bp.post("/<ref>/actions")
+@page_for()
+def act(ref: str) -> Any:
+    action = request.form.get("action", "")
+    if action not in {a.value for a in Action}:
+        return _detail(ref, {"action": ["Choose one of the actions shown."]}, 422)
+    message = (request.form.get(f"message-{action}") or "").strip() or None
+    queue = (request.form.get("queue") or "").strip() or None
+    try:
+        incidents.transition(g.user, ref, action, message, queue)
+    except ValidationError as error:
+        messages = error.messages if isinstance(error.messages, dict) else {}
+        field = {"message": f"message-{action}", "queue": "queue"}
+        errors = {field.get(k, k): list(v) for k, v in messages.items()}
+        return _detail(ref, errors, 422)
+    except (Conflict, Forbidden) as error:
+        return _detail(ref, {"action": [error.message]}, error.status)
+    flash(f"{ref}: {ACTION_LABELS[Action(action)].lower()} done.")
+    return redirect(url_for("incident_pages.show", ref=ref))

@@ -1,0 +1,54 @@
+"""The agents' queue view: their queues' incidents by SLA deadline, with filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, g, render_template, request
+
+from ..domain.lifecycle import OPEN_STATUSES, Status
+from ..extensions import db
+from ..models import Queue, Role, School
+from ..services.worklist import Filters, queues_of, worklist
+from .access import page_for
+from .forms import FORMS
+
+bp = Blueprint("queue", __name__, url_prefix="/queue")
+
+STATUS_CHOICES = (
+    ("open", "Open (any)"),
+    *((s.value, s.value.replace("_", " ").capitalize()) for s in Status),
+)
+
+
+def _filters(args: Any) -> Filters:
+    status = args.get("status") or "open"
+    statuses = tuple(sorted(OPEN_STATUSES)) if status == "open" else (status,)
+    breached = {"yes": True, "no": False}.get(args.get("breached", ""))
+    return Filters(
+        statuses=statuses,
+        type=args.get("type") or None,
+        school=args.get("school") or None,
+        assignee=args.get("assignee") or None,
+        queue=args.get("queue") or None,
+        breached=breached,
+    )
+
+
+@bp.get("")
+@page_for(Role.AGENT, Role.ADMIN)
+def index() -> Any:
+    filters = _filters(request.args)
+    page = worklist(g.user, filters, request.args.get("cursor"))
+    mine = queues_of(g.user)
+    queues = db.session.execute(
+        sa.select(Queue.slug, Queue.name).where(Queue.id.in_(mine)).order_by(Queue.name)
+    ).all()
+    schools = db.session.execute(sa.select(School.code, School.name).order_by(School.name)).all()
+    chosen = {k: v for k, v in request.args.items() if k != "cursor" and v}
+    return render_template(
+        "pages/queue.html", page=page, queues=queues, schools=schools, forms=FORMS,
+        statuses=STATUS_CHOICES, chosen=chosen,
+        types=[(f.kind, f.title) for f in FORMS.values()], first="cursor" not in request.args,
+    )  # fmt: skip

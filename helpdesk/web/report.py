@@ -1,0 +1,54 @@
+"""'Report a problem': an employee chooses the incident type, then fills in its form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+
+from ..models import Role
+from ..services import incidents
+from .access import page_for
+from .forms import FORMS, friendly_errors, payload_from
+
+bp = Blueprint("report", __name__, url_prefix="/report")
+
+
+@bp.get("")
+@page_for(Role.EMPLOYEE)
+def choose_type() -> Any:
+    errors: dict[str, list[str]] = {}
+    chosen = request.args.get("type")
+    if chosen in FORMS:
+        return redirect(url_for("report.form", kind=chosen))
+    if "type" in request.args:
+        errors["type"] = ["Choose what the problem is."]
+    status = 422 if errors else 200
+    options = [(f.kind, f.title, f.description) for f in FORMS.values()]
+    return render_template("pages/report_type.html", options=options, errors=errors), status
+
+
+@bp.route("/<kind>", methods=["GET", "POST"])
+@page_for(Role.EMPLOYEE)
+def form(kind: str) -> Any:
+    incident_form = FORMS.get(kind)
+    if incident_form is None:
+        return redirect(url_for("report.choose_type"))
+    errors: dict[str, list[str]] = {}
+    values: dict[str, str] = {}
+    if request.method == "POST":
+        values = {f.name: request.form.get(f.name, "") for f in incident_form.fields}
+        try:
+            filed = incidents.file_incident(g.user, payload_from(incident_form, request.form))
+        except ValidationError as error:
+            messages = error.messages if isinstance(error.messages, dict) else {}
+            errors = friendly_errors(incident_form, messages)
+        else:
+            flash(f"{filed.ref} is filed.")
+            return redirect(url_for("incident_pages.show", ref=filed.ref))
+    values.pop("parent_pin", None)  # a PIN is never sent back to the browser
+    status = 422 if errors else 200
+    return render_template(
+        "pages/report_form.html", form=incident_form, values=values, errors=errors
+    ), status
