@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint services bench clean
+.PHONY: install run test lint services chromium bench clean
 
 $(STAMP): setup.cfg pyproject.toml package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,16 @@ run: $(STAMP)
 	$(BIN)/helpdesk demo
 	$(BIN)/helpdesk run
 
-# The whole suite, against real PostgreSQL and Redis (started first if they are down).
-test: $(STAMP) services
+# The whole suite, against real PostgreSQL and Redis (started first if they are down),
+# with the browser tests in Debian's Chromium (installed first if it is missing).
+test: $(STAMP) services chromium
 	$(BIN)/python -m pytest
 
 services:
 	scripts/ensure-services
+
+chromium:
+	scripts/ensure-chromium
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -42,6 +46,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.roster_import
 	$(BIN)/python -m bench.incidents_throughput
 	$(BIN)/python -m bench.fulfilment
+	$(BIN)/python -m bench.pages
 
 clean:
 	rm -rf $(VENV) node_modules static/govuk instance .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
@@ -65,6 +65,8 @@ def environ_for(database_url: str, instance: Path) -> dict[str, str]:
         "SECRET_KEY": "test-secret-key",
         "PIN_PEPPER": PEPPER,
         "HELPDESK_INSTANCE": str(instance),
+        # Many tests sign in from one address; the lockout per account still applies.
+        "SIGN_IN_RATE_LIMIT": "10000 per minute",
     }
 
 
@@ -122,6 +124,13 @@ def seeded_app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     """The app on the migrated test database, with the sample roster and users committed."""
     instance = tmp_path_factory.mktemp("instance")
     app = create_app(environ_for(database_url, instance))
+
+    @app.before_request
+    def _fresh_csrf_token() -> None:
+        # Tests send requests inside one long app context (see ``app``), so ``g`` outlives
+        # a request, which it never does when served; Flask-WTF caches the form token there.
+        g.pop("csrf_token", None)
+
     with app.app_context():
         upgrade()
         import_roster(open_bundle(ROSTER), source="tests")

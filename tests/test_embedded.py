@@ -164,6 +164,24 @@ def test_an_approved_reset_arrives_in_the_captured_mailbox_with_no_worker_to_sta
     ]
     resets = [m for m in mails if m["Subject"] == "Your new portal password"]
     assert [m["To"] for m in resets] == ["fiona.campbell@mail.example"]
+    # The demo mailbox page shows the newcomer what arrived.
+    mailbox = requests.get(f"{base}/dev/mail", timeout=10).text
+    assert "fiona.campbell@mail.example" in mailbox and "Your new portal password" in mailbox
+
+
+def test_staff_sign_in_to_the_pages_on_the_embedded_default(demo):
+    base, _, _, passwords = demo
+    session = requests.Session()
+    page = session.get(f"{base}/sign-in", timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    email = "agent@helpdesk.example"
+    queue = session.post(
+        f"{base}/sign-in",
+        data={"email": email, "password": passwords[email], "csrf_token": token},
+        timeout=10,
+    )
+    assert "Your queues" in queue.text
+    assert session.get(f"{base}/static/govuk/govuk-frontend.min.css", timeout=10).ok
 
 
 def test_the_embedded_worker_thread_runs_without_errors(demo):

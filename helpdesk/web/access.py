@@ -22,9 +22,13 @@ from ..services.sign_in import principal_for_session
 from ..services.users import Principal
 
 F = TypeVar("F", bound=Callable[..., Any])
+_USER_KEY = "helpdesk.web_user"
 
 NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
-    Role.EMPLOYEE: (("Report a problem", "report.choose_type"), ("Incidents", "incident_pages.index")),
+    Role.EMPLOYEE: (
+        ("Report a problem", "report.choose_type"),
+        ("Incidents", "incident_pages.index"),
+    ),
     Role.AGENT: (("Queue", "queue.index"), ("Dashboard", "dashboard.index")),
     Role.ADMIN: (
         ("Queue", "queue.index"),
@@ -39,16 +43,17 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 def current_user() -> Principal | None:
-    """The signed-in staff user of this request (looked up once), or None."""
-    if "web_user" not in g:
+    """The signed-in staff user of this request (looked up once per request), or None."""
+    environ = request.environ
+    if _USER_KEY not in environ:
         user_id, fingerprint = session.get("user_id"), session.get("fp")
         principal = None
         if isinstance(user_id, int) and isinstance(fingerprint, str):
             principal = principal_for_session(user_id, fingerprint)
             if principal is None:
-                session.clear()
-        g.web_user = principal
-    user: Principal | None = g.web_user
+                session.clear()  # the user is gone, deactivated, or changed password
+        environ[_USER_KEY] = principal
+    user: Principal | None = environ[_USER_KEY]
     return user
 
 

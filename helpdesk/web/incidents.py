@@ -10,7 +10,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from marshmallow import ValidationError
 
 from ..domain.lifecycle import Action
-from ..errors import Conflict, Forbidden
+from ..errors import Conflict, Forbidden, NotFound
 from ..extensions import db
 from ..models import Queue
 from ..services import incidents
@@ -91,4 +91,9 @@ def act(ref: str) -> Any:
     except (Conflict, Forbidden) as error:
         return _detail(ref, {"action": [error.message]}, error.status)
     flash(f"{ref}: {ACTION_LABELS[Action(action)].lower()} done.")
+    try:
+        incidents.get_incident(g.user, ref)
+    except NotFound:  # escalated to a queue the viewer does not work
+        flash(f"{ref} has left your queues.")
+        return redirect(url_for("queue.index"))
     return redirect(url_for("incident_pages.show", ref=ref))

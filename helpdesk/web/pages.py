@@ -11,7 +11,11 @@ from .access import current_user
 
 bp = Blueprint("pages", __name__)
 
-_START = {Role.EMPLOYEE: "incident_pages.index", Role.AGENT: "queue.index", Role.ADMIN: "queue.index"}
+_START = {
+    Role.EMPLOYEE: "incident_pages.index",
+    Role.AGENT: "queue.index",
+    Role.ADMIN: "queue.index",
+}
 
 
 @bp.get("/")

@@ -1,0 +1,236 @@
+"""The pages in a real browser, as their users go through them.
+
+An employee files a parent password reset (with a mistake first), an agent claims and
+escalates it, an identity agent approves it, and the reset email arrives at the real
+SMTP server at the parent's address on file. An admin edits the routing rules, meets
+a YAML error, fixes it, dry-runs and saves. Every page visited passes axe-core with no
+serious or critical violation, and is photographed at 1280 and 375 pixels wide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from playwright.sync_api import Browser, Page, expect
+
+from helpdesk.extensions import db
+from helpdesk.models import User
+from helpdesk.services.sign_in import set_password
+from workers.worker import make_worker
+
+from .browser import browser, check, live_server, new_page, ref_in, tab_to, type_into
+from .conftest import Actors, app_on_fresh_database
+from .smtp import SmtpServer
+
+WORKER_REDIS = "redis://127.0.0.1:6379/13"
+PASSWORD = "correct horse battery staple"
+FIONA = "fiona.campbell@mail.example"  # par-1-0's email on file
+
+
+@dataclass
+class Site:
+    app: Flask
+    base: str
+    actors: Actors
+    smtp: SmtpServer
+    browser: Browser
+    pages: dict[str, Page] = field(default_factory=dict)
+
+    def sign_in(self, email: str) -> Page:
+        page = new_page(self.browser)
+        page.goto(f"{self.base}/sign-in")
+        page.fill("#email", email)
+        page.fill("#password", PASSWORD)
+        page.click("button:has-text('Sign in')")
+        expect(page.locator(".govuk-footer")).to_contain_text(f"Signed in as {email}")
+        return page
+
+    def signed_in(self, email: str) -> Page:
+        """A page signed in as ``email``, kept for the module's later tests."""
+        if email not in self.pages:
+            self.pages[email] = self.sign_in(email)
+        return self.pages[email]
+
+    def work(self) -> None:
+        make_worker(self.app, fork=False).work(burst=True)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with (
+        SmtpServer() as smtp,
+        app_on_fresh_database(
+            tmp_path_factory,
+            REDIS_URL=WORKER_REDIS,
+            MAIL_SERVER="127.0.0.1",
+            MAIL_PORT=str(smtp.port),
+            MAIL_TIMEOUT="2",
+            RATELIMIT_STORAGE_URI="memory://",
+            SIGN_IN_RATE_LIMIT="1000 per minute",
+        ) as (app, _, actors),
+    ):
+        redis.Redis.from_url(WORKER_REDIS).flushdb()
+        with app.app_context():
+            for user in db.session.execute(sa.select(User)).scalars():
+                set_password(user, PASSWORD)
+            db.session.commit()
+            db.session.remove()
+        with live_server(app) as base, browser() as chromium:
+            yield Site(app, base, actors, smtp, chromium)
+
+
+def test_a_parent_reset_goes_from_the_school_office_to_the_parents_inbox(site: Site) -> None:
+    # The employee signs in and reports the problem with the keyboard alone.
+    employee = new_page(site.browser)
+    employee.goto(f"{site.base}/sign-in")
+    check(employee, "sign-in")
+    type_into(employee, "#email", site.actors.ashgrove.email)
+    type_into(employee, "#password", PASSWORD)
+    employee.keyboard.press("Enter")
+    expect(employee.locator("h1")).to_have_text("Your school's incidents")
+    check(employee, "incidents-empty")
+
+    employee.goto(f"{site.base}/report")
+    check(employee, "report-type")
+    tab_to(employee, "input[name=type]")
+    employee.keyboard.press("ArrowDown")  # the second type: parent password reset
+    employee.keyboard.press("Enter")
+    expect(employee.locator("h1")).to_have_text("Parent password reset")
+    type_into(employee, "#parent_name", "Fiona Campbell")
+    type_into(employee, "#contact_phone", "07700 900101")
+    type_into(employee, "#parent_pin", "596853")
+    type_into(employee, "#student_id", "ASH240891")  # the account number is forgotten
+    employee.keyboard.press("Enter")
+
+    summary = employee.locator(".govuk-error-summary")
+    expect(summary).to_contain_text("There is a problem")
+    expect(summary).to_contain_text("Enter the parent account number.")
+    expect(employee.locator("#parent_account_number-error")).to_be_visible()
+    assert employee.input_value("#parent_pin") == "", "a PIN is never sent back to the page"
+    check(employee, "report-form-errors")
+
+    employee.click("text=Enter the parent account number.")
+    assert employee.evaluate("location.hash") == "#parent_account_number"
+    type_into(employee, "#parent_account_number", "P500001")
+    type_into(employee, "#parent_pin", "596853")
+    employee.keyboard.press("Enter")
+    expect(employee.locator(".govuk-notification-banner")).to_contain_text("is filed")
+    ref = ref_in(employee.url)
+    expect(employee.locator("h1")).to_contain_text(ref)
+    expect(employee.locator("main")).to_contain_text("Checked, not kept")
+    assert "596853" not in employee.content()
+    check(employee, "incident-employee")
+
+    employee.click("nav >> text=Incidents")
+    expect(employee.locator("table")).to_contain_text(ref)
+    expect(employee.locator("table")).to_contain_text("ITS Service Desk")
+    check(employee, "incidents")
+
+    # The service-desk agent finds it in their queue, claims it and escalates it.
+    agent = site.sign_in(site.actors.agent.email)
+    expect(agent.locator("h1")).to_have_text("Your queues")
+    expect(agent.locator("table")).to_contain_text(ref)
+    check(agent, "queue")
+    agent.click(f"text={ref}")
+    check(agent, "incident-agent")
+    agent.click("button:has-text('Claim')")
+    expect(agent.locator("h1")).to_contain_text("in progress")
+    agent.select_option("#queue", "its-identity")
+    agent.click("button:has-text('Escalate')")
+    expect(agent.locator(".govuk-notification-banner")).to_contain_text("left your queues")
+    expect(agent.locator("h1")).to_have_text("Your queues")
+
+    # The identity agent approves the reset; the worker sets it and mails the parent.
+    identity = site.sign_in(site.actors.identity.email)
+    expect(identity.locator("table")).to_contain_text(ref)
+    identity.click(f"text={ref}")
+    expect(identity.locator("main")).to_contain_text("Moved from its-service-desk to its-identity")
+    identity.click("button:has-text('Approve fulfilment')")
+    expect(identity.locator("h1")).to_contain_text("awaiting fulfilment")
+    site.work()
+
+    delivered = site.smtp.mailbox.to(FIONA)
+    assert len(delivered) == 1, [m.rcpt_tos for m in site.smtp.mailbox.messages]
+    assert delivered[0].rcpt_tos == [FIONA]
+    password = next(
+        line.split(":", 1)[1].strip()
+        for line in delivered[0].text.splitlines()
+        if "password" in line.lower() and ":" in line
+    )
+    identity.reload()
+    expect(identity.locator("main")).to_contain_text("delivered")
+    assert password not in identity.content(), "an agent never sees the secret"
+    check(identity, "incident-fulfilled")
+
+    agent.goto(f"{site.base}/dashboard")
+    expect(agent.locator("h1")).to_have_text("Dashboard")
+    check(agent, "dashboard")
+
+
+RULE_WITH_SYNTAX_ERROR = """\
+- name: identity first
+  conditions:
+    all:
+      - {field: type, op: eq, value: parent_password_reset
+  actions:
+    - route_to: its-identity
+  stop: true
+"""
+RULE_WITH_UNKNOWN_OPERATOR = RULE_WITH_SYNTAX_ERROR.replace(
+    "value: parent_password_reset", "value: parent_password_reset}"
+).replace("op: eq", "op: equals")
+GOOD_RULE = RULE_WITH_UNKNOWN_OPERATOR.replace("op: equals", "op: eq")
+
+
+def test_an_admin_fixes_a_rule_dry_runs_it_and_saves_it(site: Site) -> None:
+    admin = site.sign_in(site.actors.admin.email)
+    admin.click("nav >> text=Rules")
+    expect(admin.locator("h1")).to_have_text("Routing rules")
+    check(admin, "rules")
+    admin.click("text=Edit the rules")
+    check(admin, "rules-edit")
+
+    admin.fill("#rules", RULE_WITH_SYNTAX_ERROR)
+    admin.click("button:has-text('Check and dry-run')")
+    summary = admin.locator(".govuk-error-summary")
+    expect(summary).to_contain_text("The rules were not saved")
+    expect(summary).to_contain_text("Line 5")  # where the parser gave up
+    check(admin, "rules-edit-yaml-error")
+
+    admin.fill("#rules", RULE_WITH_UNKNOWN_OPERATOR)
+    admin.click("button:has-text('Check and dry-run')")
+    expect(summary).to_contain_text("Line 4: unknown operator 'equals'")
+
+    admin.fill("#rules", GOOD_RULE)
+    admin.select_option("#example_type", "parent_password_reset")
+    admin.click("button:has-text('Check and dry-run')")
+    result = admin.locator("#dry-run-result")
+    expect(result).to_contain_text("identity first")
+    expect(result).to_contain_text("its-identity")
+    check(admin, "rules-dry-run")
+
+    admin.fill("#note", "parent resets to identity")
+    admin.click("button:has-text('Save as a new version')")
+    expect(admin.locator(".govuk-notification-banner")).to_contain_text("saved as version 1")
+    expect(admin.locator("table")).to_contain_text("parent resets to identity")
+    check(admin, "rules-saved")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/admin/queues", "/admin/sla", "/admin/users", "/admin/users/1", "/admin/roster",
+     "/queue?status=closed", "/report/portal_link_failure", "/report/access_revocation",
+     "/reset/not-a-real.token"],
+)  # fmt: skip
+def test_every_other_page_passes_axe_at_both_widths(site: Site, path: str) -> None:
+    who = site.actors.ashgrove if path.startswith("/report") else site.actors.admin
+    page = site.signed_in(who.email)
+    page.goto(site.base + path)
+    assert page.locator("h1").count() == 1
+    name = path.strip("/").replace("/", "-").replace("?", "-").replace("=", "-")
+    check(page, name.replace(".", "-"))

@@ -1,0 +1,398 @@
+"""The pages through Flask's test client: who may open what, sign-in and sessions, CSRF,
+the forms' validation, the agents' queue view, and the admin pages' effects.
+
+(The journeys in a real browser, with axe-core, are in test_browser.py.)
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from helpdesk.config import Config
+from helpdesk.extensions import db
+from helpdesk.models import ApiToken, Incident, RoutingRuleSet, User, utcnow
+from helpdesk.services import sign_in as sign_in_service
+from helpdesk.services.users import Principal
+from helpdesk.services.worklist import Filters, worklist
+
+from .conftest import ROSTER
+from .samples import FIONA_RESET, ISLA_RESET, file
+
+PASSWORD = "correct horse battery staple"
+ADMIN_PAGES = ("/admin/rules", "/admin/rules/edit", "/admin/queues", "/admin/sla",
+               "/admin/users", "/admin/roster")  # fmt: skip
+
+
+def csrf_token(client: FlaskClient, path: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
+    assert found, f"{path} has no CSRF token"
+    return found.group(1)
+
+
+def set_password(email: str, password: str = PASSWORD) -> None:
+    user = db.session.execute(sa.select(User).where(User.email == email)).scalar_one()
+    sign_in_service.set_password(user, password)
+    db.session.commit()
+
+
+def signed_in(app: Flask, email: str) -> FlaskClient:
+    set_password(email)
+    client = app.test_client()
+    answer = client.post(
+        "/sign-in",
+        data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(client, "/sign-in")},
+    )
+    assert answer.status_code == 302, answer.text
+    return client
+
+
+def sign_in_answer(client: FlaskClient, email: str, password: str) -> str:
+    answer = client.post(
+        "/sign-in",
+        data={"email": email, "password": password, "csrf_token": csrf_token(client, "/sign-in")},
+    )
+    if answer.status_code == 302:
+        return "signed in"
+    found = re.search(r'class="govuk-error-message">.*?</span>\s*(.*?)</p>', answer.text, re.S)
+    assert found, answer.text
+    return found.group(1).strip()
+
+
+# --- Who may open what -----------------------------------------------------------------
+
+
+def test_an_employee_cannot_open_another_schools_incident(app, client, actors):
+    ref = file(client, actors.ashgrove, **ISLA_RESET).json["ref"]
+    colleague = signed_in(app, actors.ashgrove_teacher.email)
+    assert colleague.get(f"/incidents/{ref}").status_code == 200
+    other_school = signed_in(app, actors.millbrook.email)
+    answer = other_school.get(f"/incidents/{ref}")
+    assert answer.status_code == 404
+    assert "Page not found" in answer.text
+    assert "Isla" not in answer.text
+
+
+def test_an_agent_cannot_open_admin_pages_and_an_employee_not_the_queue(app, actors):
+    agent = signed_in(app, actors.agent.email)
+    for path in ADMIN_PAGES:
+        answer = agent.get(path)
+        assert answer.status_code == 403, path
+        assert "You cannot open this page" in answer.text
+    employee = signed_in(app, actors.ashgrove.email)
+    assert employee.get("/queue").status_code == 403
+    assert employee.get("/dashboard").status_code == 403
+    admin = signed_in(app, actors.admin.email)
+    assert all(admin.get(path).status_code == 200 for path in ADMIN_PAGES)
+
+
+def test_a_stranger_is_sent_to_sign_in_and_back(app, client, actors):
+    answer = client.get("/queue?status=closed")
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith("/sign-in?next=")
+    set_password(actors.agent.email)
+    token = csrf_token(client, "/sign-in")
+    back = client.post(
+        "/sign-in?next=/queue%3Fstatus%3Dclosed",
+        data={"email": actors.agent.email, "password": PASSWORD, "csrf_token": token},
+    )
+    assert back.headers["Location"] == "/queue?status=closed"
+    # ...but never to another site.
+    client.post("/sign-out", data={"csrf_token": csrf_token(client, "/queue")})
+    away = client.post(
+        "/sign-in?next=//evil.example/x",
+        data={"email": actors.agent.email, "password": PASSWORD,
+              "csrf_token": csrf_token(client, "/sign-in")},
+    )  # fmt: skip
+    assert away.headers["Location"] == "/"
+
+
+def test_a_form_without_its_csrf_token_is_refused_and_nothing_is_stored(app, actors):
+    employee = signed_in(app, actors.ashgrove.email)
+    before = db.session.execute(sa.select(sa.func.count(Incident.id))).scalar_one()
+    body = {k: v for k, v in ISLA_RESET.items() if k != "type"}
+    answer = employee.post("/report/student_password_reset", data=body)
+    assert answer.status_code == 400
+    assert "The form was not sent from this site" in answer.text
+    assert db.session.execute(sa.select(sa.func.count(Incident.id))).scalar_one() == before
+    token = csrf_token(employee, "/report/student_password_reset")
+    filed = employee.post("/report/student_password_reset", data={**body, "csrf_token": token})
+    assert filed.status_code == 302
+    assert db.session.execute(sa.select(sa.func.count(Incident.id))).scalar_one() == before + 1
+
+
+# --- Sign-in, sessions and headers -----------------------------------------------------
+
+
+def test_repeated_failures_lock_the_account_with_the_same_message_as_an_unknown_one(
+    app, client, actors
+):
+    set_password(actors.agent.email)
+    unknown = sign_in_answer(client, "nobody@its.example", PASSWORD)
+    wrong = sign_in_answer(client, actors.agent.email, "not the password at all")
+    assert unknown == wrong
+    assert "not right" in wrong
+    for _ in range(app.config["SIGN_IN_MAX_FAILURES"] - 1):
+        sign_in_answer(client, actors.agent.email, "still not the password")
+    # Locked: the right password is refused now, with the very same message.
+    assert sign_in_answer(client, actors.agent.email, PASSWORD) == unknown
+    user = db.session.execute(sa.select(User).where(User.email == actors.agent.email)).scalar_one()
+    assert user.locked_until is not None
+    user.locked_until = utcnow() - timedelta(seconds=1)  # the lock has run out
+    db.session.commit()
+    assert sign_in_answer(client, actors.agent.email, PASSWORD) == "signed in"
+
+
+def test_session_cookie_and_security_headers(app, actors, tmp_path):
+    set_password(actors.admin.email)
+    client = app.test_client()
+    page = client.get("/sign-in")
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Strict-Transport-Security" not in page.headers  # plain HTTP outside production
+    answer = client.post(
+        "/sign-in",
+        data={"email": actors.admin.email, "password": PASSWORD,
+              "csrf_token": csrf_token(client, "/sign-in")},
+    )  # fmt: skip
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Expires=" in cookie
+    production = Config.from_env(
+        {"DATABASE_URL": "postgresql://db/helpdesk", "SECRET_KEY": "x" * 40, "PIN_PEPPER": "p"},
+        str(tmp_path),
+    ).as_flask_config()
+    assert production["SESSION_COOKIE_SECURE"] is True
+    assert production["PERMANENT_SESSION_LIFETIME"] == timedelta(hours=8)
+
+
+def test_signing_out_or_a_new_password_ends_the_session(app, actors):
+    agent = signed_in(app, actors.agent.email)
+    assert agent.get("/queue").status_code == 200
+    agent.post("/sign-out", data={"csrf_token": csrf_token(agent, "/queue")})
+    assert agent.get("/queue").status_code == 302
+    agent = signed_in(app, actors.agent.email)
+    set_password(actors.agent.email, "an entirely new passphrase")
+    assert agent.get("/queue").status_code == 302
+
+
+def test_an_invitation_sets_a_password_once(app, client, actors):
+    token, _ = sign_in_service.invite(actors.identity.email)
+    page = client.get(f"/invite/{token}")
+    assert page.status_code == 200
+    form = {"password": "short", "confirm": "short"}
+    weak = client.post(
+        f"/invite/{token}", data={**form, "csrf_token": csrf_token(client, f"/invite/{token}")}
+    )
+    assert weak.status_code == 422 and "at least 12 characters" in weak.text
+    chosen = "a long enough passphrase"
+    done = client.post(
+        f"/invite/{token}",
+        data={"password": chosen, "confirm": chosen,
+              "csrf_token": csrf_token(client, f"/invite/{token}")},
+    )  # fmt: skip
+    assert done.status_code == 302
+    assert client.get("/queue").status_code == 200  # signed in
+    again = app.test_client().get(f"/invite/{token}")
+    assert again.status_code == 404 and "cannot be used" in again.text
+    assert sign_in_answer(app.test_client(), actors.identity.email, chosen) == "signed in"
+
+
+# --- Report a problem ---------------------------------------------------------------------
+
+
+def test_the_form_shows_the_apis_validation_per_field_and_keeps_no_pin(app, actors):
+    employee = signed_in(app, actors.ashgrove.email)
+    token = csrf_token(employee, "/report/parent_password_reset")
+    body = {**FIONA_RESET, "parent_account_number": "", "contact_phone": "12"}
+    body.pop("type")
+    answer = employee.post("/report/parent_password_reset", data={**body, "csrf_token": token})
+    assert answer.status_code == 422
+    assert 'href="#parent_account_number">Enter the parent account number.' in answer.text
+    assert "Contact phone: use the phone number with its area code" in answer.text
+    assert FIONA_RESET["parent_pin"] not in answer.text
+    assert 'value="Fiona Campbell"' in answer.text  # what was typed is kept
+
+
+def test_a_verification_failure_says_what_to_do_next(app, actors):
+    employee = signed_in(app, actors.ashgrove.email)
+    token = csrf_token(employee, "/report/parent_password_reset")
+    body = {k: v for k, v in FIONA_RESET.items() if k != "type"}
+    body["contact_phone"] = "07700 900999"
+    filed = employee.post("/report/parent_password_reset", data={**body, "csrf_token": token})
+    page = employee.get(filed.headers["Location"])
+    assert "Does not match" in page.text
+    assert "Ask the parent which number the school has" in page.text
+    assert "nothing will be reset or sent" in page.text
+
+
+# --- The agents' queue view -------------------------------------------------------------
+
+
+def test_the_queue_view_pages_by_deadline_without_gaps_or_repeats(app, client, actors):
+    refs = [file(client, actors.ashgrove, **FIONA_RESET).json["ref"] for _ in range(7)]
+    ids = [int(ref[4:]) for ref in refs]
+    now = utcnow()
+    # Deadlines out of filing order, two incidents with none (a queue with no plan).
+    dues = [now + timedelta(hours=h) for h in (5, 1, 3, 1, 2)] + [None, None]
+    for incident_id, due in zip(ids, dues, strict=True):
+        db.session.execute(
+            sa.update(Incident).where(Incident.id == incident_id).values(resolution_due_at=due)
+        )
+    db.session.commit()
+    agent = db.session.execute(sa.select(User).where(User.email == actors.agent.email)).scalar_one()
+    viewer = Principal(agent.id, agent.email, agent.role, None, None)
+    seen, cursor = [], None
+    while True:
+        page = worklist(viewer, Filters(queue="its-service-desk"), cursor, page_size=3)
+        seen += [row.incident.id for row in page.rows]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    expected = sorted(ids[:5], key=lambda i: (dues[ids.index(i)], i)) + ids[5:]
+    assert seen == expected
+
+
+def test_the_queue_view_filters_and_marks_breaches(app, client, actors):
+    late, on_time = (file(client, actors.ashgrove, **FIONA_RESET).json["ref"] for _ in range(2))
+    db.session.execute(
+        sa.update(Incident).where(Incident.id == int(late[4:]))
+        .values(resolution_due_at=utcnow() - timedelta(hours=1))
+    )  # fmt: skip
+    db.session.commit()
+    agent = signed_in(app, actors.agent.email)
+    breached = agent.get("/queue?breached=yes").text
+    assert late in breached and on_time not in breached and "Breached" in breached
+    assert on_time in agent.get("/queue?breached=no&type=parent_password_reset").text
+    assert late not in agent.get("/queue?type=student_password_reset").text
+    identity = signed_in(app, actors.identity.email)
+    assert late not in identity.get("/queue").text  # not one of the identity agent's queues
+
+
+# --- Admin pages --------------------------------------------------------------------------
+
+
+def test_rule_errors_point_at_their_line_and_a_saved_version_can_be_rolled_back(app, actors):
+    admin = signed_in(app, actors.admin.email)
+    token = csrf_token(admin, "/admin/rules/edit")
+    text = (
+        "- name: first\n  conditions: {field: type, op: eq, value: x}\n  actions:\n"
+        "    - route_to: no-such-queue\n"
+    )
+    answer = admin.post("/admin/rules/edit", data={"rules": text, "csrf_token": token})
+    assert answer.status_code == 422
+    assert "Line 4: unknown queue &#39;no-such-queue&#39;" in answer.text
+    good = text.replace("no-such-queue", "its-identity")
+    saved = admin.post(
+        "/admin/rules/edit", data={"rules": good, "intent": "save", "note": "one rule",
+                                   "csrf_token": token},
+    )  # fmt: skip
+    assert saved.status_code == 302
+    versions = db.session.execute(sa.select(RoutingRuleSet.version)).scalars().all()
+    assert versions == [1]
+    admin.post("/admin/rules/edit", data={"rules": good.replace("first", "second"),
+                                          "intent": "save", "csrf_token": token})  # fmt: skip
+    admin.post("/admin/rules/rollback", data={"version": "1", "csrf_token": token})
+    page = admin.get("/admin/rules").text
+    assert "Version 3" in page and "roll back to version 1" in page
+    assert "name: first" in page
+
+
+def test_a_new_token_is_shown_once_and_a_revoked_one_stops_working(app, client, actors):
+    admin = signed_in(app, actors.admin.email)
+    user_id = db.session.execute(
+        sa.select(User.id).where(User.email == actors.agent.email)
+    ).scalar_one()
+    token = csrf_token(admin, f"/admin/users/{user_id}")
+    issued = admin.post(
+        f"/admin/users/{user_id}/tokens", data={"name": "sync", "csrf_token": token}
+    )
+    new = re.search(r'id="new-token">(hdk_[^<]+)<', issued.text).group(1)
+    assert (
+        client.get("/api/v1/queues", headers={"Authorization": f"Bearer {new}"}).status_code == 200
+    )
+    assert new not in admin.get(f"/admin/users/{user_id}").text  # never shown again
+    token_id = db.session.execute(
+        sa.select(ApiToken.id).where(ApiToken.name == "sync")
+    ).scalar_one()
+    admin.post(f"/admin/users/{user_id}/tokens/{token_id}/revoke", data={"csrf_token": token})
+    app.extensions.pop("helpdesk_token_cache", None)
+    assert (
+        client.get("/api/v1/queues", headers={"Authorization": f"Bearer {new}"}).status_code == 401
+    )
+
+
+def test_adding_a_user_gives_a_one_time_invitation_link(app, actors):
+    admin = signed_in(app, actors.admin.email)
+    token = csrf_token(admin, "/admin/users")
+    missing = admin.post("/admin/users", data={"email": "", "role": "agent", "csrf_token": token})
+    assert missing.status_code == 422 and "Enter an email address" in missing.text
+    no_staff = admin.post(
+        "/admin/users",
+        data={"email": "new@school.example", "role": "employee", "csrf_token": token},
+    )
+    assert no_staff.status_code == 422 and "staff record" in no_staff.text
+    made = admin.post(
+        "/admin/users",
+        data={"email": "new.agent@its.example", "role": "agent", "csrf_token": token},
+    )
+    link = re.search(r'id="invite-link">([^<]+)<', made.text).group(1)
+    assert link.startswith("http") and "/invite/" in link
+    assert app.test_client().get(link.split("localhost", 1)[-1]).status_code == 200
+
+
+def roster_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in ROSTER.glob("*.csv"):
+            archive.write(path, path.name)
+    return buffer.getvalue()
+
+
+def test_an_admin_uploads_the_roster_and_sees_the_report(app, actors):
+    admin = signed_in(app, actors.admin.email)
+    token = csrf_token(admin, "/admin/roster")
+    answer = admin.post(
+        "/admin/roster",
+        data={"bundle": (io.BytesIO(roster_zip()), "roster.zip"), "csrf_token": token},
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 200
+    assert "Import report" in answer.text and "Unchanged" in answer.text
+    wrong = admin.post(
+        "/admin/roster",
+        data={"bundle": (io.BytesIO(b"name,age\n"), "roster.csv"), "csrf_token": token},
+        content_type="multipart/form-data",
+    )
+    assert wrong.status_code == 422 and "must be a zip" in wrong.text
+
+
+def test_the_dashboard_counts_open_work_and_time_to_resolve(app, client, actors):
+    ref = file(client, actors.ashgrove, **FIONA_RESET).json["ref"]
+    for action in ("claim", "resolve"):
+        client.post(f"/api/v1/incidents/{ref}/transitions", json={"action": action},
+                    headers=actors.agent.headers)  # fmt: skip
+    file(client, actors.ashgrove, **FIONA_RESET)
+    agent = signed_in(app, actors.agent.email)
+    page = agent.get("/dashboard").text
+    assert "Open incidents per queue" in page and "ITS Service Desk" in page
+    assert "Parent password reset" in page  # in the median time to resolve chart
+    assert "100%" in page  # the one resolved incident was within its deadline
+
+
+def test_the_demo_mailbox_exists_only_on_the_embedded_default(client):
+    assert client.get("/dev/mail").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/sign-in", "/reset/a.b"])
+def test_public_pages_need_no_sign_in(client, path):
+    assert client.get(path).status_code == 200
