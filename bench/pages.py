@@ -26,7 +26,7 @@ from bench.common import ROSTER, bench_environ, migrate, scratch_database
 from bench.incidents_throughput import SERVING, serve
 
 AGENT = "agent@its.example"
-PASSWORD = "bench agent passphrase"  # noqa: S105 - a throw-away database's user
+PASSWORD = "bench agent passphrase"
 AGENT_QUEUES = ("its-service-desk", "its-student-systems", "school-office-5231234",
                 "school-office-8864021", "school-office-5249876")  # fmt: skip
 
@@ -47,7 +47,7 @@ def populate(count: int) -> None:
             now() - (n % 40000) * interval '1 minute', now(), '[]',
             now() - (n % 40000) * interval '1 minute', 0, now(),
             CASE WHEN n % 97 = 0 THEN NULL
-                 ELSE now() + ((n * 7919) % 60000 - 5000) * interval '1 minute' END
+                 ELSE now() + ((n::bigint * 7919) % 60000 - 5000) * interval '1 minute' END
         FROM generate_series(1, :count) AS n
         JOIN LATERAL (SELECT id FROM schools ORDER BY id OFFSET n % 3 LIMIT 1) schools ON true
         JOIN LATERAL (SELECT id FROM queues ORDER BY id OFFSET n % 6 LIMIT 1) queues ON true
@@ -75,15 +75,23 @@ def seed_agent() -> None:
 
 
 def signed_in(base: str) -> requests.Session:
+    # Production cookies are Secure; this plain-HTTP loopback client sends them anyway.
     session = requests.Session()
-    page = session.get(f"{base}/sign-in", timeout=10).text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    form = session.get(f"{base}/sign-in", timeout=10)
+    session.cookies.clear()
+    session.headers["Cookie"] = f"helpdesk_session={form.cookies['helpdesk_session']}"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
     assert token, "no CSRF token on the sign-in page"
     answer = session.post(
         f"{base}/sign-in", data={"email": AGENT, "password": PASSWORD,
-                                 "csrf_token": token.group(1)}, timeout=10,
+                                 "csrf_token": token.group(1)},
+        timeout=10, allow_redirects=False,
     )  # fmt: skip
-    assert "Your queues" in answer.text, "the agent did not sign in"
+    cookie = answer.cookies.get("helpdesk_session")
+    assert cookie, "the agent did not sign in"
+    session.cookies.clear()
+    session.headers["Cookie"] = f"helpdesk_session={cookie}"
+    assert "Your queues" in session.get(f"{base}/queue", timeout=10).text
     return session
 
 
@@ -166,7 +174,7 @@ def main() -> None:
                 start = time.perf_counter()
                 html = session.get(url, timeout=30).text
                 walked.append((time.perf_counter() - start) * 1000)
-                url = next_page(html)
+                url = base + next_page(html)
             page_500 = url
             figures: dict[str, list[float]] = {"bare": [], "first": [], "page 500": []}
             for _ in range(args.requests // 20):  # interleaved, so drift hits all alike

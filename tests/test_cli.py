@@ -59,3 +59,26 @@ def test_a_duplicate_user_and_an_unknown_user_are_refused(app, actors):
     assert result.exit_code == 1 and "already exists" in result.output
     result = run(app, "tokens", "issue", "nobody@its.example")
     assert result.exit_code == 1 and "No user" in result.output
+
+
+def test_a_new_user_gets_an_invitation_link_or_a_password_asked_at_the_terminal(app):
+    invited = run(app, "users", "create", "--email", "new@its.example", "--role", "agent",
+                  "--invite")  # fmt: skip
+    assert invited.exit_code == 0, invited.output
+    link = invited.output.strip().splitlines()[-1].strip()
+    assert link.startswith(app.config["PUBLIC_BASE_URL"] + "/invite/")
+    page = app.test_client().get(link.removeprefix(app.config["PUBLIC_BASE_URL"]))
+    assert page.status_code == 200 and "new@its.example" in page.text
+
+    runner = app.test_cli_runner()
+    asked = runner.invoke(
+        args=["users", "create", "--email", "typed@its.example", "--role", "agent",
+              "--password"],
+        input="too short\ntoo short\na passphrase long enough\na passphrase long enough\n",
+    )  # fmt: skip
+    assert asked.exit_code == 0, asked.output
+    assert "at least 12 characters" in asked.output
+    assert "a passphrase long enough" not in asked.output  # never echoed
+    from helpdesk.services.sign_in import sign_in
+
+    assert sign_in("typed@its.example", "a passphrase long enough").email == "typed@its.example"
