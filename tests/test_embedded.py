@@ -123,10 +123,14 @@ def test_a_parent_reset_is_filed_and_checked_on_the_embedded_default(demo):
 
 
 def test_running_the_demo_twice_keeps_the_records_and_users(demo):
-    _, _, instance, _ = demo
+    _, _, instance, passwords = demo
     again = helpdesk(instance, "demo")
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("token:") == 6
+    # Each run prints new passwords (only their hashes are kept): the old ones stop working.
+    fresh = dict(re.findall(r"(\S+@\S+).*?\n\s+password: (\S+)", again.stdout))
+    assert set(fresh) == set(passwords) and not set(fresh.values()) & set(passwords.values())
+    passwords.update(fresh)
 
 
 def test_an_approved_reset_arrives_in_the_captured_mailbox_with_no_worker_to_start(demo):
