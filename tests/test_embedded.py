@@ -160,7 +160,10 @@ def test_an_approved_reset_arrives_in_the_captured_mailbox_with_no_worker_to_sta
     admin = {"Authorization": f"Bearer {tokens['admin@helpdesk.example']}"}
     while requests.get(f"{base}/api/v1/incidents/{ref}", headers=admin,
                        timeout=10).json()["status"] != "resolved":  # fmt: skip
-        assert time.monotonic() < deadline, "the embedded worker did not fulfil the reset"
+        assert time.monotonic() < deadline, (
+            "the embedded worker did not fulfil the reset:\n"
+            + (instance / "server.log").read_text()[-4000:]
+        )
         time.sleep(0.3)
     mails = [
         email.message_from_bytes(path.read_bytes(), policy=email.policy.default)

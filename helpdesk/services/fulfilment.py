@@ -14,6 +14,7 @@ The recipient is read from the records at send time, never from the incident.
 
 from __future__ import annotations
 
+import logging
 import smtplib
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +64,8 @@ _QUEUE_FOR_KIND = {
     FulfilmentKind.REVOCATION: "revocations",
 }
 _DONE = {FulfilmentState.DELIVERED, FulfilmentState.ABANDONED}
+
+log = logging.getLogger(__name__)
 
 
 def _event(
@@ -127,6 +130,9 @@ def run(fulfilment_id: int) -> str:
     fulfilment = _lock(fulfilment_id)
     if fulfilment is None:
         db.session.rollback()
+        # Not committed (yet) where this worker reads, or deleted: the outbox relay
+        # enqueues the job again while its promise is pending.
+        log.warning("fulfilment %s not found; leaving it to the outbox relay", fulfilment_id)
         return "missing"
     if FulfilmentState(fulfilment.state) in _DONE:
         outbox.complete(fulfilment.kind, fulfilment.id)
