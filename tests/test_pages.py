@@ -396,3 +396,41 @@ def test_the_demo_mailbox_exists_only_on_the_embedded_default(client):
 @pytest.mark.parametrize("path", ["/sign-in", "/reset/a.b"])
 def test_public_pages_need_no_sign_in(client, path):
     assert client.get(path).status_code == 200
+
+
+def test_an_admin_changes_a_plans_targets_and_a_schools_hours(app, actors):
+    from helpdesk.models import School, SlaPlan
+
+    admin = signed_in(app, actors.admin.email)
+    token = csrf_token(admin, "/admin/sla")
+    plan = db.session.execute(sa.select(SlaPlan).order_by(SlaPlan.slug)).scalars().first()
+    form = {
+        f"{plan.slug}-{p}-{c}": str(minutes)
+        for p, minutes in (("P1", 60), ("P2", 240), ("P3", 480), ("P4", 960))
+        for c in ("response", "resolution")
+    }
+    form[f"{plan.slug}-P1-response"] = "30"
+    backwards = admin.post(f"/admin/sla/plans/{plan.slug}",
+                           data={**form, f"{plan.slug}-P2-resolution": "10",
+                                 f"{plan.slug}-warn": "80", "csrf_token": token})  # fmt: skip
+    assert backwards.status_code == 422 and "no later than resolution" in backwards.text
+    saved = admin.post(f"/admin/sla/plans/{plan.slug}",
+                       data={**form, f"{plan.slug}-warn": "75", "csrf_token": token})  # fmt: skip
+    assert saved.status_code == 302
+    db.session.expire_all()
+    changed = db.session.get(SlaPlan, plan.id)
+    assert changed.targets["P1"] == {"response": 30, "resolution": 60}
+    assert changed.warn_at_percent == 75
+
+    bad = admin.post("/admin/sla/hours", data={"school": "5231234", "hours": "weekdays",
+                                               "csrf_token": token})  # fmt: skip
+    assert bad.status_code == 422 and "mon-fri 08:00-16:30" in bad.text
+    hours = "mon-thu 08:00-16:30, fri 08:00-15:00"
+    admin.post("/admin/sla/hours", data={"school": "5231234", "hours": hours, "csrf_token": token})
+    hours = db.session.execute(
+        sa.select(School.working_hours).where(School.code == "5231234")
+    ).scalar_one()
+    assert (
+        hours
+        == "mon 08:00-16:30, tue 08:00-16:30, wed 08:00-16:30, thu 08:00-16:30, fri 08:00-15:00"
+    )

@@ -11,6 +11,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from marshmallow import ValidationError
 
 from ..domain import rules_yaml
+from ..domain.rules import PRIORITIES
 from ..errors import DomainError, InvalidInput
 from ..extensions import db
 from ..models import Role, School, Staff
@@ -170,8 +171,12 @@ def add_member() -> Any:
 
 
 def _sla_page(errors: dict[str, list[str]] | None = None, status: int = 200) -> Any:
+    hours = db.session.execute(
+        sa.select(School.code, School.name, School.working_hours).order_by(School.name)
+    ).all()
     return render_template(
         "admin/sla.html", plans=sla.plans(), closures=sla.closures(), schools=_schools(),
+        school_hours=hours, priorities=PRIORITIES,
         queue_options=[(q["slug"], q["name"]) for q in queue_service.queue_summaries()],
         plan_options=[(p.slug, p.name) for p in sla.plans()], errors=errors or {},
         form=request.form,
@@ -202,6 +207,43 @@ def add_closure() -> Any:
     except DomainError as error:
         return _sla_page({"day": [error.message]}, 422)
     flash(f"{day:%d %B %Y} is closed: SLA clocks do not run that day.")
+    return redirect(url_for("admin_sla.index_sla"))
+
+
+@sla_bp.post("/plans/<slug>")
+@admin_page
+def save_plan(slug: str) -> Any:
+    """Change a plan's targets (business minutes) and its warning point."""
+    plan = next((p for p in sla.plans() if p.slug == slug), None)
+    if plan is None:
+        return _sla_page({"plan": [f"No plan {slug!r}."]}, 404)
+    try:
+        targets = {
+            priority: {
+                clock: int(request.form.get(f"{slug}-{priority}-{clock}", ""))
+                for clock in ("response", "resolution")
+            }
+            for priority in PRIORITIES
+        }
+        warn_at = int(request.form.get(f"{slug}-warn", ""))
+    except ValueError:
+        return _sla_page({f"{slug}-targets": ["Enter every target as whole minutes."]}, 422)
+    try:
+        sla.save_plan(slug, plan.name, targets, warn_at)
+    except DomainError as error:
+        return _sla_page({f"{slug}-targets": [error.message]}, 422)
+    flash(f"{plan.name}: targets saved; they apply to incidents placed from now.")
+    return redirect(url_for("admin_sla.index_sla"))
+
+
+@sla_bp.post("/hours")
+@admin_page
+def working_hours() -> Any:
+    try:
+        hours = sla.set_working_hours(request.form.get("school", ""), request.form.get("hours", ""))
+    except DomainError as error:
+        return _sla_page({"hours": [error.message]}, 422)
+    flash(f"Working hours saved: {hours}.")
     return redirect(url_for("admin_sla.index_sla"))
 
 
