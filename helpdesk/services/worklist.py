@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,73 +76,108 @@ def queues_of(user: Principal) -> list[int]:
     return list(db.session.execute(query.order_by(Queue.id)).scalars())
 
 
-def _conditions(user: Principal, filters: Filters, now: datetime) -> list[Any]:
-    where: list[Any] = []
+def _late() -> Any:
+    return sa.or_(
+        Incident.resolution_breached_at.is_not(None),
+        Incident.response_breached_at.is_not(None),
+        sa.and_(Incident.resolution_due_at < sa.bindparam("f_now", type_=_DUE_TYPE),
+                Incident.status.in_(OPEN_STATUSES)),
+    )  # fmt: skip
+
+
+_DUE_TYPE = Incident.__table__.c.resolution_due_at.type
+# Each filter is a condition with bound parameters, so a page's statement depends only on
+# which filters are set, never on their values: it is built and compiled once.
+_FILTERS: dict[str, Any] = {
+    "type": lambda: Incident.type == sa.bindparam("f_type"),
+    "school": lambda: (
+        Incident.school_id
+        == sa.select(School.id).where(School.code == sa.bindparam("f_school")).scalar_subquery()
+    ),
+    "unassigned": lambda: Incident.assignee_id.is_(None),
+    "assignee": lambda: (
+        Incident.assignee_id
+        == sa.select(User.id).where(User.email == sa.bindparam("f_assignee")).scalar_subquery()
+    ),
+    "late": _late,
+    "on_time": lambda: sa.not_(_late()),
+}
+
+
+def _filter_values(
+    user: Principal, filters: Filters, now: datetime
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Which filters are set (the statement's shape) and their values (its parameters)."""
+    shape: list[str] = []
+    values: dict[str, Any] = {}
     if filters.type:
-        where.append(Incident.type == filters.type)
+        shape.append("type")
+        values["f_type"] = filters.type
     if filters.school:
-        code = sa.select(School.id).where(School.code == filters.school).scalar_subquery()
-        where.append(Incident.school_id == code)
+        shape.append("school")
+        values["f_school"] = filters.school
     if filters.assignee == "nobody":
-        where.append(Incident.assignee_id.is_(None))
+        shape.append("unassigned")
     elif filters.assignee:
-        email = user.email if filters.assignee == "me" else filters.assignee.lower()
-        where.append(
-            Incident.assignee_id == sa.select(User.id).where(User.email == email).scalar_subquery()
-        )
+        shape.append("assignee")
+        values["f_assignee"] = user.email if filters.assignee == "me" else filters.assignee.lower()
     if filters.breached is not None:
-        late = sa.or_(
-            Incident.resolution_breached_at.is_not(None),
-            Incident.response_breached_at.is_not(None),
-            sa.and_(Incident.resolution_due_at < now, Incident.status.in_(OPEN_STATUSES)),
-        )
-        where.append(late if filters.breached else sa.not_(late))
-    return where
+        shape.append("late" if filters.breached else "on_time")
+        values["f_now"] = now
+    return tuple(shape), values
 
 
-def _seek(queue_id: int, status: str, where: list[Any], after: Any, limit: int) -> Any:
-    """One index range seek: a queue's incidents in one status after the cursor."""
-    return (
-        sa.select(Incident.id, Incident.resolution_due_at)
-        .where(Incident.queue_id == queue_id, Incident.status == status, after, *where)
-        .order_by(Incident.resolution_due_at, Incident.id)
+@functools.lru_cache(maxsize=256)
+def _page_statement(pairs: int, shape: tuple[str, ...], part: str) -> sa.Select[Any]:
+    """One page's ids: a range seek per (queue, status) pair after the cursor, merged.
+
+    ``part`` is ``dated`` (deadline set, from the start), ``dated_after`` (after a cursor
+    of (deadline, id)), ``undated`` or ``undated_after`` (no deadline, by id).
+    """
+    due = Incident.resolution_due_at
+    after: Any = due.is_(None) if part.startswith("undated") else due.is_not(None)
+    if part == "dated_after":
+        cursor = sa.tuple_(sa.bindparam("c_due", type_=_DUE_TYPE), sa.bindparam("c_id"))
+        after = sa.and_(after, sa.tuple_(due, Incident.id) > cursor)
+    elif part == "undated_after":
+        after = sa.and_(after, Incident.id > sa.bindparam("c_id"))
+    where = [_FILTERS[name]() for name in shape]
+    limit = sa.bindparam("n", type_=sa.Integer)
+    seeks = [
+        sa.select(Incident.id, due)
+        .where(Incident.queue_id == sa.bindparam(f"q{i}"),
+               Incident.status == sa.bindparam(f"s{i}"), after, *where)
+        .order_by(due, Incident.id)
         .limit(limit)
         .subquery()
+        for i in range(pairs)
+    ]  # fmt: skip
+    merged = sa.union_all(*(sa.select(s.c.id, s.c.resolution_due_at) for s in seeks)).subquery()
+    order = (
+        (merged.c.id,) if part.startswith("undated") else (merged.c.resolution_due_at, merged.c.id)
     )
+    return sa.select(merged.c.id, merged.c.resolution_due_at).order_by(*order).limit(limit)
 
 
 def _ids_after(
-    pairs: list[tuple[int, str]], where: list[Any], cursor: tuple[datetime | None, int] | None,
-    limit: int,
+    pairs: list[tuple[int, str]], shape: tuple[str, ...], values: dict[str, Any],
+    cursor: tuple[datetime | None, int] | None, limit: int,
 ) -> list[tuple[int, datetime | None]]:  # fmt: skip
     due, last_id = cursor if cursor else (None, None)
+    params = dict(values)
+    for i, (queue_id, status) in enumerate(pairs):
+        params[f"q{i}"], params[f"s{i}"] = queue_id, status
     found: list[tuple[int, datetime | None]] = []
     if cursor is None or due is not None:
-        after: Any = Incident.resolution_due_at.is_not(None)
-        if due is not None:
-            after = sa.and_(
-                after, sa.tuple_(Incident.resolution_due_at, Incident.id) > (due, last_id)
-            )
-        seeks = [_seek(q, s, where, after, limit) for q, s in pairs]
-        merged = sa.union_all(*(sa.select(s.c.id, s.c.resolution_due_at) for s in seeks)).subquery()
-        found = [
-            (row.id, row.resolution_due_at)
-            for row in db.session.execute(
-                sa.select(merged).order_by(merged.c.resolution_due_at, merged.c.id).limit(limit)
-            )
-        ]
+        part = "dated" if cursor is None else "dated_after"
+        statement = _page_statement(len(pairs), shape, part)
+        rows = db.session.execute(statement, params | {"n": limit, "c_due": due, "c_id": last_id})
+        found = [(row.id, row.resolution_due_at) for row in rows]
     if len(found) < limit:  # then those with no deadline, by id
-        after = Incident.resolution_due_at.is_(None)
-        if cursor is not None and due is None:
-            after = sa.and_(after, Incident.id > last_id)
-        seeks = [_seek(q, s, where, after, limit - len(found)) for q, s in pairs]
-        merged = sa.union_all(*(sa.select(s.c.id, s.c.resolution_due_at) for s in seeks)).subquery()
-        found += [
-            (row.id, None)
-            for row in db.session.execute(
-                sa.select(merged).order_by(merged.c.id).limit(limit - len(found))
-            )
-        ]
+        part = "undated_after" if cursor is not None and due is None else "undated"
+        statement = _page_statement(len(pairs), shape, part)
+        rows = db.session.execute(statement, params | {"n": limit - len(found), "c_id": last_id})
+        found += [(row.id, None) for row in rows]
     return found
 
 
@@ -161,7 +197,8 @@ def worklist(
         return Page()
     position = decode_cursor(cursor) if cursor else None
     pairs = [(q, s) for q in queue_ids for s in statuses]
-    ids = _ids_after(pairs, _conditions(user, filters, now), position, page_size + 1)
+    shape, values = _filter_values(user, filters, now)
+    ids = _ids_after(pairs, shape, values, position, page_size + 1)
     more = len(ids) > page_size
     ids = ids[:page_size]
     by_id = {
