@@ -434,3 +434,23 @@ def test_an_admin_changes_a_plans_targets_and_a_schools_hours(app, actors):
         hours
         == "mon 08:00-16:30, tue 08:00-16:30, wed 08:00-16:30, thu 08:00-16:30, fri 08:00-15:00"
     )
+
+
+def test_a_deactivated_user_can_no_longer_sign_in_or_use_a_token(app, client, actors):
+    agent = signed_in(app, actors.agent.email)
+    admin = signed_in(app, actors.admin.email)
+    user_id = db.session.execute(
+        sa.select(User.id).where(User.email == actors.agent.email)
+    ).scalar_one()
+    token = csrf_token(admin, f"/admin/users/{user_id}")
+    admin.post(f"/admin/users/{user_id}/active", data={"active": "no", "csrf_token": token})
+    assert agent.get("/queue").status_code == 302  # the open session ends
+    assert sign_in_answer(app.test_client(), actors.agent.email, PASSWORD) != "signed in"
+    assert client.get("/api/v1/queues", headers=actors.agent.headers).status_code == 401
+    admin_id = db.session.execute(
+        sa.select(User.id).where(User.email == actors.admin.email)
+    ).scalar_one()
+    admin.post(f"/admin/users/{admin_id}/active", data={"active": "no", "csrf_token": token})
+    assert "You cannot deactivate yourself" in admin.get(f"/admin/users/{admin_id}").text
+    admin.post(f"/admin/users/{user_id}/active", data={"active": "yes", "csrf_token": token})
+    assert sign_in_answer(app.test_client(), actors.agent.email, PASSWORD) == "signed in"

@@ -84,6 +84,18 @@ def user_by_id(user_id: int) -> User:
     return user
 
 
+def set_active(user_id: int, active: bool, *, by: int) -> User:
+    """Deactivate a user (a leaver): their sessions and tokens stop working, their history
+    stays. An admin cannot deactivate themself, so there is always one to undo it."""
+    user = user_by_id(user_id)
+    if user.id == by and not active:
+        raise InvalidInput("You cannot deactivate yourself; ask another admin.")
+    user.active = active
+    db.session.commit()
+    forget_tokens()
+    return user
+
+
 def tokens_of(user_id: int) -> list[ApiToken]:
     return list(
         db.session.execute(
@@ -100,6 +112,7 @@ def revoke_token(user_id: int, token_id: int) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         db.session.commit()
+        forget_tokens()
     return token
 
 
@@ -147,6 +160,11 @@ def _token_cache() -> TokenCache:
         "helpdesk_token_cache",
         lambda: TokenCache(float(current_app.config["TOKEN_CACHE_SECONDS"])),
     )
+
+
+def forget_tokens() -> None:
+    """Drop this process's cached tokens (others trust theirs for TOKEN_CACHE_SECONDS)."""
+    current_app.extensions.pop("helpdesk_token_cache", None)
 
 
 def user_for_token(authorization: str | None) -> Principal:

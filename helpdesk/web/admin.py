@@ -319,6 +319,20 @@ def reinvite(user_id: int) -> Any:
     )
 
 
+@users_bp.post("/<int:user_id>/active")
+@admin_page
+def set_active(user_id: int) -> Any:
+    active = request.form.get("active") == "yes"
+    try:
+        user = users.set_active(user_id, active, by=g.user.id)
+    except DomainError as error:
+        flash(error.message)
+        return redirect(url_for("admin_users.show", user_id=user_id))
+    what = "active again" if active else "deactivated: they can no longer sign in or use the API"
+    flash(f"{user.email} is {what}.")
+    return redirect(url_for("admin_users.show", user_id=user_id))
+
+
 @users_bp.post("/<int:user_id>/tokens")
 @admin_page
 def issue_token(user_id: int) -> Any:
