@@ -112,6 +112,13 @@ def test_a_stranger_is_sent_to_sign_in_and_back(app, client, actors):
               "csrf_token": csrf_token(client, "/sign-in")},
     )  # fmt: skip
     assert away.headers["Location"] == "/"
+    client.post("/sign-out", data={"csrf_token": csrf_token(client, "/queue")})
+    backslash = client.post(
+        "/sign-in?next=/%5Cevil.example",
+        data={"email": actors.agent.email, "password": PASSWORD,
+              "csrf_token": csrf_token(client, "/sign-in")},
+    )  # fmt: skip
+    assert backslash.headers["Location"] == "/"
 
 
 def test_a_form_without_its_csrf_token_is_refused_and_nothing_is_stored(app, actors):

@@ -35,6 +35,15 @@ _MESSAGES = {
 }
 
 
+def token_in_address(response: Response) -> Response:
+    """For pages whose address holds a secret token (reset links, invitations): no Referer
+    to other sites, no copy in any cache, no search engine."""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
 def wants_html() -> bool:
     return not request.path.startswith(_MACHINE_PREFIXES)
 

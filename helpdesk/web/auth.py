@@ -19,9 +19,11 @@ from flask import (
 from ..errors import InvalidInput
 from ..extensions import limiter
 from ..services import sign_in as sign_in_service
+from . import token_in_address
 from .access import current_user
 
 bp = Blueprint("auth", __name__)
+bp.after_request(token_in_address)  # invitations carry their token in the address
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -29,8 +31,8 @@ def _safe_next(target: str | None) -> str | None:
     if not target:
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
+    if parts.scheme or parts.netloc or not target.startswith("/") or target[1:2] in ("/", "\\"):
+        return None  # browsers read "//host" and "/\\host" alike: another site
     return target
 
 
@@ -100,11 +102,3 @@ def accept_invite(token: str) -> Any:
             return redirect(url_for("pages.home"))
     status = 422 if errors else 200
     return render_template("pages/invite.html", errors=errors, user=user), status
-
-
-@bp.after_request
-def _no_referrer(response: Any) -> Any:
-    # An invitation token is in the address: do not leak it to other sites or caches.
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
-    return response

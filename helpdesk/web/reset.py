@@ -17,8 +17,10 @@ from wtforms.validators import DataRequired, EqualTo
 from ..errors import InvalidInput
 from ..extensions import limiter
 from ..services.reset_links import choose_password
+from . import token_in_address
 
 bp = Blueprint("reset", __name__)
+bp.after_request(token_in_address)  # the reset token is in the address
 
 
 class ChoosePasswordForm(FlaskForm):
@@ -54,11 +56,3 @@ def choose(token: str) -> Any:
         problems = [message for messages in form.errors.values() for message in messages]
     status = 422 if problems else 200
     return render_template("reset/choose.html", form=form, problems=problems), status
-
-
-@bp.after_request
-def _private(response: Any) -> Any:
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Robots-Tag"] = "noindex"
-    return response  # and the security headers every page gets (web/__init__.py)
