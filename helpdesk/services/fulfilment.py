@@ -127,13 +127,16 @@ def revoked_guardian(incident: Incident) -> Guardian | None:
 
 def run(fulfilment_id: int) -> str:
     """Do (or finish) one fulfilment; safe to call any number of times. Returns its state."""
-    fulfilment = _lock(fulfilment_id)
-    if fulfilment is None:
+    found = db.session.execute(_LOCK_WITH_RECORDS, {"id": fulfilment_id}).one_or_none()
+    if found is None:
         db.session.rollback()
         # Not committed (yet) where this worker reads, or deleted: the outbox relay
         # enqueues the job again while its promise is pending.
         log.warning("fulfilment %s not found; leaving it to the outbox relay", fulfilment_id)
         return "missing"
+    # Held for the whole run: the session's identity map keeps only what is referenced,
+    # and the checks, the credential and the email each read these records again.
+    fulfilment, incident, _account, _guardian = records = found
     if FulfilmentState(fulfilment.state) in _DONE:
         outbox.complete(fulfilment.kind, fulfilment.id)
         db.session.commit()
@@ -141,8 +144,6 @@ def run(fulfilment_id: int) -> str:
     kind = FulfilmentKind(fulfilment.kind)
     if kind is FulfilmentKind.REVOCATION:
         return _revoke(fulfilment)
-    incident = db.session.get(Incident, fulfilment.incident_id)
-    assert incident is not None
     if fulfilment.state == FulfilmentState.PENDING:
         problem = _why_not(incident, fulfilment)
         if problem:
@@ -152,12 +153,26 @@ def run(fulfilment_id: int) -> str:
         if kind is FulfilmentKind.RESET:
             _set_credential(fulfilment, incident)
             db.session.commit()
-            fulfilment = _lock(fulfilment_id)
-            assert fulfilment is not None
+            relocked = _lock(fulfilment_id)
+            assert relocked is fulfilment  # the same object, refreshed under the lock
             if fulfilment.state != FulfilmentState.CREDENTIAL_SET:  # a duplicate delivered it
                 db.session.commit()
                 return fulfilment.state
-    return _deliver(fulfilment, incident)
+    delivered = _deliver(fulfilment, incident)
+    del records
+    return delivered
+
+
+# The fulfilment, locked, with what the run reads: its incident, account and guardian.
+_LOCK_WITH_RECORDS = (
+    sa.select(Fulfilment, Incident, PortalAccount, Guardian)
+    .join(Incident, Incident.id == Fulfilment.incident_id)
+    .outerjoin(PortalAccount, PortalAccount.id == Fulfilment.portal_account_id)
+    .outerjoin(Guardian, Guardian.id == Incident.guardian_id)
+    .where(Fulfilment.id == sa.bindparam("id"))
+    .with_for_update(of=Fulfilment.__table__)
+    .execution_options(populate_existing=True)
+)
 
 
 def _lock(fulfilment_id: int) -> Fulfilment | None:

@@ -47,15 +47,18 @@ def mask(address: str) -> str:
     return f"{local[:1]}***@{domain}" if domain else "***"
 
 
-def notify(incident_id: int, template: str, audience: str, **context: str) -> Notification:
+_INSERT_NOTIFICATION = sa.insert(Notification.__table__).returning(Notification.__table__.c.id)
+
+
+def notify(incident_id: int, template: str, audience: str, **context: str) -> int:
     """Promise an email without a secret; who receives it is decided when it is sent."""
-    note = Notification(
-        incident_id=incident_id, template=template, audience=audience, context=context
-    )
-    db.session.add(note)
-    db.session.flush()
-    outbox.promise("deliver_email", note.id, "mail")
-    return note
+    note_id: int = db.session.execute(
+        _INSERT_NOTIFICATION,
+        {"incident_id": incident_id, "template": template, "audience": audience,
+         "context": context},
+    ).scalar_one()  # fmt: skip
+    outbox.promise("deliver_email", note_id, "mail")
+    return note_id
 
 
 _SUBJECTS = {
