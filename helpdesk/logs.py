@@ -12,8 +12,8 @@ from typing import Any
 from flask import Flask, g, has_request_context, request
 
 _HANDLER_NAME = "helpdesk-json"
-# A reset link's token travels in its path; no log line may carry it.
-_RESET_TOKEN = re.compile(r"(/reset/)[^\s/?#\"']+")
+# Reset links and staff invitations carry their token in the path; no log line may.
+_RESET_TOKEN = re.compile(r"(/(?:reset|invite)/)[^\s/?#\"']+")
 
 
 def redact(text: str) -> str:

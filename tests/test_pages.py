@@ -461,3 +461,19 @@ def test_a_deactivated_user_can_no_longer_sign_in_or_use_a_token(app, client, ac
     assert "You cannot deactivate yourself" in admin.get(f"/admin/users/{admin_id}").text
     admin.post(f"/admin/users/{user_id}/active", data={"active": "yes", "csrf_token": token})
     assert sign_in_answer(app.test_client(), actors.agent.email, PASSWORD) == "signed in"
+
+
+def test_an_invitation_token_never_reaches_the_log(app, actors):
+    import logging
+
+    from helpdesk.logs import JsonFormatter
+
+    token, _ = sign_in_service.invite(actors.identity.email)
+    with app.test_request_context(f"/invite/{token}"):
+        record = logging.LogRecord(
+            "werkzeug", logging.INFO, __file__, 1, '"GET /invite/%s HTTP/1.1" 200 -', (token,),
+            None,
+        )  # fmt: skip
+        line = JsonFormatter().format(record)
+    assert token not in line
+    assert line.count("/invite/[redacted]") == 2  # in the message and in the path
