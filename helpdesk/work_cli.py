@@ -20,7 +20,15 @@ _WORKERS = "workers.worker"
 @click.option("--queue", "queues", multiple=True, help="Queues to serve (default: all, in order).")
 @click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit.")
 @click.option("--name", help="Worker name (default: host and pid).")
-def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
+@click.option(
+    "--fork/--no-fork",
+    default=True,
+    show_default=True,
+    help="Run each job in a forked work-horse (isolated, RQ's default), or in this process "
+    "(no fork, warm caches, one database connection: about twice the throughput, see "
+    "bench/README.md).",
+)
+def worker(queues: tuple[str, ...], burst: bool, name: str | None, fork: bool) -> None:
     """Run an RQ worker (with RQ's scheduler for retries) inside the app."""
     from .services.outbox import QUEUES
 
@@ -35,7 +43,7 @@ def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
         raise click.BadParameter(f"unknown queue(s) {unknown}; known: {list(QUEUES)}")
     make_worker = importlib.import_module(_WORKERS).make_worker
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    make_worker(app, tuple(chosen), name=name).work(burst=burst, with_scheduler=True)
+    make_worker(app, tuple(chosen), name=name, fork=fork).work(burst=burst, with_scheduler=True)
 
 
 outbox_cli = click.Group("outbox", help="Jobs promised by committed changes.")

@@ -651,8 +651,9 @@ def test_an_incident_in_flight_is_visible_and_never_shows_a_secret(desk):
     }  # fmt: skip
 
 
-def test_helpdesk_worker_runs_the_jobs_in_forked_work_horses(desk, tmp_path):
-    """The production command: `helpdesk worker --burst` in its own process."""
+@pytest.mark.parametrize("mode", ["--fork", "--no-fork"])
+def test_helpdesk_worker_runs_the_jobs_forked_or_in_process(desk, tmp_path, mode):
+    """The production command: `helpdesk worker --burst` in its own process, either way."""
     import os
     import subprocess
     import sys
@@ -666,7 +667,7 @@ def test_helpdesk_worker_runs_the_jobs_in_forked_work_horses(desk, tmp_path):
         "MAIL_PORT": str(desk.app.config["MAIL_PORT"]), "JOB_RETRY_INTERVALS": "0,0,0",
     }  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-m", "helpdesk.cli", "worker", "--burst"],
+        [sys.executable, "-m", "helpdesk.cli", "worker", mode, "--burst"],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
