@@ -2,11 +2,12 @@
 
 Parent resets are filed through the API (Flask's test client in this process) with a
 routing rule that fulfils them at once, so "filed" to "accepted by SMTP" is the whole
-path: filing, outbox, Redis, a forked work-horse, argon2, the SMTP conversation. Two
-`helpdesk worker` processes serve real Redis; an aiosmtpd server in this process is
+path: filing, outbox, Redis, the worker (in process, or a forked work-horse per job
+with --fork), argon2, the SMTP conversation. Two `helpdesk worker` processes serve real
+Redis; an aiosmtpd server in this process is
 the sink and timestamps each message.
 
-    python -m bench.fulfilment [--latency 100] [--burst 500]
+    python -m bench.fulfilment [--latency 100] [--burst 500] [--fork]
 
 Reported, all in one run:
 - latency: resets filed at 4 a second (the workers idle between), p50 and p99;
@@ -152,8 +153,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency", type=int, default=100)
     parser.add_argument("--burst", type=int, default=500)
-    parser.add_argument("--no-fork", action="store_true",
-                        help="run the workers with 'helpdesk worker --no-fork'")  # fmt: skip
+    parser.add_argument("--fork", action="store_true",
+                        help="run the workers with 'helpdesk worker --fork' (a work-horse "
+                             "per job) instead of in process")  # fmt: skip
     args = parser.parse_args()
 
     import redis
@@ -188,7 +190,7 @@ def main() -> None:
         client = app.test_client()
         headers = {"Authorization": f"Bearer {token}"}
 
-        workers = start_workers(environ, fork=not args.no_fork)
+        workers = start_workers(environ, fork=args.fork)
         time.sleep(2)  # both workers up and idle
         filed: dict[str, float] = {}
         for i in range(args.latency):
@@ -214,7 +216,7 @@ def main() -> None:
             worker.terminate()
             worker.wait(timeout=30)
 
-        noop = noop_rate(environ, 2000, fork=not args.no_fork)
+        noop = noop_rate(environ, 2000, fork=args.fork)
         run_ms, hash_ms = overhead(app, token)
         # Again with the SMTP server in a process of its own, as a real one is: the sink
         # in this process competes with the reset for the GIL.

@@ -22,11 +22,11 @@ _WORKERS = "workers.worker"
 @click.option("--name", help="Worker name (default: host and pid).")
 @click.option(
     "--fork/--no-fork",
-    default=True,
+    default=False,
     show_default=True,
-    help="Run each job in a forked work-horse (isolated, RQ's default), or in this process "
-    "(no fork, warm caches, one database connection: about twice the throughput, see "
-    "bench/README.md).",
+    help="Run each job in a forked work-horse (RQ's isolation, but every job compiles and "
+    "connects afresh), or in this process (warm caches, one database connection: four "
+    "times the throughput, see bench/README.md).",
 )
 def worker(queues: tuple[str, ...], burst: bool, name: str | None, fork: bool) -> None:
     """Run an RQ worker (with RQ's scheduler for retries) inside the app."""

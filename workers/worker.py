@@ -37,7 +37,7 @@ class _InApp:
 
 
 class AppWorker(_InApp, Worker):
-    """RQ's forking worker (one work-horse per job), for ``helpdesk worker``."""
+    """RQ's forking worker (one work-horse per job), for ``helpdesk worker --fork``."""
 
     def main_work_horse(self, job: Any, queue: Any) -> Any:
         # A forked work-horse must not share the parent's pooled database sockets.
@@ -47,7 +47,7 @@ class AppWorker(_InApp, Worker):
 
 
 class InProcessWorker(_InApp, SimpleWorker):
-    """The same jobs without forking (tests, and the embedded thread)."""
+    """The same jobs without forking: ``helpdesk worker``, tests, and the embedded thread."""
 
 
 class _ThreadWorker(InProcessWorker):
