@@ -35,6 +35,14 @@ def queue_summaries() -> list[dict[str, Any]]:
     ]
 
 
+def queue_choices(only: list[int] | None = None) -> list[tuple[str, str]]:
+    """(slug, name) of the active queues, or of ``only`` these, by name: a form's choices."""
+    query = sa.select(Queue.slug, Queue.name).where(Queue.active.is_(True))
+    if only is not None:
+        query = query.where(Queue.id.in_(only))
+    return [(slug, name) for slug, name in db.session.execute(query.order_by(Queue.name))]
+
+
 def add_member(slug: str, email: str) -> None:
     """Make an agent a member of a queue: they see and work its incidents."""
     queue = db.session.execute(sa.select(Queue).where(Queue.slug == slug)).scalar_one_or_none()

@@ -52,6 +52,15 @@ class ImportReport:
         return {"counts": self.counts, "rejected": [asdict(r) for r in self.rejected]}
 
 
+def schools() -> list[School]:
+    """Every school on the records, by name."""
+    return list(db.session.execute(sa.select(School).order_by(School.name)).scalars())
+
+
+def staff_count() -> int:
+    return int(db.session.execute(sa.select(sa.func.count(Staff.id))).scalar_one())
+
+
 def import_zip(
     stream: IO[bytes], *, filename: str | None, actor_id: int | None = None
 ) -> ImportReport:

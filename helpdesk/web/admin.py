@@ -6,20 +6,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from ..domain import rules_yaml
 from ..domain.rules import PRIORITIES
 from ..errors import DomainError, InvalidInput
-from ..extensions import db
-from ..models import Role, School, Staff
+from ..models import Role
 from ..schemas.incidents import INCIDENT_TYPES
 from ..schemas.routing import ExampleIncident
 from ..services import queues as queue_service
-from ..services import routing, sign_in, sla, users
-from ..services.roster import import_zip
+from ..services import roster, routing, sign_in, sla, users
 from .access import page_for
 from .forms import FORMS
 
@@ -34,8 +31,7 @@ admin_page = page_for(Role.ADMIN)
 
 
 def _schools() -> list[tuple[str, str]]:
-    query = sa.select(School.code, School.name).order_by(School.name)
-    return [(code, name) for code, name in db.session.execute(query)]
+    return [(school.code, school.name) for school in roster.schools()]
 
 
 # --- Routing rules -------------------------------------------------------------------
@@ -78,9 +74,7 @@ def _rule_problems(text: str) -> tuple[list[Any] | None, list[rules_yaml.YamlPro
 
 def _example(form: Any) -> dict[str, Any]:
     school = form.get("example_school") or ""
-    nation = db.session.execute(
-        sa.select(School.nation).where(School.code == school)
-    ).scalar_one_or_none()
+    nation = next((s.nation for s in roster.schools() if s.code == school), None)
     return ExampleIncident().load(
         {
             "type": form.get("example_type") or INCIDENT_TYPES[0],
@@ -171,9 +165,7 @@ def add_member() -> Any:
 
 
 def _sla_page(errors: dict[str, list[str]] | None = None, status: int = 200) -> Any:
-    hours = db.session.execute(
-        sa.select(School.code, School.name, School.working_hours).order_by(School.name)
-    ).all()
+    hours = [(school.code, school.name, school.working_hours) for school in roster.schools()]
     return render_template(
         "admin/sla.html", plans=sla.plans(), closures=sla.closures(), schools=_schools(),
         school_hours=hours, priorities=PRIORITIES,
@@ -367,11 +359,13 @@ def index_roster() -> Any:
             errors["bundle"] = ["Choose the roster bundle (a zip) to upload."]
         else:
             try:
-                report = import_zip(upload.stream, filename=upload.filename, actor_id=g.user.id)
+                report = roster.import_zip(
+                    upload.stream, filename=upload.filename, actor_id=g.user.id
+                )
             except InvalidInput as error:
                 errors["bundle"] = [error.message]
                 problems = [str(p) for p in getattr(error, "problems", [])[:100]]
-    staff_count = db.session.execute(sa.select(sa.func.count(Staff.id))).scalar_one()
+    staff_count = roster.staff_count()
     status = 422 if errors else 200
     return render_template(
         "admin/roster.html", errors=errors, problems=problems, report=report,

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from ..domain.lifecycle import Action
 from ..errors import Conflict, Forbidden, NotFound
-from ..extensions import db
-from ..models import Queue
 from ..services import incidents
+from ..services.queues import queue_choices
 from .access import page_for
 from .forms import FORMS, next_steps
 
@@ -56,9 +54,7 @@ def _detail(ref: str, errors: dict[str, list[str]] | None = None, status: int = 
     view = incidents.view_for(g.user, incidents.get_incident(g.user, ref))
     events = incidents.incident_events(g.user, ref)
     verification = view.verification_summary
-    queues = db.session.execute(
-        sa.select(Queue.slug, Queue.name).where(Queue.active.is_(True)).order_by(Queue.name)
-    ).all()
+    queues = queue_choices()
     return render_template(
         "pages/incident.html", incident=view, events=events, verification=verification,
         steps=next_steps(verification) if verification["outcome"] == "failed" else [],

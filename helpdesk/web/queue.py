@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, g, render_template, request
 
 from ..domain.lifecycle import OPEN_STATUSES, Status
-from ..extensions import db
-from ..models import Queue, Role, School
+from ..models import Role
+from ..services import roster
+from ..services.queues import queue_choices
 from ..services.worklist import Filters, queues_of, worklist
 from .access import page_for
 from .forms import FORMS
@@ -41,11 +41,8 @@ def _filters(args: Any) -> Filters:
 def index() -> Any:
     filters = _filters(request.args)
     page = worklist(g.user, filters, request.args.get("cursor"))
-    mine = queues_of(g.user)
-    queues = db.session.execute(
-        sa.select(Queue.slug, Queue.name).where(Queue.id.in_(mine)).order_by(Queue.name)
-    ).all()
-    schools = db.session.execute(sa.select(School.code, School.name).order_by(School.name)).all()
+    queues = queue_choices(queues_of(g.user))
+    schools = [(school.code, school.name) for school in roster.schools()]
     chosen = {k: v for k, v in request.args.items() if k != "cursor" and v}
     return render_template(
         "pages/queue.html", page=page, queues=queues, schools=schools, forms=FORMS,
