@@ -10,7 +10,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from marshmallow import ValidationError
 
 from ..domain import rules_yaml
-from ..domain.rules import PRIORITIES
+from ..domain.rules import ACTIONS, FIELDS, OPERATORS, PRIORITIES
 from ..errors import DomainError, InvalidInput
 from ..models import Role
 from ..schemas.incidents import INCIDENT_TYPES
@@ -115,6 +115,7 @@ def edit() -> Any:
         "admin/rules_edit.html", version=version, text=text, problems=problems,
         outcome=outcome, form=form, schools=_schools(),
         types=[(f.kind, f.title) for f in FORMS.values()],
+        vocabulary={"fields": FIELDS, "operators": OPERATORS, "actions": ACTIONS},
     ), status  # fmt: skip
 
 
