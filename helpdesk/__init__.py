@@ -36,7 +36,7 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
     from . import models  # noqa: F401 - registers the tables with the metadata
     from .api import init_api
     from .cli import register_commands
-    from .extensions import db, limiter, mail, migrate, serialise_sqlite_writes
+    from .extensions import csrf, db, limiter, mail, migrate, serialise_sqlite_writes
     from .logs import init_logging
     from .ops import bp as ops_bp
     from .ops import init_metrics
@@ -49,10 +49,12 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
     migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"))
     mail.init_app(app)
     limiter.init_app(app)
+    csrf.init_app(app)  # every form on the pages; the API and ops are exempt
     init_logging(app)
     init_metrics(app)
     init_api(app)
     app.register_blueprint(ops_bp)
+    csrf.exempt(ops_bp)
     init_web(app)
     register_commands(app)
     return app
