@@ -204,8 +204,7 @@ def test_the_web_and_the_worker_thread_share_one_in_process_redis(tmp_path, monk
     same stand-in server, or jobs the web enqueues never reach the worker."""
     import threading
 
-    from helpdesk import create_app
-    from helpdesk import redis_client
+    from helpdesk import create_app, redis_client
 
     monkeypatch.setattr(redis_client, "_FAKE_SERVER", None)
     app = create_app({"HELPDESK_INSTANCE": str(tmp_path)})
