@@ -134,9 +134,10 @@ def run(fulfilment_id: int) -> str:
         # enqueues the job again while its promise is pending.
         log.warning("fulfilment %s not found; leaving it to the outbox relay", fulfilment_id)
         return "missing"
-    # Held for the whole run: the session's identity map keeps only what is referenced,
-    # and the checks, the credential and the email each read these records again.
-    fulfilment, incident, _account, _guardian = records = found
+    # The account and guardian are held in these locals for the whole run: the identity
+    # map keeps only what is referenced, and the checks, the credential and the email
+    # each read them again.
+    fulfilment, incident, _account, _guardian = found
     if FulfilmentState(fulfilment.state) in _DONE:
         outbox.complete(fulfilment.kind, fulfilment.id)
         db.session.commit()
@@ -158,9 +159,7 @@ def run(fulfilment_id: int) -> str:
             if fulfilment.state != FulfilmentState.CREDENTIAL_SET:  # a duplicate delivered it
                 db.session.commit()
                 return fulfilment.state
-    delivered = _deliver(fulfilment, incident)
-    del records
-    return delivered
+    return _deliver(fulfilment, incident)
 
 
 # The fulfilment, locked, with what the run reads: its incident, account and guardian.
