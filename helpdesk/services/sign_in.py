@@ -89,23 +89,31 @@ def sign_in(email: str, password: str, now: datetime | None = None) -> User:
     raise SignInRefused(SIGN_IN_REFUSED)
 
 
+def _fingerprint(password_hash: str | None) -> str:
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
 def session_fingerprint(user: User) -> str:
     """Changes when the password does, so a password change ends every other session."""
-    return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:16]
+    return _fingerprint(user.password_hash)
+
+
+# Every page asks this once: columns only, no User object (and its eager staff join).
+_SESSION_USER = (
+    sa.select(User.id, User.email, User.role, User.password_hash, Staff.school_id, School.code,
+              School.nation)
+    .outerjoin(Staff, User.staff_id == Staff.id)
+    .outerjoin(School, Staff.school_id == School.id)
+    .where(User.id == sa.bindparam("user_id"), User.active.is_(True))
+)  # fmt: skip
 
 
 def principal_for_session(user_id: int, fingerprint: str) -> Principal | None:
     """Who a session cookie names, or None when that user is gone, inactive or re-keyed."""
-    row = db.session.execute(
-        sa.select(User, Staff.school_id, School.code, School.nation)
-        .outerjoin(Staff, User.staff_id == Staff.id)
-        .outerjoin(School, Staff.school_id == School.id)
-        .where(User.id == user_id, User.active.is_(True))
-    ).one_or_none()
-    if row is None or session_fingerprint(row[0]) != fingerprint:
+    row = db.session.execute(_SESSION_USER, {"user_id": user_id}).one_or_none()
+    if row is None or _fingerprint(row.password_hash) != fingerprint:
         return None
-    user, school_id, code, nation = row
-    return Principal(user.id, user.email, user.role, school_id, code, nation)
+    return Principal(row.id, row.email, row.role, row.school_id, row.code, row.nation)
 
 
 def invite(email: str) -> tuple[str, datetime]:
