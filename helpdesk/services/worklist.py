@@ -49,6 +49,7 @@ class Row:
 class Page:
     rows: list[Row] = field(default_factory=list)
     next_cursor: str | None = None
+    queue_ids: list[int] = field(default_factory=list)  # all the viewer works (for filters)
 
 
 def encode_cursor(due: datetime | None, incident_id: int) -> str:
@@ -186,7 +187,7 @@ def worklist(
 ) -> Page:
     """One page of the user's queue view, soonest resolution deadline first."""
     now = utcnow()
-    queue_ids = queues_of(user)
+    mine = queue_ids = queues_of(user)
     if filters.queue:
         wanted = db.session.execute(
             sa.select(Queue.id).where(Queue.slug == filters.queue)
@@ -194,7 +195,7 @@ def worklist(
         queue_ids = [q for q in queue_ids if q == wanted]
     statuses = [s for s in filters.statuses if s in {st.value for st in Status}]
     if not queue_ids or not statuses:
-        return Page()
+        return Page(queue_ids=mine)
     position = decode_cursor(cursor) if cursor else None
     pairs = [(q, s) for q in queue_ids for s in statuses]
     shape, values = _filter_values(user, filters, now)
@@ -216,7 +217,7 @@ def worklist(
     if more:
         last_id, last_due = ids[-1]
         next_cursor = encode_cursor(last_due, last_id)
-    return Page(rows, next_cursor)
+    return Page(rows, next_cursor, mine)
 
 
 def _row(incident: Incident, calendar: Any, now: datetime) -> Row:

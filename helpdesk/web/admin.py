@@ -135,13 +135,17 @@ def rollback() -> Any:
 # --- Queues and members ----------------------------------------------------------------
 
 
-@queues_bp.get("")
-@admin_page
-def index_queues() -> Any:
+def _queues_page(errors: dict[str, list[str]] | None = None, status: int = 200) -> Any:
     summaries = queue_service.queue_summaries()
     for summary in summaries:
         summary["members"] = queue_service.members(summary["slug"])
-    return render_template("admin/queues.html", queues=summaries, errors={})
+    return render_template("admin/queues.html", queues=summaries, errors=errors or {}), status
+
+
+@queues_bp.get("")
+@admin_page
+def index_queues() -> Any:
+    return _queues_page()
 
 
 @queues_bp.post("/members")
@@ -153,11 +157,7 @@ def add_member() -> Any:
             raise InvalidInput("Enter the agent's email address.")
         queue_service.add_member(slug, email)
     except DomainError as error:
-        summaries = queue_service.queue_summaries()
-        for summary in summaries:
-            summary["members"] = queue_service.members(summary["slug"])
-        errors = {f"email-{slug}": [error.message]}
-        return render_template("admin/queues.html", queues=summaries, errors=errors), 422
+        return _queues_page({f"email-{slug}": [error.message]}, 422)
     flash(f"{email} now works {slug}.")
     return redirect(url_for("admin_queues.index_queues"))
 
@@ -166,12 +166,13 @@ def add_member() -> Any:
 
 
 def _sla_page(errors: dict[str, list[str]] | None = None, status: int = 200) -> Any:
-    hours = [(school.code, school.name, school.working_hours) for school in roster.schools()]
+    schools, plans = roster.schools(), sla.plans()
     return render_template(
-        "admin/sla.html", plans=sla.plans(), closures=sla.closures(), schools=_schools(),
-        school_hours=hours, priorities=PRIORITIES,
-        queue_options=[(q["slug"], q["name"]) for q in queue_service.queue_summaries()],
-        plan_options=[(p.slug, p.name) for p in sla.plans()], errors=errors or {},
+        "admin/sla.html", plans=plans, closures=sla.closures(),
+        schools=[(s.code, s.name) for s in schools],
+        school_hours=[(s.code, s.name, s.working_hours) for s in schools],
+        priorities=PRIORITIES, queue_options=queue_service.queue_choices(),
+        plan_options=[(p.slug, p.name) for p in plans], errors=errors or {},
         form=request.form,
     ), status  # fmt: skip
 

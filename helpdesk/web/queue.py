@@ -10,7 +10,7 @@ from ..domain.lifecycle import OPEN_STATUSES, Status
 from ..models import Role
 from ..services import roster
 from ..services.queues import queue_choices
-from ..services.worklist import Filters, queues_of, worklist
+from ..services.worklist import Filters, worklist
 from .access import page_for
 from .forms import FORMS
 
@@ -41,7 +41,7 @@ def _filters(args: Any) -> Filters:
 def index() -> Any:
     filters = _filters(request.args)
     page = worklist(g.user, filters, request.args.get("cursor"))
-    queues = queue_choices(queues_of(g.user))
+    queues = queue_choices(page.queue_ids)
     schools = [(school.code, school.name) for school in roster.schools()]
     chosen = {k: v for k, v in request.args.items() if k != "cursor" and v}
     return render_template(
