@@ -282,6 +282,44 @@ def test_a_student_reset_is_fulfilled_at_once_to_the_filing_employees_staff_emai
     assert_secret_nowhere(desk, secret, caplog)
 
 
+def test_a_filing_the_rules_fulfil_at_once_is_recorded_like_an_approval(desk):
+    """The shipped rules approve a verified student reset as it is filed; on PostgreSQL
+    that is one statement, and it must leave what an approval by a person leaves."""
+    filed = desk.file(ISLA_RESET)
+    assert filed["fulfilment"] == {
+        "kind": "reset_credential", "state": "pending", "mode": "one_time_password",
+        "attempts": 0, "reason": None, "expires_at": None, "delivered_at": None,
+    }  # fmt: skip
+    events = desk.events(filed["ref"])
+    assert [(e["kind"], e["from_status"], e["to_status"]) for e in events] == [
+        ("filed", None, "new"),
+        ("routed", "new", "triaged"),
+        ("fulfil", "triaged", "awaiting_fulfilment"),
+    ]
+    assert events[2]["data"] == {"rules": ["student resets go to student systems"]}
+    assert "auto_fulfil" in events[2]["message"]
+    (work,) = desk.fulfilments(filed["ref"])
+    assert (work.kind, work.state, work.mode) == (
+        "reset_credential",
+        "pending",
+        "one_time_password",
+    )
+    assert desk.get(filed["ref"])["fulfilment"]["state"] == "pending"
+    with desk.app.app_context():
+        (promise,) = db.session.execute(
+            sa.select(OutboxEntry).where(
+                OutboxEntry.job == "reset_credential", OutboxEntry.target_id == work.id
+            )
+        ).scalars()
+        assert (promise.queue, promise.state, promise.enqueues) == ("fulfilment", "pending", 1)
+        assert promise.enqueued_at is not None
+        queued = outbox.rq_queue("fulfilment").get_job_ids()
+        db.session.remove()
+    assert promise.job_id in queued
+    desk.work()
+    assert desk.get(filed["ref"])["status"] == "resolved"
+
+
 def test_a_username_reminder_sends_the_username_and_changes_no_password(desk):
     ref = desk.file(REMINDER)["ref"]
     assert desk.act(desk.actors.agent, ref, "fulfil").status_code == 200

@@ -153,4 +153,9 @@ class OutboxEntry(db.Model):  # type: ignore[name-defined]
 
     @property
     def job_id(self) -> str:
-        return f"outbox-{self.id}"
+        return outbox_job_id(self.id)
+
+
+def outbox_job_id(entry_id: int) -> str:
+    """The RQ job id of an outbox row: enqueuing the row twice names the same job."""
+    return f"outbox-{entry_id}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -89,6 +90,24 @@ def _done(incident: Incident, kind: str, message: str, now: datetime, **data: An
 # -- Approving ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NewFulfilment:
+    """A fulfilment just promised, as its filer sees it (the API's FulfilmentOut)."""
+
+    kind: str
+    mode: str | None
+    state: str = FulfilmentState.PENDING.value
+    attempts: int = 0
+    last_error: None = None
+    secret_expires_at: None = None
+    delivered_at: None = None
+
+
+def job_queue(kind: FulfilmentKind) -> str:
+    """The RQ queue a kind of fulfilment runs on: revocations never wait behind resets."""
+    return _QUEUE_FOR_KIND[kind]
+
+
 def request_fulfilment(incident: Incident) -> Fulfilment:
     """Promise the incident's job in the current transaction (an approval, or auto_fulfil)."""
     kind = KIND_FOR_TYPE[incident.type]
@@ -111,7 +130,7 @@ def request_fulfilment(incident: Incident) -> Fulfilment:
     )  # fmt: skip
     db.session.add(fulfilment)
     db.session.flush()
-    outbox.promise(kind.value, fulfilment.id, _QUEUE_FOR_KIND[kind])
+    outbox.promise(kind.value, fulfilment.id, job_queue(kind))
     return fulfilment
 
 

@@ -25,6 +25,7 @@ from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..models import (
     Fulfilment,
+    FulfilmentKind,
     Incident,
     IncidentEvent,
     Queue,
@@ -129,12 +130,12 @@ _INSERT_INCIDENT = (
 )
 _INSERT_EVENT = sa.insert(IncidentEvent.__table__)
 
-# On PostgreSQL the incident and its two audit events are one statement (a data-modifying
+# On PostgreSQL the incident and its audit events are one statement (a data-modifying
 # CTE), atomic by itself: the filing needs no BEGIN/COMMIT round trips (bench/README.md).
 # The incident is inserted from the queue row, so an unknown or inactive queue inserts
 # nothing at all. SQLite runs the two statements above inside a transaction.
-_INSERT_INCIDENT_WITH_EVENTS = sa.text("""
-WITH new_incident AS (
+_NEW_INCIDENT = """
+new_incident AS (
     INSERT INTO incidents (type, status, priority, school_id, filer_id, queue_id, summary,
         notes, details, verification, verification_results, student_id, guardian_id,
         portal_account_id, created_at, updated_at, rule_set_version, tags,
@@ -146,8 +147,10 @@ WITH new_incident AS (
         (SELECT e.id FROM queues e WHERE e.slug = :escalation_slug AND e.active),
         :sla_started_at, 0, :response_due_at, :resolution_due_at, :sla_warn_at
     FROM queues WHERE queues.slug = :queue_slug AND queues.active
-    RETURNING id
-), new_events AS (
+    RETURNING id, portal_account_id
+)"""
+_NEW_EVENTS = """
+new_events AS (
     INSERT INTO incident_events (incident_id, at, actor_id, kind, from_status, to_status,
         message, data)
     SELECT new_incident.id, :created_at, e.actor_id, e.kind, e.from_status, e.to_status,
@@ -155,11 +158,37 @@ WITH new_incident AS (
     FROM new_incident, (VALUES
         (CAST(:filer_id AS BIGINT), 'filed', CAST(NULL AS VARCHAR), CAST('new' AS VARCHAR),
          CAST(NULL AS TEXT), CAST(:filed_data AS JSON)),
-        (NULL, 'routed', 'new', :status, :routed_message, CAST(:routed_data AS JSON))
+        (NULL, 'routed', 'new', 'triaged', :routed_message, CAST(:routed_data AS JSON))
+        {more_events}
     ) AS e (actor_id, kind, from_status, to_status, message, data)
-)
-SELECT id FROM new_incident
-""").bindparams(
+)"""
+# When the rules fulfil the new incident at once (the shipped rules do for a verified
+# student reset) and ask for nothing else, the same statement also records the approval,
+# creates the fulfilment and its outbox promise (what fulfilment.request_fulfilment
+# writes), so the busiest filing stays one round trip. The delivery mode is the portal
+# policy's, as request_fulfilment reads it.
+_FULFIL_EVENT = """,
+        (NULL, 'fulfil', 'triaged', 'awaiting_fulfilment', :fulfil_message,
+         CAST(:fulfil_data AS JSON))"""
+_NEW_FULFILMENT = """
+new_fulfilment AS (
+    INSERT INTO fulfilments (incident_id, kind, state, portal_account_id, mode, attempts,
+        created_at, updated_at)
+    SELECT new_incident.id, :fulfilment_kind, 'pending', new_incident.portal_account_id,
+        (SELECT p.delivery_mode FROM portal_accounts a
+         JOIN portal_policies p ON p.portal = a.portal
+         WHERE a.id = new_incident.portal_account_id AND :is_reset),
+        0, :created_at, :created_at
+    FROM new_incident
+    RETURNING id, mode
+), new_promise AS (
+    INSERT INTO outbox (job, target_id, queue, state, created_at, relay_after, enqueues)
+    SELECT :job, new_fulfilment.id, :job_queue, 'pending', :created_at,
+        :relay_after, 0
+    FROM new_fulfilment
+    RETURNING id
+)"""
+_TYPED = (
     sa.bindparam("details", type_=sa.JSON),
     sa.bindparam("verification_results", type_=sa.JSON),
     sa.bindparam("tags", type_=sa.JSON),
@@ -171,6 +200,18 @@ SELECT id FROM new_incident
         sa.bindparam(name, type_=Incident.__table__.c[name].type)
         for name in ("sla_started_at", "response_due_at", "resolution_due_at", "sla_warn_at")
     ),
+)
+_INSERT_INCIDENT_WITH_EVENTS = sa.text(
+    f"WITH {_NEW_INCIDENT},{_NEW_EVENTS.format(more_events='')}\nSELECT id FROM new_incident"
+).bindparams(*_TYPED)
+_INSERT_FULFILLED_INCIDENT = sa.text(
+    f"WITH {_NEW_INCIDENT},{_NEW_EVENTS.format(more_events=_FULFIL_EVENT)},{_NEW_FULFILMENT}"
+    "\nSELECT new_incident.id, new_fulfilment.id, new_fulfilment.mode, new_promise.id"
+    "\nFROM new_incident, new_fulfilment, new_promise"
+).bindparams(
+    *_TYPED,
+    sa.bindparam("fulfil_data", type_=sa.JSON),
+    sa.bindparam("relay_after", type_=Incident.__table__.c.created_at.type),
 )
 
 
@@ -242,9 +283,32 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
               "priority": placement.priority}  # fmt: skip
     auto_fulfil = decided.auto_fulfil and result.passed and kind in FULFILLABLE_TYPES
     follow_up = auto_fulfil or bool(decided.notify)
-    status, work = Status.TRIAGED.value, None
+    # One statement on PostgreSQL, unless the rules asked for a notice, or a fulfilment
+    # that must first check the parent's access was not revoked (request_fulfilment).
+    job = fulfilment.KIND_FOR_TYPE.get(kind)
+    in_one = (
+        postgresql
+        and not decided.notify
+        and (result.guardian_id is None or job is FulfilmentKind.REVOCATION)
+    )
+    status, work, promised = Status.TRIAGED.value, None, None
     try:
-        if postgresql and not follow_up:
+        if in_one and auto_fulfil and job is not None:
+            status = Status.AWAITING_FULFILMENT.value
+            row = db.session.execute(_INSERT_FULFILLED_INCIDENT, values | {
+                "status": status, "filed_data": filed, "routed_data": routed,
+                "routed_message": placement.reason, "fulfil_message": _AUTO_FULFIL,
+                "fulfil_data": {"rules": decided.matched}, "fulfilment_kind": job.value,
+                "job": job.value, "is_reset": job is FulfilmentKind.RESET,
+                "job_queue": fulfilment.job_queue(job), "relay_after": outbox.relay_after(now),
+            }).one_or_none()  # fmt: skip
+            if row is not None:
+                incident_id, work_id, mode, promise_id = row
+                work = fulfilment.NewFulfilment(job.value, mode)
+                promised = outbox.Promise(promise_id, job.value, work_id, fulfilment.job_queue(job))
+            else:
+                incident_id = None
+        elif in_one:
             incident_id = db.session.execute(
                 _INSERT_INCIDENT_WITH_EVENTS,
                 values | {"filed_data": filed, "routed_data": routed,
@@ -256,13 +320,18 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
             incident_id = _insert_incident_and_events(values, filer, placement, filed, routed)
         if incident_id is None:
             raise _unknown_queue(placement.queue)
-        if follow_up:
+        if follow_up and not in_one:
             status, work = _follow_up(incident_id, decided, auto_fulfil)
-        db.session.commit()
+        if promised is None or not owns_connection:
+            db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
-    if follow_up:
+    if promised is not None:
+        # Committed already (in autocommit, the statement was its own transaction): the
+        # bookkeeping after the enqueue reuses the connection rather than taking another.
+        outbox.dispatch(promised)
+    elif follow_up:
         outbox.dispatch_committed()
     return FiledIncident(
         id=incident_id, type=kind, status=status, priority=placement.priority,
@@ -274,6 +343,9 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
         created_at=now, allowed_actions=allowed_actions(status, filer.role, kind),
         fulfilment=work,
     )  # fmt: skip
+
+
+_AUTO_FULFIL = "approved by the routing rules (auto_fulfil): no person needed"
 
 
 def _follow_up(
@@ -288,8 +360,7 @@ def _follow_up(
     if auto_fulfil:
         before, after = incident.status, Status.AWAITING_FULFILMENT.value
         incident.status = after
-        _event(incident, None, "fulfil", before, after,
-               "approved by the routing rules (auto_fulfil): no person needed",
+        _event(incident, None, "fulfil", before, after, _AUTO_FULFIL,
                rules=decided.matched)  # fmt: skip
         return incident.status, fulfilment.request_fulfilment(incident)
     return incident.status, None
