@@ -36,6 +36,7 @@ from ..models import (
     Incident,
     IncidentEvent,
     PortalAccount,
+    PortalPolicy,
     Student,
     User,
     utcnow,
@@ -159,10 +160,10 @@ def run(fulfilment_id: int) -> str:
         # enqueues the job again while its promise is pending.
         log.warning("fulfilment %s not found; leaving it to the outbox relay", fulfilment_id)
         return "missing"
-    # The account and guardian are held in these locals for the whole run: the identity
-    # map keeps only what is referenced, and the checks, the credential and the email
-    # each read them again.
-    fulfilment, incident, _account, _guardian = found
+    # The account, guardian and portal policy are held in these locals for the whole run:
+    # the identity map keeps only what is referenced, and the checks, the credential and
+    # the email each read them again.
+    fulfilment, incident, _account, _guardian, _policy, responsible = found
     if FulfilmentState(fulfilment.state) in _DONE:
         outbox.complete(fulfilment.kind, fulfilment.id)
         db.session.commit()
@@ -171,7 +172,7 @@ def run(fulfilment_id: int) -> str:
     if kind is FulfilmentKind.REVOCATION:
         return _revoke(fulfilment)
     if fulfilment.state == FulfilmentState.PENDING:
-        problem = _why_not(incident, fulfilment)
+        problem = _why_not(incident, fulfilment, responsible=bool(responsible))
         if problem:
             _abandon(fulfilment, incident, problem)
             db.session.commit()
@@ -187,12 +188,28 @@ def run(fulfilment_id: int) -> str:
     return _deliver(fulfilment, incident)
 
 
-# The fulfilment, locked, with what the run reads: its incident, account and guardian.
+# Whether the incident's guardian has parental responsibility for an active child on the
+# records (for the incident's child, when it names one).
+_RESPONSIBLE = (
+    sa.select(GuardianStudent.student_id)
+    .join(Student, GuardianStudent.student_id == Student.id)
+    .where(
+        GuardianStudent.guardian_id == Incident.guardian_id,
+        GuardianStudent.parental_responsibility.is_(True),
+        Student.active.is_(True),
+        sa.or_(Incident.student_id.is_(None), GuardianStudent.student_id == Incident.student_id),
+    )
+    .exists()
+)
+
+# The fulfilment, locked, with all the run reads, in one statement: its incident, account,
+# guardian and portal policy, and whether that guardian has parental responsibility.
 _LOCK_WITH_RECORDS = (
-    sa.select(Fulfilment, Incident, PortalAccount, Guardian)
+    sa.select(Fulfilment, Incident, PortalAccount, Guardian, PortalPolicy, _RESPONSIBLE)
     .join(Incident, Incident.id == Fulfilment.incident_id)
     .outerjoin(PortalAccount, PortalAccount.id == Fulfilment.portal_account_id)
     .outerjoin(Guardian, Guardian.id == Incident.guardian_id)
+    .outerjoin(PortalPolicy, PortalPolicy.portal == PortalAccount.portal)
     .where(Fulfilment.id == sa.bindparam("id"))
     .with_for_update(of=Fulfilment.__table__)
     .execution_options(populate_existing=True)
@@ -209,7 +226,7 @@ def _lock(fulfilment_id: int) -> Fulfilment | None:
     ).scalar_one_or_none()
 
 
-def _why_not(incident: Incident, fulfilment: Fulfilment) -> str | None:
+def _why_not(incident: Incident, fulfilment: Fulfilment, *, responsible: bool) -> str | None:
     """Why the records, as they are now, forbid this reset or reminder; None when they allow it."""
     if incident.verification != "passed":
         return "the details did not match the school's records"
@@ -222,26 +239,11 @@ def _why_not(incident: Incident, fulfilment: Fulfilment) -> str | None:
         guardian = revoked_guardian(incident)
         if guardian is not None:
             return f"the parent's access was revoked ({guardian.access_revoked_reason})"
-        if not _has_parental_responsibility(incident):
+        if not responsible:
             return "the parent no longer has parental responsibility on the school's records"
     if recipient_for(incident) is None:
         return "there is no email on file to send it to; add it to the record, then approve again"
     return None
-
-
-def _has_parental_responsibility(incident: Incident) -> bool:
-    query = (
-        sa.select(GuardianStudent.student_id)
-        .join(Student, GuardianStudent.student_id == Student.id)
-        .where(
-            GuardianStudent.guardian_id == incident.guardian_id,
-            GuardianStudent.parental_responsibility.is_(True),
-            Student.active.is_(True),
-        )
-    )
-    if incident.student_id is not None:
-        query = query.where(GuardianStudent.student_id == incident.student_id)
-    return db.session.execute(query.limit(1)).first() is not None
 
 
 def _set_credential(fulfilment: Fulfilment, incident: Incident) -> None:
