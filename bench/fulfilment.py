@@ -13,7 +13,8 @@ Reported, all in one run:
 - latency: resets filed at 4 a second (the workers idle between), p50 and p99;
 - throughput: a burst of resets filed at once, resets per second until the last is
   accepted, beside RQ's own rate for no-op jobs on the same two workers;
-- overhead: one reset run in-process, minus the argon2 hash it must do.
+- overhead: one reset run in-process, less the argon2 hash it must do (timed inside
+  each run), with the SMTP server in a process of its own and, for comparison, in this one.
 """
 
 from __future__ import annotations
@@ -118,11 +119,16 @@ def noop() -> None:
     """A job that does nothing, for RQ's baseline rate."""
 
 
-def overhead(app: Any, token: str, rounds: int = 40) -> tuple[float, float]:
-    """(ms per reset run in-process, ms per argon2 password hash), same process, same run."""
+def overhead(app: Any, token: str, rounds: int = 60) -> tuple[float, float, float]:
+    """(ms per reset run in-process, ms of argon2 inside it, ms beyond argon2), medians.
+
+    The hash is timed inside each run (the credential store's own call, wrapped in a
+    timer), so "beyond" is each run less its own hash: the neighbours' load on a shared
+    machine moves both together.
+    """
     from helpdesk.extensions import db
     from helpdesk.models import Fulfilment
-    from helpdesk.security import hash_password
+    from helpdesk.services import credentials
     from helpdesk.services.fulfilment import run
 
     client = app.test_client()
@@ -134,19 +140,31 @@ def overhead(app: Any, token: str, rounds: int = 40) -> tuple[float, float]:
             ids.append(db.session.query(Fulfilment.id).filter(
                 Fulfilment.incident_id == int(ref[4:])).scalar())  # fmt: skip
             db.session.remove()
-    runs = []
-    with app.app_context():
-        for fulfilment_id in ids:
-            started = time.perf_counter()
-            run(fulfilment_id)
-            runs.append(time.perf_counter() - started)
-        db.session.remove()
-    hashes = []
-    for _ in range(rounds):
+    hashing: list[float] = []
+    hash_password = credentials.hash_password
+
+    def timed(password: str) -> str:
         started = time.perf_counter()
-        hash_password("Bench-password-42")
-        hashes.append(time.perf_counter() - started)
-    return statistics.median(runs) * 1000, statistics.median(hashes) * 1000
+        try:
+            return hash_password(password)
+        finally:
+            hashing.append(time.perf_counter() - started)
+
+    runs, hashes, beyond = [], [], []
+    credentials.hash_password = timed  # type: ignore[assignment]
+    try:
+        with app.app_context():
+            for fulfilment_id in ids:
+                hashing.clear()
+                started = time.perf_counter()
+                run(fulfilment_id)
+                runs.append(time.perf_counter() - started)
+                hashes.append(sum(hashing))
+                beyond.append(runs[-1] - hashes[-1])
+            db.session.remove()
+    finally:
+        credentials.hash_password = hash_password  # type: ignore[assignment]
+    return tuple(statistics.median(m) * 1000 for m in (runs, hashes, beyond))  # type: ignore[return-value]
 
 
 def main() -> None:
@@ -217,7 +235,7 @@ def main() -> None:
             worker.wait(timeout=30)
 
         noop = noop_rate(environ, 2000, fork=args.fork)
-        run_ms, hash_ms = overhead(app, token)
+        run_ms, hash_ms, beyond_ms = overhead(app, token)
         # Again with the SMTP server in a process of its own, as a real one is: the sink
         # in this process competes with the reset for the GIL.
         sink_port = free_port()
@@ -228,7 +246,7 @@ def main() -> None:
         time.sleep(1.5)
         apart = create_app(environ | {"MAIL_PORT": str(sink_port)})
         try:
-            apart_ms, apart_hash_ms = overhead(apart, token)
+            apart_ms, apart_hash_ms, apart_beyond_ms = overhead(apart, token)
         finally:
             sink.terminate()
         for made in (app, apart):
@@ -243,12 +261,13 @@ def main() -> None:
           f"RQ no-op jobs on the same workers: {noop:.0f} jobs/s; "
           f"ratio {burst_rate / noop:.3f}")  # fmt: skip
     print(
-        f"one reset in-process: {run_ms:.1f} ms, of which argon2 hash {hash_ms:.1f} ms; "
-        f"overhead {run_ms - hash_ms:.1f} ms (target < 20)"
+        f"one reset run, SMTP server in its own process (as a real one is): {apart_ms:.1f} ms, "
+        f"of which argon2 {apart_hash_ms:.1f} ms; overhead beyond hashing {apart_beyond_ms:.1f}"
+        " ms (target < 20)"
     )
     print(
-        f"the same, SMTP server in its own process: {apart_ms:.1f} ms, of which argon2 hash "
-        f"{apart_hash_ms:.1f} ms; overhead {apart_ms - apart_hash_ms:.1f} ms (target < 20)"
+        f"the same, SMTP sink in the bench's process (competing for its GIL): {run_ms:.1f} ms,"
+        f" of which argon2 {hash_ms:.1f} ms; beyond hashing {beyond_ms:.1f} ms"
     )
 
 
