@@ -52,6 +52,9 @@ class Config:
     MAIL_SUPPRESS_SEND: bool = False
     # Seconds an SMTP server may take to answer before the delivery counts as failed.
     MAIL_TIMEOUT: float = 10.0
+    # A worker keeps its SMTP connection for the next email if it comes within this many
+    # seconds (a NOOP checks it first); 0 opens and closes one per email.
+    MAIL_KEEPALIVE_SECONDS: float = 30.0
     # Links in emails are built from this, never from a request's Host header.
     PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
     # Where portal passwords live ("sql": the portal accounts in this database).
@@ -158,6 +161,9 @@ class Config:
             MAIL_DEFAULT_SENDER=environ.get("MAIL_DEFAULT_SENDER", cls.MAIL_DEFAULT_SENDER),
             MAIL_CAPTURE_DIR=capture_dir,
             MAIL_TIMEOUT=float(environ.get("MAIL_TIMEOUT", cls.MAIL_TIMEOUT)),
+            MAIL_KEEPALIVE_SECONDS=float(
+                environ.get("MAIL_KEEPALIVE_SECONDS", cls.MAIL_KEEPALIVE_SECONDS)
+            ),
             PUBLIC_BASE_URL=environ.get("PUBLIC_BASE_URL", cls.PUBLIC_BASE_URL),
             CREDENTIAL_STORE=environ.get("CREDENTIAL_STORE", cls.CREDENTIAL_STORE),
             JOB_RETRY_INTERVALS=environ.get("JOB_RETRY_INTERVALS", cls.JOB_RETRY_INTERVALS),

@@ -19,6 +19,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    peer: tuple[str, int]  # the client's end of the SMTP connection it came over
 
     @property
     def text(self) -> str:
@@ -51,7 +52,9 @@ class Mailbox:
             self.refuse -= 1
             return "451 4.3.0 Mailbox temporarily unavailable, try again later"
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+        self.messages.append(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), message, tuple(session.peer))
+        )
         return "250 2.0.0 OK: queued"
 
     def to(self, address: str) -> list[Received]:
@@ -91,3 +94,9 @@ class SmtpServer:
     def __exit__(self, *exc: object) -> None:
         self.mailbox.unhang()
         self.controller.stop()
+
+    def restart(self) -> None:
+        """Stop and start again on the same port: every open connection is dropped."""
+        self.controller.stop()
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        self.controller.start()

@@ -498,6 +498,26 @@ def test_an_smtp_refusal_then_acceptance_sends_one_message_with_one_working_secr
     assert desk.sign_in("S700000", one_time_password(results[0])) == SignIn.CHANGE_REQUIRED
 
 
+def test_a_worker_keeps_its_smtp_connection_and_opens_a_new_one_after_a_restart(desk, smtp):
+    for _ in range(3):
+        desk.file(ISLA_RESET)
+    desk.work()
+    assert len(desk.mailbox.messages) >= 3
+    # One connection for the run: no connect, greeting, EHLO and QUIT per email.
+    assert len({m.peer for m in desk.mailbox.messages}) == 1
+    first = desk.mailbox.messages[0].peer
+
+    smtp.restart()  # the server drops the kept connection while the worker is idle
+    filed = desk.file(ISLA_RESET)
+    desk.work()
+    results = [m for m in desk.mailbox.to(FILER) if "portal password" in m.message["Subject"]]
+    assert len(results) == 4  # the fourth sent once, over a new connection, and not lost
+    assert filed["ref"] in results[-1].text and results[-1].peer != first
+    assert desk.get(filed["ref"])["status"] == "resolved"
+    # The dropped connection was noticed before sending, not by a failed delivery.
+    assert "delivery_failed" not in [e["kind"] for e in desk.events(filed["ref"])]
+
+
 def test_an_smtp_server_that_hangs_times_out_and_the_incident_returns_to_a_person(desk):
     desk.mailbox.hang = True
     ref = desk.file(ISLA_RESET)["ref"]

@@ -2,7 +2,9 @@
 
 Flask-Mail composes the message. Its own connection has neither a time-out nor a
 certificate check, so ``_Connection`` adds both: an SMTP server that hangs costs at
-most MAIL_TIMEOUT seconds, and TLS verifies the server against the system's CAs.
+most MAIL_TIMEOUT seconds, and TLS verifies the server against the system's CAs. A
+worker thread keeps its connection between emails (MAIL_KEEPALIVE_SECONDS); any
+failure closes it, and the next email opens a new one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from email.policy import compat32
@@ -115,8 +118,72 @@ def send(email: Email) -> None:
         _capture(capture_dir, message)
         return
     state = current_app.extensions["mail"]
-    with _Connection(state) as connection:
+    keepalive = float(current_app.config["MAIL_KEEPALIVE_SECONDS"])
+    if keepalive <= 0 or state.suppress:
+        with _Connection(state) as connection:
+            connection.send(message)
+        return
+    connection = _kept_connection(state, keepalive)
+    try:
         connection.send(message)
+    except BaseException:
+        _forget_kept(quit=False)  # whatever state it is in, the next email starts afresh
+        raise
+    _kept.used_at = time.monotonic()
+
+
+class _Kept(threading.local):
+    """This thread's open SMTP connection, what it was opened for, and when last used."""
+
+    connection: _Connection | None = None
+    opened_for: tuple[Any, ...] = ()
+    used_at: float = 0.0
+
+
+_kept = _Kept()
+
+
+def _kept_connection(state: Any, keepalive: float) -> _Connection:
+    """The connection kept from the last email, if recent, for the same server, and alive.
+
+    Opening one costs a TCP connect, the greeting, EHLO (and STARTTLS and AUTH with a real
+    relay) and QUIT; a worker sending a run of results pays that once. A NOOP first tells
+    a connection the server has since dropped, so no message is sent into one.
+    """
+    config = current_app.config
+    wanted = (state.server, state.port, state.username, state.use_tls, state.use_ssl,
+              config["MAIL_TIMEOUT"])  # fmt: skip
+    kept = _kept.connection
+    if kept is not None and kept.host is not None:
+        if time.monotonic() - _kept.used_at < keepalive and _kept.opened_for == wanted:
+            if _answers(kept.host):
+                return kept
+            _forget_kept(quit=False)
+        else:
+            _forget_kept(quit=True)
+    connection = _Connection(state)
+    connection.host = connection.configure_host()
+    _kept.connection, _kept.opened_for = connection, wanted
+    return connection
+
+
+def _answers(host: smtplib.SMTP) -> bool:
+    try:
+        return host.noop()[0] == 250
+    except (smtplib.SMTPException, OSError):
+        return False
+
+
+def _forget_kept(*, quit: bool) -> None:
+    """Close the kept connection: politely (QUIT) when idle, at once after a failure,
+    where a QUIT could wait MAIL_TIMEOUT again for a server that hangs."""
+    kept, _kept.connection = _kept.connection, None
+    if kept is None or kept.host is None:
+        return
+    if quit:
+        kept.__exit__(None, None, None)  # QUIT if it still answers, else just close
+    else:
+        kept.host.close()
 
 
 def failure_reason(error: BaseException) -> str:
