@@ -27,6 +27,7 @@ from helpdesk.models import (
     Fulfilment,
     Guardian,
     GuardianStudent,
+    Incident,
     OutboxEntry,
     PasswordHistory,
     PortalAccount,
@@ -516,6 +517,72 @@ def test_a_worker_keeps_its_smtp_connection_and_opens_a_new_one_after_a_restart(
     assert desk.get(filed["ref"])["status"] == "resolved"
     # The dropped connection was noticed before sending, not by a failed delivery.
     assert "delivery_failed" not in [e["kind"] for e in desk.events(filed["ref"])]
+
+
+def _overdue(desk: Desk, ref: str, **columns: Any) -> None:
+    with desk.app.app_context():
+        db.session.execute(
+            sa.update(Incident).where(Incident.id == parse_ref(ref)).values(**columns)
+        )
+        db.session.commit()
+        db.session.remove()
+
+
+def test_the_scheduler_emails_a_queue_before_a_deadline_and_when_it_escalates(desk):
+    from helpdesk.services import sla
+
+    warned = desk.file(REMINDER)["ref"]  # the service desk, where agent@ works
+    breached = desk.file(FIONA_RESET)["ref"]  # the service desk, escalating to identity
+    past, later = utcnow() - timedelta(minutes=5), utcnow() + timedelta(days=30)
+    _overdue(desk, warned, sla_warn_at=past)
+    _overdue(desk, breached, resolution_due_at=past, response_due_at=later, sla_warn_at=later)
+    with desk.app.app_context():
+        sla.run_escalation_pass()
+        sla.run_escalation_pass()  # once per breach: a second pass sends nothing more
+        db.session.remove()
+    desk.work()
+
+    (escalated,) = [m for m in desk.mailbox.to("identity@its.example")
+                    if breached in m.message["Subject"]]  # fmt: skip
+    assert "escalated to your queue" in escalated.message["Subject"]
+    assert "escalated to its-identity" in escalated.text
+    assert "resolution deadline passed in its-service-desk" in escalated.text
+    assert f"{BASE_URL}/incidents/{breached}" in escalated.text
+    (warning,) = [m for m in desk.mailbox.to("agent@its.example")
+                  if warned in m.message["Subject"]]  # fmt: skip
+    assert "deadline near" in warning.message["Subject"]
+    assert "is due to be resolved by" in warning.text
+    # Queue notices go to the queue's members only: never to the parent or the filer.
+    assert desk.mailbox.to(FIONA) == [] and desk.mailbox.to(FILER) == []
+
+
+def test_a_rule_that_notifies_on_an_update_emails_the_queue(desk):
+    from helpdesk.services.routing import default_rules, save_rules
+
+    notify_identity = {
+        "name": "escalated into identity: tell identity",
+        "conditions": {"all": [
+            {"field": "event", "op": "eq", "value": "updated"},
+            {"field": "changed", "op": "contains", "value": "queue"},
+            {"field": "queue", "op": "eq", "value": "its-identity"},
+        ]},
+        "actions": [{"notify": "queue:its-identity"}],
+    }  # fmt: skip
+    with desk.app.app_context():
+        save_rules([*default_rules(), notify_identity], actor_id=None, note="test")
+        db.session.remove()
+    try:
+        ref = desk.file(FIONA_RESET)["ref"]
+        assert desk.act(desk.actors.agent, ref, "escalate").status_code == 200
+        desk.work()
+        (notice,) = [m for m in desk.mailbox.to("identity@its.example")
+                     if ref in m.message["Subject"]]  # fmt: skip
+        assert "is waiting in its-identity" in notice.text
+        assert "routing rules asked" in notice.text
+    finally:
+        with desk.app.app_context():
+            save_rules(default_rules(), actor_id=None, note="test: back to the defaults")
+            db.session.remove()
 
 
 def test_an_smtp_server_that_hangs_times_out_and_the_incident_returns_to_a_person(desk):

@@ -445,6 +445,9 @@ def _rules_on_update(incident: Incident, watched: dict[str, Any], now: datetime)
     _event(incident, None, "rules", incident.status, incident.status,
            "rules matched: " + ", ".join(repr(name) for name in decided.matched),
            rule_set_version=active.version, changed=changed, **decided.to_dict())  # fmt: skip
+    for audience in decided.notify:
+        notifications.notify(incident.id, "queue_notice", audience,
+                             why="The routing rules asked for you to be told.")  # fmt: skip
 
 
 def _run_clock(

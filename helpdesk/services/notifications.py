@@ -65,6 +65,8 @@ _SUBJECTS = {
     "outcome": "{ref}: outcome of your request",
     "revocation_notice": "{ref}: portal access revoked",
     "queue_notice": "{ref}: new in your queue",
+    "escalation_notice": "{ref}: escalated to your queue, a deadline passed",
+    "sla_warning": "{ref}: resolution deadline near",
     "password_changed": "Your portal password was changed",
 }
 

@@ -24,6 +24,7 @@ from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import ClosureDay, Incident, IncidentEvent, Queue, School, SlaPlan, utcnow
 from ..models.incidents import OPEN_STATUS_SQL
+from . import notifications, outbox
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,7 @@ def run_escalation_pass(now: datetime | None = None, batch: int = 500) -> Escala
                               else report.response_breaches)  # fmt: skip
                     target.append(incident.id)
             db.session.commit()
+            outbox.dispatch_committed()  # the queues' notices
     return report
 
 
@@ -256,6 +258,10 @@ def _escalate(incident: Incident, clock_name: str, now: datetime) -> None:
               "from_priority": before_priority, "to_priority": incident.priority,
               "notify": [f"queue:{after_queue}"] if after_queue else []},
     ))  # fmt: skip
+    if after_queue:
+        notifications.notify(incident.id, "escalation_notice", f"queue:{after_queue}",
+                             clock=clock_name, from_queue=before_queue or "",
+                             priority=incident.priority)  # fmt: skip
 
 
 def _warn(incident: Incident, now: datetime) -> None:
@@ -268,6 +274,9 @@ def _warn(incident: Incident, now: datetime) -> None:
               if incident.resolution_due_at else None,
               "notify": [f"queue:{queue.slug}"] if queue else []},
     ))  # fmt: skip
+    if queue is not None and incident.resolution_due_at is not None:
+        notifications.notify(incident.id, "sla_warning", f"queue:{queue.slug}",
+                             due=f"{incident.resolution_due_at:%d %b %Y %H:%M} UTC")  # fmt: skip
 
 
 def add_closure(day: date, reason: str, school_code: str | None = None) -> ClosureDay:
