@@ -171,6 +171,8 @@ def test_an_approved_reset_arrives_in_the_captured_mailbox_with_no_worker_to_sta
     ]
     resets = [m for m in mails if m["Subject"] == "Your new portal password"]
     assert [m["To"] for m in resets] == ["fiona.campbell@mail.example"]
+    received = [m for m in mails if m["Subject"] == f"{ref}: received"]
+    assert [m["To"] for m in received] == ["m.baillie@ashgrove.sch.example"]  # the filer
     # The demo mailbox page shows the newcomer what arrived.
     mailbox = requests.get(f"{base}/dev/mail", timeout=10).text
     assert "fiona.campbell@mail.example" in mailbox and "Your new portal password" in mailbox

@@ -255,10 +255,13 @@ def test_a_parent_reset_reaches_only_the_address_on_file_once_and_works_once(des
     assert incident["status"] == "resolved"
     assert incident["fulfilment"]["state"] == "delivered"
     assert incident["fulfilment"]["expires_at"] is not None
-    # The filer hears the outcome, without the secret.
-    (told,) = desk.mailbox.to(FILER)
+    # The filer was told it was received, then hears the outcome, never the secret.
+    (received,) = [m for m in desk.mailbox.to(FILER) if "received" in m.message["Subject"]]
+    assert ref in received.message["Subject"] and "matched the school's records" in received.text
+    (told,) = [m for m in desk.mailbox.to(FILER) if "outcome" in m.message["Subject"]]
     assert ref in told.message["Subject"] and "parent's email on file" in told.text
-    assert secret not in told.text + told.html
+    assert secret not in told.text + told.html + received.text + received.html
+    assert len(desk.mailbox.to(FILER)) == 2
     events = desk.events(ref)
     assert [e["kind"] for e in events][-3:] == ["fulfil", "credential_set", "delivered"]
     assert events[-1]["data"]["to"] == "f***@mail.example"
@@ -552,8 +555,10 @@ def test_the_scheduler_emails_a_queue_before_a_deadline_and_when_it_escalates(de
                   if warned in m.message["Subject"]]  # fmt: skip
     assert "deadline near" in warning.message["Subject"]
     assert "is due to be resolved by" in warning.text
-    # Queue notices go to the queue's members only: never to the parent or the filer.
-    assert desk.mailbox.to(FIONA) == [] and desk.mailbox.to(FILER) == []
+    # Queue notices go to the queue's members only: never to the parent or the filer
+    # (who had only the acknowledgements of filing).
+    assert desk.mailbox.to(FIONA) == []
+    assert {m.message["Subject"].split(": ")[1] for m in desk.mailbox.to(FILER)} == {"received"}
 
 
 def test_a_rule_that_notifies_on_an_update_emails_the_queue(desk):
@@ -752,7 +757,7 @@ def test_a_guardian_who_lost_parental_responsibility_after_approval_is_not_a_tar
     assert fulfilment.state == "abandoned"
     assert "parental responsibility" in fulfilment.last_error
     assert fulfilment.credential_set_at is None  # the account was never touched
-    (told,) = desk.mailbox.to(FILER)
+    (told,) = [m for m in desk.mailbox.to(FILER) if "outcome" in m.message["Subject"]]
     assert "Not done yet" in told.text
 
 

@@ -201,9 +201,32 @@ _TYPED = (
         for name in ("sla_started_at", "response_due_at", "resolution_due_at", "sla_warn_at")
     ),
 )
-_INSERT_INCIDENT_WITH_EVENTS = sa.text(
-    f"WITH {_NEW_INCIDENT},{_NEW_EVENTS.format(more_events='')}\nSELECT id FROM new_incident"
-).bindparams(*_TYPED)
+# An incident that waits for a person: the filer's acknowledgement (a notification to
+# the "filer" audience, addressed from the records when sent) and its outbox promise.
+_NEW_ACKNOWLEDGEMENT = """
+new_notification AS (
+    INSERT INTO notifications (incident_id, template, audience, context, state, attempts,
+        created_at)
+    SELECT new_incident.id, 'acknowledgement', 'filer', CAST(:ack_context AS JSON),
+        'pending', 0, :created_at
+    FROM new_incident
+    RETURNING id
+), new_promise AS (
+    INSERT INTO outbox (job, target_id, queue, state, created_at, relay_after, enqueues)
+    SELECT 'deliver_email', new_notification.id, 'mail', 'pending', :created_at,
+        :relay_after, 0
+    FROM new_notification
+    RETURNING id
+)"""
+_INSERT_ACKNOWLEDGED_INCIDENT = sa.text(
+    f"WITH {_NEW_INCIDENT},{_NEW_EVENTS.format(more_events='')},{_NEW_ACKNOWLEDGEMENT}"
+    "\nSELECT new_incident.id, new_notification.id, new_promise.id"
+    "\nFROM new_incident, new_notification, new_promise"
+).bindparams(
+    *_TYPED,
+    sa.bindparam("ack_context", type_=sa.JSON),
+    sa.bindparam("relay_after", type_=Incident.__table__.c.created_at.type),
+)
 _INSERT_FULFILLED_INCIDENT = sa.text(
     f"WITH {_NEW_INCIDENT},{_NEW_EVENTS.format(more_events=_FULFIL_EVENT)},{_NEW_FULFILMENT}"
     "\nSELECT new_incident.id, new_fulfilment.id, new_fulfilment.mode, new_promise.id"
@@ -282,6 +305,10 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
     routed = {"rule_set_version": version, **decided.to_dict(), "queue": placement.queue,
               "priority": placement.priority}  # fmt: skip
     auto_fulfil = decided.auto_fulfil and result.passed and kind in FULFILLABLE_TYPES
+    # An incident that waits for a person is acknowledged to its filer; one fulfilled at
+    # once is not (its outcome follows in moments).
+    acknowledge = not auto_fulfil
+    ack = {"verification": outcome, "reasons": "; ".join(result.reasons)}
     follow_up = auto_fulfil or bool(decided.notify)
     # One statement on PostgreSQL, unless the rules asked for a notice, or a fulfilment
     # that must first check the parent's access was not revoked (request_fulfilment).
@@ -289,35 +316,39 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
     in_one = (
         postgresql
         and not decided.notify
-        and (result.guardian_id is None or job is FulfilmentKind.REVOCATION)
+        and (not auto_fulfil or result.guardian_id is None or job is FulfilmentKind.REVOCATION)
     )
+    written = values | {
+        "filed_data": filed, "routed_data": routed, "routed_message": placement.reason,
+        "relay_after": outbox.relay_after(now),
+    }  # fmt: skip
     status, work, promised = Status.TRIAGED.value, None, None
     try:
         if in_one and auto_fulfil and job is not None:
             status = Status.AWAITING_FULFILMENT.value
-            row = db.session.execute(_INSERT_FULFILLED_INCIDENT, values | {
-                "status": status, "filed_data": filed, "routed_data": routed,
-                "routed_message": placement.reason, "fulfil_message": _AUTO_FULFIL,
+            row = db.session.execute(_INSERT_FULFILLED_INCIDENT, written | {
+                "status": status, "fulfil_message": _AUTO_FULFIL,
                 "fulfil_data": {"rules": decided.matched}, "fulfilment_kind": job.value,
                 "job": job.value, "is_reset": job is FulfilmentKind.RESET,
-                "job_queue": fulfilment.job_queue(job), "relay_after": outbox.relay_after(now),
+                "job_queue": fulfilment.job_queue(job),
             }).one_or_none()  # fmt: skip
+            incident_id = row[0] if row is not None else None
             if row is not None:
-                incident_id, work_id, mode, promise_id = row
-                work = fulfilment.NewFulfilment(job.value, mode)
-                promised = outbox.Promise(promise_id, job.value, work_id, fulfilment.job_queue(job))
-            else:
-                incident_id = None
+                work = fulfilment.NewFulfilment(job.value, row[2])
+                promised = outbox.Promise(row[3], job.value, row[1], fulfilment.job_queue(job))
         elif in_one:
-            incident_id = db.session.execute(
-                _INSERT_INCIDENT_WITH_EVENTS,
-                values | {"filed_data": filed, "routed_data": routed,
-                          "routed_message": placement.reason},
-            ).scalar()  # fmt: skip
+            row = db.session.execute(
+                _INSERT_ACKNOWLEDGED_INCIDENT, written | {"ack_context": ack}
+            ).one_or_none()
+            incident_id = row[0] if row is not None else None
+            if row is not None:
+                promised = outbox.Promise(row[2], "deliver_email", row[1], "mail")
         else:
             if postgresql and owns_connection:
                 db.session.commit()  # leave autocommit: the follow-up work joins one transaction
             incident_id = _insert_incident_and_events(values, filer, placement, filed, routed)
+            if incident_id is not None and acknowledge:
+                notifications.notify(incident_id, "acknowledgement", "filer", **ack)
         if incident_id is None:
             raise _unknown_queue(placement.queue)
         if follow_up and not in_one:
@@ -331,7 +362,7 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
         # Committed already (in autocommit, the statement was its own transaction): the
         # bookkeeping after the enqueue reuses the connection rather than taking another.
         outbox.dispatch(promised)
-    elif follow_up:
+    else:
         outbox.dispatch_committed()
     return FiledIncident(
         id=incident_id, type=kind, status=status, priority=placement.priority,

@@ -62,6 +62,7 @@ def notify(incident_id: int, template: str, audience: str, **context: str) -> in
 
 
 _SUBJECTS = {
+    "acknowledgement": "{ref}: received",
     "outcome": "{ref}: outcome of your request",
     "revocation_notice": "{ref}: portal access revoked",
     "queue_notice": "{ref}: new in your queue",
