@@ -184,6 +184,20 @@ def queues_add_member(slug: str, email: str) -> None:
     click.echo(f"{email} is a member of {slug}.")
 
 
+@queues_cli.command("remove-member")
+@click.argument("slug")
+@click.argument("email")
+def queues_remove_member(slug: str, email: str) -> None:
+    """Take an agent out of a queue; their open incidents there go back to the queue."""
+    from .services.queues import remove_member
+
+    try:
+        handed_back = remove_member(slug, email)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"{email} is no longer a member of {slug}; {handed_back} incident(s) unassigned.")
+
+
 @queues_cli.command("list")
 def queues_list() -> None:
     """Each queue with its plan, open and breached counts, and members."""

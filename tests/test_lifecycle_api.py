@@ -257,6 +257,13 @@ def test_queue_members_are_managed_from_the_cli(app, actors):
     assert actors.agent.email in identity_line and actors.identity.email in identity_line
     refused = runner.invoke(args=["queues", "add-member", "its-identity", actors.ashgrove.email])
     assert refused.exit_code == 1 and "only agents" in refused.output
+    removed = runner.invoke(args=["queues", "remove-member", "its-identity", actors.agent.email])
+    assert removed.exit_code == 0 and "no longer a member of its-identity" in removed.output
+    listing = runner.invoke(args=["queues", "list"]).output
+    identity_line = next(line for line in listing.splitlines() if line.startswith("its-identity"))
+    assert actors.agent.email not in identity_line and actors.identity.email in identity_line
+    again = runner.invoke(args=["queues", "remove-member", "its-identity", actors.agent.email])
+    assert again.exit_code == 1 and "is not a member of its-identity" in again.output
 
 
 def test_a_resolved_incident_closes_itself_after_the_quiet_period(client, actors, ref, app):

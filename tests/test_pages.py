@@ -351,6 +351,35 @@ def roster_zip() -> bytes:
     return buffer.getvalue()
 
 
+def test_an_admin_takes_an_agent_off_a_queue_and_their_incidents_go_back_to_it(app, client, actors):
+    from helpdesk.services.queues import add_member
+
+    ref = file(client, actors.ashgrove, **FIONA_RESET).json["ref"]  # the service desk
+    claimed = client.post(f"/api/v1/incidents/{ref}/transitions", json={"action": "claim"},
+                          headers=actors.agent.headers)  # fmt: skip
+    assert claimed.status_code == 200
+    admin = signed_in(app, actors.admin.email)
+    page = admin.get("/admin/queues").text
+    assert f'Remove<span class="govuk-visually-hidden"> {actors.agent.email} from' in page
+    form = {"queue": "its-service-desk", "email": actors.agent.email,
+            "csrf_token": csrf_token(admin, "/admin/queues")}  # fmt: skip
+    try:
+        assert admin.post("/admin/queues/members/remove", data=form).status_code == 302
+        assert "went back to the queue" in admin.get("/admin/queues").text
+        incident = client.get(f"/api/v1/incidents/{ref}", headers=actors.admin.headers).json
+        assert incident["assignee"] is None and incident["queue"] == "its-service-desk"
+        events = client.get(f"/api/v1/incidents/{ref}/events", headers=actors.admin.headers)
+        assert events.json[-1]["kind"] == "unassigned"
+        assert f"{actors.agent.email} left its-service-desk" in events.json[-1]["message"]
+        # Out of the queue, out of sight.
+        gone = client.get(f"/api/v1/incidents/{ref}", headers=actors.agent.headers)
+        assert gone.status_code == 404
+        again = admin.post("/admin/queues/members/remove", data=form)
+        assert again.status_code == 422 and "is not a member of its-service-desk" in again.text
+    finally:
+        add_member("its-service-desk", actors.agent.email)
+
+
 def test_an_admin_uploads_the_roster_and_sees_the_report(app, actors):
     admin = signed_in(app, actors.admin.email)
     token = csrf_token(admin, "/admin/roster")

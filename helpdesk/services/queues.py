@@ -9,7 +9,17 @@ import sqlalchemy as sa
 from ..domain.lifecycle import OPEN_STATUSES
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
-from ..models import Incident, Queue, Role, School, SlaPlan, User, queue_members
+from ..models import (
+    Incident,
+    IncidentEvent,
+    Queue,
+    Role,
+    School,
+    SlaPlan,
+    User,
+    queue_members,
+    utcnow,
+)
 
 
 def queue_summaries() -> list[dict[str, Any]]:
@@ -65,6 +75,51 @@ def add_member(slug: str, email: str) -> None:
     if exists is None:
         db.session.execute(sa.insert(queue_members).values(queue_id=queue.id, user_id=user.id))
     db.session.commit()
+
+
+def remove_member(slug: str, email: str) -> int:
+    """Take an agent out of a queue; what they held there goes back to the queue.
+
+    Their open incidents in it are unassigned, each with an event saying why, so none is
+    left with someone who can no longer see it. Returns how many were handed back.
+    """
+    queue = db.session.execute(sa.select(Queue).where(Queue.slug == slug)).scalar_one_or_none()
+    if queue is None:
+        raise NotFound(f"No queue {slug!r}.")
+    user = db.session.execute(
+        sa.select(User).where(User.email == email.strip().lower())
+    ).scalar_one_or_none()
+    membership = sa.and_(
+        queue_members.c.queue_id == queue.id,
+        queue_members.c.user_id == (user.id if user is not None else -1),
+    )
+    if db.session.execute(sa.select(queue_members).where(membership)).first() is None:
+        raise NotFound(f"{email} is not a member of {slug}.")
+    assert user is not None
+    db.session.execute(sa.delete(queue_members).where(membership))
+    now = utcnow()
+    held = list(
+        db.session.execute(
+            sa.update(Incident)
+            .where(
+                Incident.queue_id == queue.id,
+                Incident.assignee_id == user.id,
+                Incident.status.in_(OPEN_STATUSES),
+            )
+            .values(assignee_id=None, updated_at=now)
+            .returning(Incident.id, Incident.status)
+        )
+    )
+    if held:
+        db.session.execute(sa.insert(IncidentEvent), [
+            {"incident_id": incident_id, "at": now, "actor_id": None, "kind": "unassigned",
+             "from_status": status, "to_status": status,
+             "message": f"{user.email} left {slug}: back in the queue for someone to claim",
+             "data": {"assignee": user.email}}
+            for incident_id, status in held
+        ])  # fmt: skip
+    db.session.commit()
+    return len(held)
 
 
 def members(slug: str) -> list[str]:

@@ -162,6 +162,19 @@ def add_member() -> Any:
     return redirect(url_for("admin_queues.index_queues"))
 
 
+@queues_bp.post("/members/remove")
+@admin_page
+def remove_member() -> Any:
+    slug, email = request.form.get("queue", ""), request.form.get("email", "")
+    try:
+        handed_back = queue_service.remove_member(slug, email)
+    except DomainError as error:
+        return _queues_page({f"email-{slug}": [error.message]}, 422)
+    back = f" {handed_back} of their incidents went back to the queue." if handed_back else ""
+    flash(f"{email} no longer works {slug}.{back}")
+    return redirect(url_for("admin_queues.index_queues"))
+
+
 # --- SLA plans and calendars ---------------------------------------------------------
 
 
