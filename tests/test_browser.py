@@ -228,7 +228,8 @@ def test_an_admin_fixes_a_rule_dry_runs_it_and_saves_it(site: Site) -> None:
      ("admin", "/admin/users/1"), ("admin", "/admin/roster"), ("admin", "/queue?status=closed"),
      ("ashgrove", "/report/portal_link_failure"), ("ashgrove", "/report/access_revocation"),
      ("ashgrove", "/queue"), ("ashgrove", "/incidents/INC-999999"), ("admin", "/nowhere"),
-     ("admin", "/reset/not-a-real.token"), ("admin", "/invite/not-a-real.token")],
+     ("admin", "/reset/not-a-real.token"), ("admin", "/invite/not-a-real.token"),
+     ("agent", "/account/password")],
 )  # fmt: skip
 def test_every_other_page_passes_axe_at_both_widths(site: Site, who: str, path: str) -> None:
     page = site.signed_in(getattr(site.actors, who).email)

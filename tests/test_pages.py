@@ -200,6 +200,36 @@ def test_an_invitation_sets_a_password_once(app, client, actors):
     assert sign_in_answer(app.test_client(), actors.identity.email, chosen) == "signed in"
 
 
+def test_staff_change_their_own_password_and_their_other_sessions_end(app, actors):
+    email = actors.agent.email
+    elsewhere = signed_in(app, email)  # e.g. the same person on another computer
+    here = app.test_client()
+    assert post_sign_in(here, email).status_code == 302
+    page = here.get("/account/password")
+    assert page.status_code == 200 and "Change your password" in page.text
+
+    def change(current: str, new: str, confirm: str | None = None) -> TestResponse:
+        form = {"current": current, "password": new, "confirm": new if confirm is None
+                else confirm, "csrf_token": csrf_token(here, "/account/password")}  # fmt: skip
+        return here.post("/account/password", data=form)
+
+    wrong = change("not my password", "a brand new long passphrase")
+    assert wrong.status_code == 422 and "current password is not right" in wrong.text
+    short = change(PASSWORD, "short")
+    assert short.status_code == 422 and "at least 12 characters" in short.text
+    mismatch = change(PASSWORD, "a brand new long passphrase", "something else entirely")
+    assert mismatch.status_code == 422 and "not the same" in mismatch.text
+    assert sign_in_answer(app.test_client(), email, PASSWORD) == "signed in"  # nothing changed
+
+    done = change(PASSWORD, "a brand new long passphrase")
+    assert done.status_code == 302
+    assert here.get("/queue").status_code == 200  # this session goes on
+    assert elsewhere.get("/queue").headers["Location"].startswith("/sign-in")  # that one ended
+    assert sign_in_answer(app.test_client(), email, "a brand new long passphrase") == "signed in"
+    assert "not right" in sign_in_answer(app.test_client(), email, PASSWORD)
+    set_password(email)  # as the other tests expect
+
+
 # --- Report a problem ---------------------------------------------------------------------
 
 

@@ -57,6 +57,25 @@ def set_password(user: User, password: str) -> None:
     user.invite_selector = user.invite_hash = user.invite_expires_at = None
 
 
+CURRENT_WRONG = "Your current password is not right."  # a message, not a password
+
+
+def change_password(user_id: int, current: str, new: str) -> User:
+    """A signed-in user's own change: the current password first, then the new one under
+    the staff policy. Every other session of theirs ends (their fingerprint changes)."""
+    user = db.session.execute(
+        sa.select(User).where(User.id == user_id, User.active.is_(True)).with_for_update(of=User)
+    ).scalar_one_or_none()
+    if user is None:
+        raise NotFound("No such user.")
+    if not verify_password(user.password_hash, current):
+        db.session.rollback()
+        raise InvalidInput(CURRENT_WRONG, code="current_password_wrong")
+    set_password(user, new)
+    db.session.commit()
+    return user
+
+
 def _user_by_email(email: str, *, for_update: bool = False) -> User | None:
     query = sa.select(User).where(User.email == email.strip().lower())
     if for_update:

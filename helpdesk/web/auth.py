@@ -20,7 +20,7 @@ from ..errors import InvalidInput
 from ..extensions import limiter
 from ..services import sign_in as sign_in_service
 from . import token_in_address
-from .access import current_user
+from .access import current_user, page_for
 
 bp = Blueprint("auth", __name__)
 bp.after_request(token_in_address)  # invitations carry their token in the address
@@ -102,3 +102,36 @@ def accept_invite(token: str) -> Any:
             return redirect(url_for("pages.home"))
     status = 422 if errors else 200
     return render_template("pages/invite.html", errors=errors, user=user), status
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@page_for()
+@limiter.limit(_rate, methods=["POST"])
+def change_password() -> Any:
+    """Staff change their own password; their other sessions end, this one goes on."""
+    errors: dict[str, list[str]] = {}
+    user = current_user()
+    assert user is not None  # page_for() signed them in
+    if request.method == "POST":
+        current = request.form.get("current", "")
+        password = request.form.get("password", "")
+        if not current:
+            errors["current"] = ["Enter your current password."]
+        if not password:
+            errors["password"] = ["Enter a new password."]
+        elif password != request.form.get("confirm", ""):
+            errors["confirm"] = ["The two new passwords are not the same."]
+        elif password == current:
+            errors["password"] = ["Choose a password you have not been using."]
+        if not errors:
+            try:
+                changed = sign_in_service.change_password(user.id, current, password)
+            except InvalidInput as error:
+                field = "current" if error.code == "current_password_wrong" else "password"
+                errors[field] = [error.message]
+            else:
+                _start_session(changed)
+                flash("Your password is changed. Any other session of yours was signed out.")
+                return redirect(url_for("pages.home"))
+    status = 422 if errors else 200
+    return render_template("pages/change_password.html", errors=errors), status
