@@ -72,6 +72,14 @@ class Incident(db.Model):  # type: ignore[name-defined]
             )
             for column, condition in _CLOCKS.items()
         ),
+        # The dashboard's last 30 days of resolutions; a filing (not yet resolved) never
+        # touches it.
+        sa.Index(
+            "ix_incidents_resolved_at",
+            "resolved_at",
+            postgresql_where=sa.text("resolved_at IS NOT NULL"),
+            sqlite_where=sa.text("resolved_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
