@@ -47,6 +47,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.incidents_throughput
 	$(BIN)/python -m bench.fulfilment
 	$(BIN)/python -m bench.pages
+	$(BIN)/python -m bench.dashboard
 
 clean:
 	rm -rf $(VENV) node_modules static/govuk instance .pytest_cache .mypy_cache .ruff_cache

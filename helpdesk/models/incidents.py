@@ -72,13 +72,16 @@ class Incident(db.Model):  # type: ignore[name-defined]
             )
             for column, condition in _CLOCKS.items()
         ),
-        # The dashboard's last 30 days of resolutions; a filing (not yet resolved) never
-        # touches it.
-        sa.Index(
-            "ix_incidents_resolved_at",
-            "resolved_at",
-            postgresql_where=sa.text("resolved_at IS NOT NULL"),
-            sqlite_where=sa.text("resolved_at IS NOT NULL"),
+        # The dashboard: the last 30 days of resolutions and today's breaches. Partial, so
+        # a filing (not resolved, not breached) never touches them.
+        *(
+            sa.Index(
+                f"ix_incidents_{column}",
+                column,
+                postgresql_where=sa.text(f"{column} IS NOT NULL"),
+                sqlite_where=sa.text(f"{column} IS NOT NULL"),
+            )
+            for column in ("resolved_at", "resolution_breached_at", "response_breached_at")
         ),
     )
 
