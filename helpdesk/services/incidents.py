@@ -218,24 +218,31 @@ new_notification AS (
     FROM new_notification
     RETURNING id
 )"""
-_INSERT_ACKNOWLEDGED_INCIDENT = sa.text(
-    f"WITH {_NEW_INCIDENT},{_NEW_EVENTS.format(more_events='')},{_NEW_ACKNOWLEDGEMENT}"
-    "\nSELECT new_incident.id, new_notification.id, new_promise.id"
-    "\nFROM new_incident, new_notification, new_promise"
-).bindparams(
-    *_TYPED,
+
+
+def _filing_statement(events: str, after: str, returning: str, *typed: Any) -> sa.TextClause:
+    """The incident, its events and what follows them, as one data-modifying CTE."""
+    return sa.text(
+        f"WITH {_NEW_INCIDENT},{_NEW_EVENTS.format(more_events=events)},{after}\n{returning}"
+    ).bindparams(
+        *_TYPED,
+        *typed,
+        sa.bindparam("relay_after", type_=Incident.__table__.c.created_at.type),
+    )
+
+
+_INSERT_ACKNOWLEDGED_INCIDENT = _filing_statement(
+    "", _NEW_ACKNOWLEDGEMENT,
+    "SELECT new_incident.id, new_notification.id, new_promise.id "
+    "FROM new_incident, new_notification, new_promise",
     sa.bindparam("ack_context", type_=sa.JSON),
-    sa.bindparam("relay_after", type_=Incident.__table__.c.created_at.type),
-)
-_INSERT_FULFILLED_INCIDENT = sa.text(
-    f"WITH {_NEW_INCIDENT},{_NEW_EVENTS.format(more_events=_FULFIL_EVENT)},{_NEW_FULFILMENT}"
-    "\nSELECT new_incident.id, new_fulfilment.id, new_fulfilment.mode, new_promise.id"
-    "\nFROM new_incident, new_fulfilment, new_promise"
-).bindparams(
-    *_TYPED,
+)  # fmt: skip
+_INSERT_FULFILLED_INCIDENT = _filing_statement(
+    _FULFIL_EVENT, _NEW_FULFILMENT,
+    "SELECT new_incident.id, new_fulfilment.id, new_fulfilment.mode, new_promise.id "
+    "FROM new_incident, new_fulfilment, new_promise",
     sa.bindparam("fulfil_data", type_=sa.JSON),
-    sa.bindparam("relay_after", type_=Incident.__table__.c.created_at.type),
-)
+)  # fmt: skip
 
 
 def _filing_mode() -> tuple[bool, bool]:

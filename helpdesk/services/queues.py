@@ -53,14 +53,19 @@ def queue_choices(only: list[int] | None = None) -> list[tuple[str, str]]:
     return [(slug, name) for slug, name in db.session.execute(query.order_by(Queue.name))]
 
 
-def add_member(slug: str, email: str) -> None:
-    """Make an agent a member of a queue: they see and work its incidents."""
+def _queue_and_user(slug: str, email: str) -> tuple[Queue, User | None]:
     queue = db.session.execute(sa.select(Queue).where(Queue.slug == slug)).scalar_one_or_none()
     if queue is None:
         raise NotFound(f"No queue {slug!r}.")
     user = db.session.execute(
         sa.select(User).where(User.email == email.strip().lower())
     ).scalar_one_or_none()
+    return queue, user
+
+
+def add_member(slug: str, email: str) -> None:
+    """Make an agent a member of a queue: they see and work its incidents."""
+    queue, user = _queue_and_user(slug, email)
     if user is None:
         raise NotFound(f"No user with email {email}.")
     if user.role != Role.AGENT:
@@ -83,12 +88,7 @@ def remove_member(slug: str, email: str) -> int:
     Their open incidents in it are unassigned, each with an event saying why, so none is
     left with someone who can no longer see it. Returns how many were handed back.
     """
-    queue = db.session.execute(sa.select(Queue).where(Queue.slug == slug)).scalar_one_or_none()
-    if queue is None:
-        raise NotFound(f"No queue {slug!r}.")
-    user = db.session.execute(
-        sa.select(User).where(User.email == email.strip().lower())
-    ).scalar_one_or_none()
+    queue, user = _queue_and_user(slug, email)
     membership = sa.and_(
         queue_members.c.queue_id == queue.id,
         queue_members.c.user_id == (user.id if user is not None else -1),
