@@ -38,6 +38,7 @@ class Mailbox:
 
     messages: list[Received] = field(default_factory=list)
     refuse: int = 0
+    refuse_once_for: set[str] = field(default_factory=set)  # a 451 for these, once each
     hang: bool = False
     _release: asyncio.Event | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -48,6 +49,10 @@ class Mailbox:
             self._release = self._release or asyncio.Event()
             await self._release.wait()
             return "421 4.3.2 Shutting down"
+        refused = self.refuse_once_for & set(envelope.rcpt_tos)
+        if refused:
+            self.refuse_once_for -= refused
+            return "451 4.3.0 Mailbox temporarily unavailable, try again later"
         if self.refuse > 0:
             self.refuse -= 1
             return "451 4.3.0 Mailbox temporarily unavailable, try again later"
@@ -64,6 +69,7 @@ class Mailbox:
         self.unhang()
         self.messages.clear()
         self.refuse = 0
+        self.refuse_once_for.clear()
 
     def unhang(self) -> None:
         self.hang = False

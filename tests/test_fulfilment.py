@@ -590,6 +590,29 @@ def test_a_rule_that_notifies_on_an_update_emails_the_queue(desk):
             db.session.remove()
 
 
+def test_a_queue_notice_refused_for_one_member_is_not_sent_again_to_the_others(desk):
+    from helpdesk.services import notifications
+    from helpdesk.services.queues import add_member, remove_member
+
+    ref = desk.file(FIONA_RESET)["ref"]
+    with desk.app.app_context():
+        add_member("its-identity", desk.actors.agent.email)  # two members now
+        notifications.notify(parse_ref(ref), "queue_notice", "queue:its-identity", why="test")
+        db.session.commit()
+        outbox.dispatch_committed()
+        db.session.remove()
+    desk.mailbox.refuse_once_for = {"identity@its.example"}
+    try:
+        desk.work()  # the agent accepts, identity refuses once; the retry sends to identity
+    finally:
+        with desk.app.app_context():
+            remove_member("its-identity", desk.actors.agent.email)
+            db.session.remove()
+    for member in (desk.actors.agent.email, "identity@its.example"):
+        notices = [m for m in desk.mailbox.to(member) if "in your queue" in m.message["Subject"]]
+        assert len(notices) == 1, member
+
+
 def test_an_smtp_server_that_hangs_times_out_and_the_incident_returns_to_a_person(desk):
     desk.mailbox.hang = True
     ref = desk.file(ISLA_RESET)["ref"]

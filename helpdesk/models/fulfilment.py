@@ -123,6 +123,8 @@ class Notification(db.Model):  # type: ignore[name-defined]
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The addresses that accepted it so far: a retry after a refusal skips them.
+    sent_to: Mapped[list[str] | None] = mapped_column(sa.JSON)
 
 
 class OutboxEntry(db.Model):  # type: ignore[name-defined]

@@ -7,6 +7,7 @@ audience ("filer", "guardian", "queue:<slug>"), not an address.
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 from dataclasses import dataclass
 
@@ -88,11 +89,19 @@ def deliver_notification(notification_id: int) -> str:
                "school": incident.school.name, "queue": incident.queue_slug or ""}  # fmt: skip
     subject = _SUBJECTS[note.template].format(ref=incident.ref)
     domain = mail.message_domain()
+    sent = list(note.sent_to or [])
     try:
-        for index, address in enumerate(_audience(note.audience, incident)):
+        for address in _audience(note.audience, incident):
+            if address in sent:
+                continue  # accepted on an earlier attempt
+            # The same Message-ID for an address on every attempt: a receiver that got
+            # it before a worker died mid-run can drop the repeat.
+            tag = hashlib.sha256(address.encode()).hexdigest()[:12]
             mail.send(mail.Email(address, subject, note.template, context,
-                                 f"<notification-{note.id}.{index}@{domain}>"))  # fmt: skip
+                                 f"<notification-{note.id}.{tag}@{domain}>"))  # fmt: skip
+            sent.append(address)
     except (smtplib.SMTPException, OSError) as error:
+        note.sent_to = sent
         note.attempts += 1
         note.last_error = mail.failure_reason(error)
         if note.attempts < outbox.attempts_allowed():
@@ -100,6 +109,7 @@ def deliver_notification(notification_id: int) -> str:
             raise mail.DeliveryFailed(note.last_error) from None
         note.state = "failed"
     else:
+        note.sent_to = sent
         note.state, note.sent_at = "sent", utcnow()
     outbox.complete("deliver_email", note.id)
     db.session.commit()
