@@ -613,6 +613,37 @@ def test_a_queue_notice_refused_for_one_member_is_not_sent_again_to_the_others(d
         assert len(notices) == 1, member
 
 
+def _gauge(desk: Desk, name: str) -> float:
+    text = desk.client.get("/metrics").text
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    assert found, f"{name} not in /metrics"
+    return float(found.group(1))
+
+
+def test_metrics_show_the_work_in_flight_and_what_is_overdue(desk):
+    pending = 'helpdesk_fulfilments_in_flight{state="pending"}'
+    queued = 'helpdesk_outbox_pending{overdue="false"}'
+    overdue = 'helpdesk_outbox_pending{overdue="true"}'
+    before = {name: _gauge(desk, name) for name in (pending, queued, overdue)}
+    with desk.app.app_context():
+        last = db.session.execute(sa.select(sa.func.max(OutboxEntry.id))).scalar() or 0
+        db.session.remove()
+    ref = desk.file(FIONA_RESET)["ref"]  # the filer's acknowledgement is promised
+    assert desk.approve_parent_reset(ref).status_code == 200  # and the reset
+    assert _gauge(desk, pending) == before[pending] + 1
+    assert _gauge(desk, queued) == before[queued] + 2
+    with desk.app.app_context():  # as if no worker had taken them in time
+        db.session.execute(sa.update(OutboxEntry).where(OutboxEntry.id > last)
+                           .values(relay_after=utcnow() - timedelta(minutes=1)))  # fmt: skip
+        db.session.commit()
+        db.session.remove()
+    assert _gauge(desk, overdue) == before[overdue] + 2
+    desk.work()
+    assert _gauge(desk, pending) == before[pending]
+    assert _gauge(desk, overdue) == before[overdue]  # these two promises kept
+    assert _gauge(desk, queued) == before[queued]
+
+
 def test_an_smtp_server_that_hangs_times_out_and_the_incident_returns_to_a_person(desk):
     desk.mailbox.hang = True
     ref = desk.file(ISLA_RESET)["ref"]
@@ -691,7 +722,11 @@ def test_the_same_job_enqueued_twice_sends_one_message(desk):
     results = [m for m in desk.mailbox.to(FILER) if "portal password" in m.message["Subject"]]
     assert len(results) == 1
     with desk.app.app_context():
-        history = db.session.execute(sa.select(sa.func.count(PasswordHistory.id))).scalar()
+        history = db.session.execute(
+            sa.select(sa.func.count(PasswordHistory.id)).where(
+                PasswordHistory.account_id == fulfilment.portal_account_id
+            )
+        ).scalar()
         db.session.remove()
     assert history == 0  # one-time passwords are not history; one reset, not three
     assert desk.sign_in("S700000", one_time_password(results[0])) == SignIn.CHANGE_REQUIRED
