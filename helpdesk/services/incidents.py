@@ -181,13 +181,7 @@ new_fulfilment AS (
         0, :created_at, :created_at
     FROM new_incident
     RETURNING id, mode
-), new_promise AS (
-    INSERT INTO outbox (job, target_id, queue, state, created_at, relay_after, enqueues)
-    SELECT :job, new_fulfilment.id, :job_queue, 'pending', :created_at,
-        :relay_after, 0
-    FROM new_fulfilment
-    RETURNING id
-)"""
+),"""
 _TYPED = (
     sa.bindparam("details", type_=sa.JSON),
     sa.bindparam("verification_results", type_=sa.JSON),
@@ -202,7 +196,7 @@ _TYPED = (
     ),
 )
 # An incident that waits for a person: the filer's acknowledgement (a notification to
-# the "filer" audience, addressed from the records when sent) and its outbox promise.
+# the "filer" audience, addressed from the records when sent); its promise follows.
 _NEW_ACKNOWLEDGEMENT = """
 new_notification AS (
     INSERT INTO notifications (incident_id, template, audience, context, state, attempts,
@@ -211,11 +205,13 @@ new_notification AS (
         'pending', 0, :created_at
     FROM new_incident
     RETURNING id
-), new_promise AS (
+),"""
+# The outbox promise of what the statement created (outbox.promise's row).
+_NEW_PROMISE = """
+new_promise AS (
     INSERT INTO outbox (job, target_id, queue, state, created_at, relay_after, enqueues)
-    SELECT 'deliver_email', new_notification.id, 'mail', 'pending', :created_at,
-        :relay_after, 0
-    FROM new_notification
+    SELECT {job}, {target}.id, {queue}, 'pending', :created_at, :relay_after, 0
+    FROM {target}
     RETURNING id
 )"""
 
@@ -232,13 +228,16 @@ def _filing_statement(events: str, after: str, returning: str, *typed: Any) -> s
 
 
 _INSERT_ACKNOWLEDGED_INCIDENT = _filing_statement(
-    "", _NEW_ACKNOWLEDGEMENT,
+    "",
+    _NEW_ACKNOWLEDGEMENT
+    + _NEW_PROMISE.format(job="'deliver_email'", target="new_notification", queue="'mail'"),
     "SELECT new_incident.id, new_notification.id, new_promise.id "
     "FROM new_incident, new_notification, new_promise",
     sa.bindparam("ack_context", type_=sa.JSON),
 )  # fmt: skip
 _INSERT_FULFILLED_INCIDENT = _filing_statement(
-    _FULFIL_EVENT, _NEW_FULFILMENT,
+    _FULFIL_EVENT,
+    _NEW_FULFILMENT + _NEW_PROMISE.format(job=":job", target="new_fulfilment", queue=":job_queue"),
     "SELECT new_incident.id, new_fulfilment.id, new_fulfilment.mode, new_promise.id "
     "FROM new_incident, new_fulfilment, new_promise",
     sa.bindparam("fulfil_data", type_=sa.JSON),
@@ -330,26 +329,27 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
         "relay_after": outbox.relay_after(now),
     }  # fmt: skip
     status, work, promised = Status.TRIAGED.value, None, None
+    incident_id: int | None = None
     try:
         if in_one and auto_fulfil and job is not None:
-            status = Status.AWAITING_FULFILMENT.value
+            status, job_queue = Status.AWAITING_FULFILMENT.value, fulfilment.job_queue(job)
             row = db.session.execute(_INSERT_FULFILLED_INCIDENT, written | {
                 "status": status, "fulfil_message": _AUTO_FULFIL,
                 "fulfil_data": {"rules": decided.matched}, "fulfilment_kind": job.value,
                 "job": job.value, "is_reset": job is FulfilmentKind.RESET,
-                "job_queue": fulfilment.job_queue(job),
+                "job_queue": job_queue,
             }).one_or_none()  # fmt: skip
-            incident_id = row[0] if row is not None else None
             if row is not None:
-                work = fulfilment.NewFulfilment(job.value, row[2])
-                promised = outbox.Promise(row[3], job.value, row[1], fulfilment.job_queue(job))
+                incident_id, work_id, mode, promise_id = row
+                work = fulfilment.NewFulfilment(job.value, mode)
+                promised = outbox.Promise(promise_id, job.value, work_id, job_queue)
         elif in_one:
             row = db.session.execute(
                 _INSERT_ACKNOWLEDGED_INCIDENT, written | {"ack_context": ack}
             ).one_or_none()
-            incident_id = row[0] if row is not None else None
             if row is not None:
-                promised = outbox.Promise(row[2], "deliver_email", row[1], "mail")
+                incident_id, note_id, promise_id = row
+                promised = outbox.Promise(promise_id, "deliver_email", note_id, "mail")
         else:
             if postgresql and owns_connection:
                 db.session.commit()  # leave autocommit: the follow-up work joins one transaction
@@ -384,6 +384,7 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
 
 
 _AUTO_FULFIL = "approved by the routing rules (auto_fulfil): no person needed"
+_RULES_SAID = "The routing rules asked for you to be told."
 
 
 def _follow_up(
@@ -393,8 +394,7 @@ def _follow_up(
     incident = db.session.get(Incident, incident_id)
     assert incident is not None
     for audience in decided.notify:
-        notifications.notify(incident_id, "queue_notice", audience,
-                             why="The routing rules asked for you to be told.")  # fmt: skip
+        notifications.notify(incident_id, "queue_notice", audience, why=_RULES_SAID)
     if auto_fulfil:
         before, after = incident.status, Status.AWAITING_FULFILMENT.value
         incident.status = after
@@ -484,8 +484,7 @@ def _rules_on_update(incident: Incident, watched: dict[str, Any], now: datetime)
            "rules matched: " + ", ".join(repr(name) for name in decided.matched),
            rule_set_version=active.version, changed=changed, **decided.to_dict())  # fmt: skip
     for audience in decided.notify:
-        notifications.notify(incident.id, "queue_notice", audience,
-                             why="The routing rules asked for you to be told.")  # fmt: skip
+        notifications.notify(incident.id, "queue_notice", audience, why=_RULES_SAID)
 
 
 def _run_clock(
