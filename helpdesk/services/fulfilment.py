@@ -36,7 +36,6 @@ from ..models import (
     Guardian,
     GuardianStudent,
     Incident,
-    IncidentEvent,
     PortalAccount,
     PortalPolicy,
     Student,
@@ -44,6 +43,7 @@ from ..models import (
     utcnow,
 )
 from ..models.fulfilment import LIVE_FULFILMENT_STATES
+from ..models.incidents import INSERT_EVENTS
 from ..security import seal, unseal
 from . import mail, outbox
 from .credentials import (
@@ -72,16 +72,11 @@ _DONE = {FulfilmentState.DELIVERED, FulfilmentState.ABANDONED}
 log = logging.getLogger(__name__)
 
 
-# A Core INSERT, not an ORM object: an event is written and never read back in the run,
-# and a unit of work per event cost more than the statement (bench/README.md).
-_INSERT_EVENT = sa.insert(IncidentEvent.__table__)
-
-
 def _event(
     incident: Incident, kind: str, after: str | None, message: str,
     actor_id: int | None = None, **data: Any,
 ) -> None:  # fmt: skip
-    db.session.execute(_INSERT_EVENT, {
+    db.session.execute(INSERT_EVENTS, {
         "incident_id": incident.id, "at": utcnow(), "actor_id": actor_id, "kind": kind,
         "from_status": incident.status, "to_status": after or incident.status,
         "message": message, "data": data,

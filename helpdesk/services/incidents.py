@@ -37,7 +37,7 @@ from ..models import (
     queue_members,
     utcnow,
 )
-from ..models.incidents import verification_summary
+from ..models.incidents import INSERT_EVENTS, verification_summary
 from ..schemas.incidents import SECRET_FIELDS, load_incident
 from . import fulfilment, notifications, outbox, routing, sla
 from .users import Principal
@@ -128,7 +128,6 @@ _INSERT_INCIDENT = (
     )
     .returning(Incident.__table__.c.id, Incident.__table__.c.queue_id)
 )
-_INSERT_EVENT = sa.insert(IncidentEvent.__table__)
 
 # On PostgreSQL the incident and its audit events are one statement (a data-modifying
 # CTE), atomic by itself: the filing needs no BEGIN/COMMIT round trips (bench/README.md).
@@ -438,7 +437,7 @@ def _insert_incident_and_events(
     if placed_in is None:
         return None
     event = {"incident_id": incident_id, "at": values["created_at"], "message": None}
-    db.session.execute(_INSERT_EVENT, [
+    db.session.execute(INSERT_EVENTS, [
         event | {"actor_id": filer.id, "kind": "filed", "from_status": None,
                  "to_status": Status.NEW.value, "data": filed},
         event | {"actor_id": None, "kind": "routed", "from_status": Status.NEW.value,
@@ -706,7 +705,7 @@ def close_quiet_resolved(now: datetime | None = None, batch: int = 500) -> list[
             .where(Incident.id.in_(ids))
             .values(status=after.value, updated_at=now)
         )
-        db.session.execute(_INSERT_EVENT, [
+        db.session.execute(INSERT_EVENTS, [
             {"incident_id": i, "at": now, "actor_id": None, "kind": "close",
              "from_status": before.value, "to_status": after.value,
              "message": f"closed after {quiet.days} quiet days", "data": {}}

@@ -11,7 +11,6 @@ from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import (
     Incident,
-    IncidentEvent,
     Queue,
     Role,
     School,
@@ -20,6 +19,7 @@ from ..models import (
     queue_members,
     utcnow,
 )
+from ..models.incidents import INSERT_EVENTS
 
 
 def queue_summaries() -> list[dict[str, Any]]:
@@ -89,13 +89,12 @@ def remove_member(slug: str, email: str) -> int:
     left with someone who can no longer see it. Returns how many were handed back.
     """
     queue, user = _queue_and_user(slug, email)
-    membership = sa.and_(
-        queue_members.c.queue_id == queue.id,
-        queue_members.c.user_id == (user.id if user is not None else -1),
-    )
+    not_a_member = NotFound(f"{email} is not a member of {slug}.")
+    if user is None:
+        raise not_a_member
+    membership = sa.and_(queue_members.c.queue_id == queue.id, queue_members.c.user_id == user.id)
     if db.session.execute(sa.select(queue_members).where(membership)).first() is None:
-        raise NotFound(f"{email} is not a member of {slug}.")
-    assert user is not None
+        raise not_a_member
     db.session.execute(sa.delete(queue_members).where(membership))
     now = utcnow()
     held = list(
@@ -111,7 +110,7 @@ def remove_member(slug: str, email: str) -> int:
         )
     )
     if held:
-        db.session.execute(sa.insert(IncidentEvent), [
+        db.session.execute(INSERT_EVENTS, [
             {"incident_id": incident_id, "at": now, "actor_id": None, "kind": "unassigned",
              "from_status": status, "to_status": status,
              "message": f"{user.email} left {slug}: back in the queue for someone to claim",
