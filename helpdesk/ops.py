@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,6 +16,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -58,11 +60,17 @@ def readyz() -> Any:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    # This process's request counters, then the work in flight as the database has it
-    # (the same whichever process is scraped).
+    # The request counters — every gunicorn worker's, added up, when served by gunicorn
+    # (helpdesk.serving) — then the work in flight as the database has it.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        served = CollectorRegistry()
+        multiprocess.MultiProcessCollector(served)
+        requests = generate_latest(served)
+    else:
+        requests = generate_latest()
     backlog = CollectorRegistry(auto_describe=False)
     backlog.register(_Backlog(utcnow()))
-    return Response(generate_latest() + generate_latest(backlog), mimetype=CONTENT_TYPE_LATEST)
+    return Response(requests + generate_latest(backlog), mimetype=CONTENT_TYPE_LATEST)
 
 
 class _Backlog(Collector):
