@@ -30,8 +30,8 @@ blueprints = (rules_bp, queues_bp, sla_bp, users_bp, roster_bp)
 admin_page = page_for(Role.ADMIN)
 
 
-def _schools() -> list[tuple[str, str]]:
-    return [(school.code, school.name) for school in roster.schools()]
+def _school_choices(schools: list[Any]) -> list[tuple[str, str]]:
+    return [(school.code, school.name) for school in schools]
 
 
 # --- Routing rules -------------------------------------------------------------------
@@ -72,9 +72,9 @@ def _rule_problems(text: str) -> tuple[list[Any] | None, list[rules_yaml.YamlPro
     return data, []
 
 
-def _example(form: Any) -> dict[str, Any]:
+def _example(form: Any, schools: list[Any]) -> dict[str, Any]:
     school = form.get("example_school") or ""
-    nation = next((s.nation for s in roster.schools() if s.code == school), None)
+    nation = next((s.nation for s in schools if s.code == school), None)
     return ExampleIncident().load(
         {
             "type": form.get("example_type") or INCIDENT_TYPES[0],
@@ -95,6 +95,7 @@ def edit() -> Any:
     problems: list[rules_yaml.YamlProblem] = []
     outcome = None
     status = 200
+    schools = roster.schools()
     if request.method == "POST":
         form = request.form
         text = form.get("rules", "")
@@ -107,13 +108,13 @@ def edit() -> Any:
             return redirect(url_for("admin_rules.index"))
         else:
             try:
-                _, outcome = routing.dry_run(routing.example_facts(_example(form)), data)
+                _, outcome = routing.dry_run(routing.example_facts(_example(form, schools)), data)
             except ValidationError as error:
                 problems = [rules_yaml.YamlProblem(None, f"Example incident: {error.messages}")]
                 status = 422
     return render_template(
         "admin/rules_edit.html", version=version, text=text, problems=problems,
-        outcome=outcome, form=form, schools=_schools(),
+        outcome=outcome, form=form, schools=_school_choices(schools),
         types=[(f.kind, f.title) for f in FORMS.values()],
         vocabulary={"fields": FIELDS, "operators": OPERATORS, "actions": ACTIONS},
     ), status  # fmt: skip
