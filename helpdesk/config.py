@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from .domain.moments import UnknownZone, zone
+
 DEV_SECRET_KEY = "dev-only-not-a-secret"  # noqa: S105 - refused outside development
 
 
@@ -82,6 +84,8 @@ class Config:
     RESOLVED_QUIET_DAYS: float = 7.0
     # How long the routing rules in force are trusted before their version is checked.
     RULES_CACHE_SECONDS: float = 5.0
+    # Where the people reading pages and staff emails are; families get their school's.
+    DISPLAY_TIMEZONE: str = "Europe/London"
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
     # flask-smorest / OpenAPI
@@ -141,6 +145,12 @@ class Config:
             # that says nothing was stored; SQLAlchemy then replaces the whole pool.
             engine_options = {"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
 
+        display_zone = environ.get("DISPLAY_TIMEZONE") or cls.DISPLAY_TIMEZONE
+        try:
+            zone(display_zone)
+        except UnknownZone as error:
+            raise ConfigError(f"DISPLAY_TIMEZONE={error}") from None
+
         mail_server = environ.get("MAIL_SERVER") or None
         capture_dir = environ.get("MAIL_CAPTURE_DIR") or (
             None if mail_server else os.path.join(instance_path, "mail")
@@ -181,6 +191,7 @@ class Config:
                 environ.get("SIGN_IN_LOCKOUT_MINUTES", cls.SIGN_IN_LOCKOUT_MINUTES)
             ),
             SIGN_IN_RATE_LIMIT=environ.get("SIGN_IN_RATE_LIMIT", cls.SIGN_IN_RATE_LIMIT),
+            DISPLAY_TIMEZONE=display_zone,
             LOG_LEVEL=environ.get("LOG_LEVEL", "INFO"),
             TESTING=env == "testing",
         )

@@ -17,6 +17,7 @@ def test_nothing_set_means_the_embedded_default(tmp_path):
     assert f"sqlite:///{tmp_path}/helpdesk.sqlite3" == config.SQLALCHEMY_DATABASE_URI
     assert config.REDIS_URL is None
     assert f"{tmp_path}/mail" == config.MAIL_CAPTURE_DIR
+    assert config.DISPLAY_TIMEZONE == "Europe/London"
     assert config.embedded
 
 
@@ -53,6 +54,7 @@ def test_production_settings_are_read(tmp_path):
         ),
         ({"DATABASE_URL": "postgresql://x/y", "SECRET_KEY": "s"}, "PIN_PEPPER is not set"),
         ({"HELPDESK_ENV": "staging"}, "HELPDESK_ENV='staging'"),
+        ({"DISPLAY_TIMEZONE": "London"}, "'London' is not a time zone: use an IANA name"),
     ],
 )
 def test_unsafe_settings_are_refused_with_what_to_do(tmp_path, environ, needs):

@@ -13,8 +13,9 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -254,7 +255,9 @@ def test_a_parent_reset_reaches_only_the_address_on_file_once_and_works_once(des
     incident = desk.get(ref)
     assert incident["status"] == "resolved"
     assert incident["fulfilment"]["state"] == "delivered"
-    assert incident["fulfilment"]["expires_at"] is not None
+    expires = datetime.fromisoformat(incident["fulfilment"]["expires_at"])
+    local = expires.astimezone(ZoneInfo("Europe/London"))  # the school's zone
+    assert f"It expires {local.day} {local:%b %Y %H:%M %Z}." in results[0].text
     # The filer was told it was received, then hears the outcome, never the secret.
     (received,) = [m for m in desk.mailbox.to(FILER) if "received" in m.message["Subject"]]
     assert ref in received.message["Subject"] and "matched the school's records" in received.text
@@ -554,7 +557,9 @@ def test_the_scheduler_emails_a_queue_before_a_deadline_and_when_it_escalates(de
     (warning,) = [m for m in desk.mailbox.to("agent@its.example")
                   if warned in m.message["Subject"]]  # fmt: skip
     assert "deadline near" in warning.message["Subject"]
-    assert "is due to be resolved by" in warning.text
+    due = datetime.fromisoformat(desk.get(warned)["resolution_due_at"])
+    local = due.astimezone(ZoneInfo("Europe/London"))  # the service's DISPLAY_TIMEZONE
+    assert f"is due to be resolved by {local.day} {local:%b %Y %H:%M %Z}." in warning.text
     # Queue notices go to the queue's members only: never to the parent or the filer
     # (who had only the acknowledgements of filing).
     assert desk.mailbox.to(FIONA) == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
@@ -20,7 +20,7 @@ from werkzeug.test import TestResponse
 
 from helpdesk.config import Config
 from helpdesk.extensions import db
-from helpdesk.models import ApiToken, Incident, RoutingRuleSet, User, utcnow
+from helpdesk.models import ApiToken, Incident, RoutingRuleSet, User, parse_ref, utcnow
 from helpdesk.services import sign_in as sign_in_service
 from helpdesk.services.users import Principal
 from helpdesk.services.worklist import Filters, worklist
@@ -83,6 +83,22 @@ def test_an_employee_cannot_open_another_schools_incident(app, client, actors):
     assert answer.status_code == 404
     assert "Page not found" in answer.text
     assert "Isla" not in answer.text
+
+
+def test_times_are_shown_in_the_readers_zone_with_the_zone_named(app, client, actors):
+    ref = file(client, actors.ashgrove, **FIONA_RESET).json["ref"]
+    summer = datetime(2026, 7, 1, 8, 15, tzinfo=UTC)
+    db.session.execute(
+        sa.update(Incident).where(Incident.id == parse_ref(ref)).values(created_at=summer)
+    )
+    db.session.commit()
+    agent = signed_in(app, actors.agent.email)
+    assert "1 Jul 2026 09:15 BST" in agent.get(f"/incidents/{ref}").text
+    app.config["DISPLAY_TIMEZONE"] = "America/New_York"
+    try:
+        assert "1 Jul 2026 04:15 EDT" in agent.get(f"/incidents/{ref}").text
+    finally:
+        app.config["DISPLAY_TIMEZONE"] = "Europe/London"
 
 
 def test_an_agent_cannot_open_admin_pages_and_an_employee_not_the_queue(app, actors):

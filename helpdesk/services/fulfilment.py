@@ -26,6 +26,7 @@ from flask import current_app
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..domain.lifecycle import Status
+from ..domain.moments import shown
 from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..models import (
@@ -286,7 +287,7 @@ def _set_credential(fulfilment: Fulfilment, incident: Incident) -> None:
         secret_expires_at=expires_at, credential_set_at=utcnow(),
         state=FulfilmentState.CREDENTIAL_SET.value,
     )  # fmt: skip
-    _event(incident, "credential_set", None, f"{what}; it expires {_when(expires_at)}",
+    _event(incident, "credential_set", None, f"{what}; it expires {_when(expires_at, incident)}",
            fulfilment=fulfilment.id, mode=fulfilment.mode)  # fmt: skip
 
 
@@ -326,7 +327,7 @@ def _result_email(fulfilment: Fulfilment, incident: Incident, recipient: Recipie
         return mail.Email(recipient.address, "Your portal username", "username_reminder",
                           context, message_id)  # fmt: skip
     secret = unseal(current_app.config["SECRET_KEY"], fulfilment.sealed_secret or "")
-    context["expires"] = _when(fulfilment.secret_expires_at)
+    context["expires"] = _when(fulfilment.secret_expires_at, incident)
     if fulfilment.mode == DeliveryMode.RESET_LINK:
         base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
         context["link"] = f"{base}/reset/{secret}"  # the configured URL, never a request's Host
@@ -455,8 +456,9 @@ def restore_access(guardian_sourced_id: str, admin: User) -> Guardian:
 # -- Small helpers -----------------------------------------------------------------------
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%d %b %Y %H:%M UTC") if moment else "never"
+def _when(moment: datetime | None, incident: Incident) -> str:
+    """As the school's families read it (they, and its staff, get these emails)."""
+    return shown(moment, incident.school.timezone) if moment else "never"
 
 
 def summary(incident_id: int) -> Fulfilment | None:

@@ -19,6 +19,7 @@ from ..domain.business_time import (
     format_weekly_hours,
     parse_weekly_hours,
 )
+from ..domain.moments import shown
 from ..domain.rules import PRIORITIES
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
@@ -276,7 +277,8 @@ def _warn(incident: Incident, now: datetime) -> None:
     ))  # fmt: skip
     if queue is not None and incident.resolution_due_at is not None:
         notifications.notify(incident.id, "sla_warning", f"queue:{queue.slug}",
-                             due=f"{incident.resolution_due_at:%d %b %Y %H:%M} UTC")  # fmt: skip
+                             due=shown(incident.resolution_due_at,
+                                       current_app.config["DISPLAY_TIMEZONE"]))  # fmt: skip
 
 
 def add_closure(day: date, reason: str, school_code: str | None = None) -> ClosureDay:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import Flask
+from flask import Flask, current_app
+
+from ..domain.moments import shown
 
 
 def when(value: datetime | None) -> str:
-    """A UTC instant, like '23 Nov 2026 09:15 UTC'."""
+    """An instant in the service's display zone, like '1 Jul 2026 10:15 BST'."""
     if value is None:
         return "—"
-    return value.strftime("%d %b %Y %H:%M UTC").lstrip("0")
+    return shown(value, current_app.config["DISPLAY_TIMEZONE"])
 
 
 def business_hours(value: timedelta) -> str:
