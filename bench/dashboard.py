@@ -21,6 +21,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -55,21 +56,24 @@ def in_python(now: datetime) -> tuple[list[tuple[str, int, int]], list[tuple[str
     from helpdesk.models import Incident
     from helpdesk.services.reports import breaches_since, open_work_by_queue
 
-    midnight = datetime.combine(now.date(), clock(0), tzinfo=UTC)
+    local = ZoneInfo("Europe/London")  # the dashboard's days: DISPLAY_TIMEZONE's default
+    today = now.astimezone(local).date()
+    first = today - timedelta(days=29)
     open_work_by_queue()
-    breaches_since(midnight)
-    since = midnight - timedelta(days=29)
+    breaches_since(datetime.combine(today, clock(0), tzinfo=local))
+    since = datetime.combine(first, clock(0), tzinfo=local)
     rows = db.session.execute(
         sa.select(Incident.type, Incident.created_at, Incident.resolved_at,
                   Incident.resolution_due_at).where(Incident.resolved_at >= since)
     ).all()  # fmt: skip
-    days = {(since + timedelta(days=n)).date(): [0, 0] for n in range(30)}
+    days = {first + timedelta(days=n): [0, 0] for n in range(30)}
     durations: dict[str, list[float]] = {}
     for kind, created, resolved_at, due in rows:
         durations.setdefault(kind, []).append((resolved_at - created).total_seconds() / 3600)
-        if due is not None and resolved_at.date() in days:
-            days[resolved_at.date()][1] += 1
-            days[resolved_at.date()][0] += resolved_at <= due
+        day = resolved_at.astimezone(local).date()
+        if due is not None and day in days:
+            days[day][1] += 1
+            days[day][0] += resolved_at <= due
     return (
         [(day.strftime("%d %b"), t[0], t[1]) for day, t in days.items()],
         sorted((k, statistics.median(h), len(h)) for k, h in durations.items()),

@@ -254,3 +254,44 @@ def test_the_web_and_the_worker_thread_share_one_in_process_redis(tmp_path, monk
         thread.join()
     clients[0].rpush("queue", "job")
     assert all(client.lrange("queue", 0, -1) == [b"job"] for client in clients)
+
+
+def test_the_dashboard_counts_days_as_its_readers_live_them_on_sqlite(tmp_path):
+    """SQLite knows no time zones: the days are worked out apart, and must agree."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+    from flask_migrate import upgrade
+
+    from helpdesk import create_app
+    from helpdesk.extensions import db
+    from helpdesk.models import Incident, parse_ref
+    from helpdesk.roster import open_bundle
+    from helpdesk.services import reports
+    from helpdesk.services.roster import import_roster
+    from helpdesk.services.users import create_user, issue_api_token
+
+    from .conftest import ROSTER
+
+    app = create_app({"HELPDESK_INSTANCE": str(tmp_path)})
+    with app.app_context():
+        upgrade()
+        import_roster(open_bundle(ROSTER), source="tests")
+        create_user("m.baillie@ashgrove.sch.example", "employee", staff_sourced_id="stf-1")
+        token = issue_api_token("m.baillie@ashgrove.sch.example", "tests")
+        filed = app.test_client().post("/api/v1/incidents", json=FIONA_RESET,
+                                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert filed.status_code == 201, filed.json
+        # Resolved at 00:30 BST on 2 July, which is still 1 July in UTC.
+        resolved = {
+            "status": "resolved",
+            "resolved_at": datetime(2026, 7, 1, 23, 30, tzinfo=UTC),
+            "resolution_due_at": datetime(2026, 7, 2, 8, 0, tzinfo=UTC),
+        }
+        incident_id = parse_ref(filed.json["ref"])
+        db.session.execute(sa.update(Incident).where(Incident.id == incident_id).values(resolved))
+        db.session.commit()
+        figures = reports.dashboard(now=datetime(2026, 7, 5, 12, 0, tzinfo=UTC))
+        db.session.remove()
+    by_day = {day: (in_time, resolved) for day, in_time, resolved in figures.compliance_by_day}
+    assert (by_day["01 Jul"], by_day["02 Jul"]) == ((0, 0), (1, 1))

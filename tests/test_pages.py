@@ -457,6 +457,22 @@ def test_the_dashboard_counts_open_work_and_time_to_resolve(app, client, actors)
     assert "100%" in page  # the one resolved incident was within its deadline
 
 
+def test_the_dashboard_counts_days_as_its_readers_live_them(app, client, actors):
+    from helpdesk.services import reports
+
+    ref = file(client, actors.ashgrove, **FIONA_RESET).json["ref"]
+    # Resolved at 00:30 BST on 2 July, which is still 1 July in UTC; due at 09:00 BST.
+    db.session.execute(sa.update(Incident).where(Incident.id == parse_ref(ref)).values(
+        status="resolved", resolved_at=datetime(2026, 7, 1, 23, 30, tzinfo=UTC),
+        resolution_due_at=datetime(2026, 7, 2, 8, 0, tzinfo=UTC),
+    ))  # fmt: skip
+    db.session.commit()
+    figures = reports.dashboard(now=datetime(2026, 7, 5, 12, 0, tzinfo=UTC))
+    by_day = {day: (in_time, resolved) for day, in_time, resolved in figures.compliance_by_day}
+    assert (by_day["01 Jul"], by_day["02 Jul"]) == ((0, 0), (1, 1))
+    assert figures.compliance == 1.0
+
+
 def test_the_demo_mailbox_exists_only_on_the_embedded_default(client):
     assert client.get("/dev/mail").status_code == 404
 
