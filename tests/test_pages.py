@@ -454,7 +454,19 @@ def test_the_dashboard_counts_open_work_and_time_to_resolve(app, client, actors)
     page = agent.get("/dashboard").text
     assert "Open incidents per queue" in page and "ITS Service Desk" in page
     assert "Parent password reset" in page  # in the median time to resolve chart
+    assert "under a minute (1 resolved)" in page
     assert "100%" in page  # the one resolved incident was within its deadline
+
+
+@pytest.mark.parametrize(
+    ("hours", "said"),
+    [(0.001, "under a minute"), (0.5, "30 min"), (3.25, "3 h 15 min"), (47.9, "47 h 54 min"),
+     (60, "2.5 days")],
+)  # fmt: skip
+def test_times_to_resolve_are_said_as_people_say_them(hours, said):
+    from helpdesk.web.dashboard import took
+
+    assert took(hours) == said
 
 
 def test_the_dashboard_counts_days_as_its_readers_live_them(app, client, actors):

@@ -28,7 +28,23 @@ def index() -> Any:
             (day, good / total * 100, f"{good / total:.0%} of {total}") for day, good, total in days
         ],
         median_rows=[
-            (FORMS[kind].title if kind in FORMS else kind, hours, f"{hours:.1f} h ({count})")
+            (
+                FORMS[kind].title if kind in FORMS else kind,
+                hours,
+                f"{took(hours)} ({count} resolved)",
+            )
             for kind, hours, count in figures.median_hours_by_type
         ],
     )
+
+
+def took(hours: float) -> str:
+    """A median time to resolve as people say it: '25 min', '3 h 10 min', '2.5 days'."""
+    minutes = round(hours * 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    return f"{hours / 24:.1f} days"
