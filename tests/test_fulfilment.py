@@ -252,6 +252,7 @@ def test_a_parent_reset_reaches_only_the_address_on_file_once_and_works_once(des
     assert not [m for m in desk.mailbox.messages if "elsewhere.example" in repr(m.rcpt_tos)]
     secret = one_time_password(results[0])
     assert "fiona.campbell1" in results[0].text  # the username, so the parent can sign in
+    assert "your old password no longer works" in results[0].text
     incident = desk.get(ref)
     assert incident["status"] == "resolved"
     assert incident["fulfilment"]["state"] == "delivered"
@@ -282,6 +283,9 @@ def test_a_student_reset_is_fulfilled_at_once_to_the_filing_employees_staff_emai
     results = [m for m in desk.mailbox.to(FILER) if "portal password" in m.message["Subject"]]
     assert len(results) == 1
     assert "give the student this one-time password" in results[0].text
+    assert "the student's old password no longer works" in results[0].text
+    assert "your old password" not in results[0].text  # the employee's own is untouched
+    assert "the student's old password no longer works" in results[0].html
     secret = one_time_password(results[0])
     assert desk.get(filed["ref"])["status"] == "resolved"
     assert desk.sign_in("S700000", secret) == SignIn.CHANGE_REQUIRED
