@@ -34,17 +34,21 @@ class Received:
 
 @dataclass
 class Mailbox:
-    """What the server accepted; ``refuse`` messages get 451 first, ``hang`` stalls DATA."""
+    """What the server accepted; ``refuse`` messages get 451 first, ``hang`` stalls DATA
+    (``hang_for`` only for those recipients)."""
 
     messages: list[Received] = field(default_factory=list)
     refuse: int = 0
     refuse_once_for: set[str] = field(default_factory=set)  # a 451 for these, once each
     hang: bool = False
+    hang_for: set[str] = field(default_factory=set)  # stall DATA for these recipients
+    stalled: int = 0  # DATA commands stalled so far
     _release: asyncio.Event | None = None
     _loop: asyncio.AbstractEventLoop | None = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.hang:
+        if self.hang or self.hang_for & set(envelope.rcpt_tos):
+            self.stalled += 1
             self._loop = asyncio.get_running_loop()
             self._release = self._release or asyncio.Event()
             await self._release.wait()
@@ -70,9 +74,11 @@ class Mailbox:
         self.messages.clear()
         self.refuse = 0
         self.refuse_once_for.clear()
+        self.stalled = 0
 
     def unhang(self) -> None:
         self.hang = False
+        self.hang_for = set()
         if self._release is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._release.set)
         self._release = None

@@ -622,6 +622,61 @@ def test_a_queue_notice_refused_for_one_member_is_not_sent_again_to_the_others(d
         assert len(notices) == 1, member
 
 
+def test_a_worker_killed_between_two_recipients_does_not_email_the_first_again(desk, tmp_path):
+    """A real `helpdesk worker` process is killed while the second member's email is on
+    its way; the retry reaches that member and leaves the first alone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rq.registry import StartedJobRegistry
+    from rq.serializers import JSONSerializer
+
+    from helpdesk.services import notifications
+    from helpdesk.services.queues import add_member, remove_member
+
+    from .conftest import PG_SERVER, environ_for
+
+    ref = desk.file(FIONA_RESET)["ref"]
+    desk.work()  # the filer's acknowledgement goes first, out of the way
+    with desk.app.app_context():
+        add_member("its-identity", desk.actors.agent.email)  # agent@ comes before identity@
+        notifications.notify(parse_ref(ref), "queue_notice", "queue:its-identity", why="test")
+        db.session.commit()
+        outbox.dispatch_committed()
+        db.session.remove()
+    desk.mailbox.hang_for = {"identity@its.example"}
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "VIRTUAL_ENV"}}
+    env |= environ_for(f"{PG_SERVER}/{desk.database}", tmp_path) | {
+        "REDIS_URL": WORKER_REDIS, "MAIL_SERVER": "127.0.0.1", "MAIL_TIMEOUT": "60",
+        "MAIL_PORT": str(desk.app.config["MAIL_PORT"]), "JOB_RETRY_INTERVALS": "0,0,0",
+    }  # fmt: skip
+    worker = subprocess.Popen([sys.executable, "-m", "helpdesk.cli", "worker", "--no-fork"],
+                              env=env)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not desk.mailbox.stalled:
+            assert time.monotonic() < deadline, "the worker never reached the second member"
+            time.sleep(0.1)
+        worker.send_signal(signal.SIGKILL)  # mid-conversation, as a crash or an OOM kill
+        worker.wait(timeout=30)
+        desk.mailbox.unhang()
+        registry = StartedJobRegistry("mail", connection=desk.redis, serializer=JSONSerializer)
+        registry.cleanup(timestamp=utcnow().timestamp() + 100_000)  # RQ gives the job back
+        desk.work()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        with desk.app.app_context():
+            remove_member("its-identity", desk.actors.agent.email)
+            db.session.remove()
+    for member in (desk.actors.agent.email, "identity@its.example"):
+        notices = [m for m in desk.mailbox.to(member) if "in your queue" in m.message["Subject"]]
+        assert len(notices) == 1, member
+
+
 def _gauge(desk: Desk, name: str) -> float:
     text = desk.client.get("/metrics").text
     found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)

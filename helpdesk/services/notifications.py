@@ -73,11 +73,23 @@ _SUBJECTS = {
 }
 
 
-def deliver_notification(notification_id: int) -> str:
-    """Send one notification to its audience as the records say now; idempotent."""
-    note = db.session.execute(
-        sa.select(Notification).where(Notification.id == notification_id).with_for_update()
+def _locked(notification_id: int) -> Notification | None:
+    return db.session.execute(
+        sa.select(Notification)
+        .where(Notification.id == notification_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
+
+
+def deliver_notification(notification_id: int) -> str:
+    """Send one notification to its audience as the records say now; idempotent.
+
+    Each address is sent to while the notification's row is locked, and recorded as
+    sent before the lock is let go for the next one: a worker that dies between two
+    recipients, or a duplicate job, never emails the earlier ones again.
+    """
+    note = _locked(notification_id)
     if note is None or note.state != "pending":
         if note is not None:
             outbox.complete("deliver_email", note.id)
@@ -90,12 +102,24 @@ def deliver_notification(notification_id: int) -> str:
     subject = _SUBJECTS[note.template].format(ref=incident.ref)
     domain = mail.message_domain()
     sent = list(note.sent_to or [])
+    to_send = [address for address in _audience(note.audience, incident) if address not in sent]
     try:
-        for address in _audience(note.audience, incident):
-            if address in sent:
-                continue  # accepted on an earlier attempt
-            # The same Message-ID for an address on every attempt: a receiver that got
-            # it before a worker died mid-run can drop the repeat.
+        for number, address in enumerate(to_send):
+            if number:
+                # Record the last acceptance, then lock again: another copy of this job
+                # may have gone on meanwhile.
+                note.sent_to = sent
+                db.session.commit()
+                relocked = _locked(notification_id)
+                if relocked is None or relocked.state != "pending":
+                    db.session.commit()
+                    return relocked.state if relocked else "missing"
+                note = relocked
+                sent = list(note.sent_to or [])
+                if address in sent:
+                    continue
+            # The same Message-ID for an address on every attempt, so a receiver can
+            # drop a repeat sent by a worker that died before recording the acceptance.
             tag = hashlib.sha256(address.encode()).hexdigest()[:12]
             mail.send(mail.Email(address, subject, note.template, context,
                                  f"<notification-{note.id}.{tag}@{domain}>"))  # fmt: skip
