@@ -237,3 +237,38 @@ def test_every_other_page_passes_axe_at_both_widths(site: Site, who: str, path: 
     assert page.locator("h1").count() == 1
     name = re.sub(r"[^a-z0-9]+", "-", f"{who}{path}".lower()).strip("-")
     check(page, name)
+
+
+def test_the_demo_mailbox_passes_axe_at_both_widths(tmp_path) -> None:
+    """The embedded default's mailbox, where a newcomer running `make run` sees a reset
+    email arrive: its list and a message, on SQLite with mail captured as files."""
+    from flask_migrate import upgrade
+
+    from helpdesk import create_app
+    from helpdesk.roster import open_bundle
+    from helpdesk.services.roster import import_roster
+    from helpdesk.services.users import create_user, issue_api_token
+
+    from .conftest import ROSTER
+    from .samples import ISLA_RESET
+
+    app = create_app({"HELPDESK_INSTANCE": str(tmp_path)})
+    with app.app_context():
+        upgrade()
+        import_roster(open_bundle(ROSTER), source="tests")
+        create_user("m.baillie@ashgrove.sch.example", "employee", staff_sourced_id="stf-1")
+        token = issue_api_token("m.baillie@ashgrove.sch.example", "tests")
+        filed = app.test_client().post(
+            "/api/v1/incidents", json=ISLA_RESET, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert filed.status_code == 201, filed.json
+        make_worker(app, fork=False).work(burst=True)  # the reset and its outcome, as files
+        db.session.remove()
+    with live_server(app) as base, browser() as chromium:
+        page = new_page(chromium)
+        page.goto(f"{base}/dev/mail")
+        expect(page.locator("h1")).to_have_text("Demo mailbox")
+        check(page, "demo-mailbox")
+        page.click("text=Your new portal password")
+        expect(page.locator("body")).to_contain_text("One-time password")
+        check(page, "demo-mailbox-message")
