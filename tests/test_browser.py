@@ -239,7 +239,7 @@ def test_every_other_page_passes_axe_at_both_widths(site: Site, who: str, path: 
     check(page, name)
 
 
-def test_the_demo_mailbox_passes_axe_at_both_widths(tmp_path) -> None:
+def test_the_demo_mailbox_passes_axe_at_both_widths(site: Site, tmp_path) -> None:
     """The embedded default's mailbox, where a newcomer running `make run` sees a reset
     email arrive: its list and a message, on SQLite with mail captured as files."""
     from flask_migrate import upgrade
@@ -264,8 +264,8 @@ def test_the_demo_mailbox_passes_axe_at_both_widths(tmp_path) -> None:
         assert filed.status_code == 201, filed.json
         make_worker(app, fork=False).work(burst=True)  # the reset and its outcome, as files
         db.session.remove()
-    with live_server(app) as base, browser() as chromium:
-        page = new_page(chromium)
+    with live_server(app) as base:  # in the browser the module's other tests use
+        page = new_page(site.browser)
         page.goto(f"{base}/dev/mail")
         expect(page.locator("h1")).to_have_text("Demo mailbox")
         check(page, "demo-mailbox")
