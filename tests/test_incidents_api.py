@@ -141,6 +141,10 @@ def test_unknown_type_and_non_object_bodies_are_refused(client, actors):
     response = file(client, actors.ashgrove, type="printer_jam")
     assert response.status_code == 422
     assert "student_password_reset" in response.json["errors"]["fields"]["type"][0]
+    for not_a_name in ({}, ["student_password_reset"], 7):  # found by fuzzing the API
+        response = file(client, actors.ashgrove, type=not_a_name)
+        assert response.status_code == 422
+        assert "Use one of" in response.json["errors"]["fields"]["type"][0]
     response = client.post(
         "/api/v1/incidents",
         data="[1, 2]",
@@ -148,6 +152,18 @@ def test_unknown_type_and_non_object_bodies_are_refused(client, actors):
         headers=actors.ashgrove.headers,
     )
     assert response.status_code == 422
+
+
+def test_a_nul_character_anywhere_is_refused_by_name_and_nothing_is_stored(client, actors):
+    """PostgreSQL cannot hold U+0000 in text: found by fuzzing the API, it was a 500."""
+    before = incident_count()
+    response = file(client, actors.ashgrove, **ISLA_RESET, notes="call back\x00 later")
+    assert response.status_code == 422
+    assert response.json["code"] == "validation_failed"
+    assert "NUL character" in response.json["errors"]["fields"]["notes"][0]
+    listed = client.get("/api/v1/incidents?assignee=%00", headers=actors.agent.headers)
+    assert listed.status_code == 422 and "assignee" in listed.json["errors"]["fields"]
+    assert incident_count() == before
 
 
 def test_the_school_comes_from_the_token_not_the_body(client, actors):

@@ -262,6 +262,18 @@ def test_the_form_shows_the_apis_validation_per_field_and_keeps_no_pin(app, acto
     assert 'value="Fiona Campbell"' in answer.text  # what was typed is kept
 
 
+def test_a_nul_character_in_a_form_is_refused_on_a_page_and_nothing_is_stored(app, actors):
+    employee = signed_in(app, actors.ashgrove.email)
+    token = csrf_token(employee, "/report/student_password_reset")
+    before = db.session.execute(sa.select(sa.func.count(Incident.id))).scalar_one()
+    body = {**ISLA_RESET, "student_name": "Isla\x00 Campbell"}
+    body.pop("type")
+    answer = employee.post("/report/student_password_reset", data={**body, "csrf_token": token})
+    assert answer.status_code == 422
+    assert "<h1" in answer.text and "NUL character" in answer.text  # a page, not JSON
+    assert db.session.execute(sa.select(sa.func.count(Incident.id))).scalar_one() == before
+
+
 def test_a_verification_failure_says_what_to_do_next(app, actors):
     employee = signed_in(app, actors.ashgrove.email)
     token = csrf_token(employee, "/report/parent_password_reset")
@@ -344,6 +356,17 @@ def test_rule_errors_point_at_their_line_and_a_saved_version_can_be_rolled_back(
     page = admin.get("/admin/rules").text
     assert "Version 3" in page and "roll back to version 1" in page
     assert "name: first" in page
+    beyond = admin.post("/admin/rules/rollback", data={"version": str(2**80), "csrf_token": token},
+                        follow_redirects=True)  # fmt: skip
+    assert f"Nothing rolled back: There is no rule-set version {2**80}." in beyond.text
+
+
+def test_an_id_no_record_can_have_is_page_not_found(app, actors):
+    admin = signed_in(app, actors.admin.email)
+    for path in (f"/admin/users/{2**64}", "/admin/users/0", f"/admin/users/{2**63 - 1}"):
+        answer = admin.get(path)
+        assert answer.status_code == 404, path
+        assert "Page not found" in answer.text
 
 
 def test_a_new_token_is_shown_once_and_a_revoked_one_stops_working(app, client, actors):

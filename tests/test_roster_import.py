@@ -245,6 +245,10 @@ MALFORMED = {
         lambda b: b.edit("users.csv", "par-1-0", email="fiona at mail"),
         "users.csv row 7 column email: 'fiona at mail' is not an email address",
     ),
+    "nul character": (  # PostgreSQL cannot store it: it was a database error
+        lambda b: b.edit("users.csv", "par-1-0", givenName="Fi\x00ona"),
+        "users.csv row 7 column givenName: contains a NUL character (U+0000)",
+    ),
     "account owner unknown": (
         lambda b: b.edit("portal_accounts.csv", "par-1-0", sourcedId="par-nobody"),
         "portal_accounts.csv row 3 column sourcedId: owner 'par-nobody' is not a guardian",

@@ -12,6 +12,9 @@ from ..extensions import db
 from .types import BigId, UTCDateTime, utcnow
 from .users import User
 
+# The version column is a 32-bit INTEGER: no saved version is above this.
+MAX_VERSION = 2**31 - 1
+
 
 class RoutingRuleSet(db.Model):  # type: ignore[name-defined]
     """One saved version of the rules; the highest version is the one in force."""

@@ -226,6 +226,11 @@ class _Reader:
                     if None in row:
                         self.problem(name, number, "row has more values than the header")
                         continue
+                    nul = [column for column, value in row.items() if value and "\x00" in value]
+                    for column in nul:
+                        self.problem(name, number, "contains a NUL character (U+0000)", column)
+                    if nul:
+                        continue
                     yield number, row
             except (csv.Error, UnicodeDecodeError) as exc:
                 self.problem(name, reader.line_num, f"cannot be read as UTF-8 CSV ({exc})")

@@ -128,7 +128,7 @@ def load_incident(payload: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(payload, dict):
         raise ValidationError({"_schema": ["Send a JSON object with the incident's fields."]})
     kind = payload.get("type")
-    if kind not in INCIDENT_SCHEMAS:
+    if not isinstance(kind, str) or kind not in INCIDENT_SCHEMAS:
         message = (
             "Missing data for required field."
             if kind is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from ..domain.rules import PRIORITIES
+from ..models.routing import MAX_VERSION
 from .incidents import INCIDENT_TYPES
 
 
@@ -33,7 +34,7 @@ class RollbackIn(Schema):
     class Meta:
         unknown = RAISE
 
-    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    version = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_VERSION))
 
 
 class ExampleIncident(Schema):

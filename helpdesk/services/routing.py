@@ -19,6 +19,7 @@ from ..domain.rules import CompiledRuleSet, Outcome, RuleError, compile_rules, q
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import Queue, RoutingRuleSet
+from ..models.routing import MAX_VERSION
 from . import sla
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "default_rules.yaml"
@@ -81,6 +82,8 @@ def _rule_cache() -> _RuleCache:
 def _rules_of(version: int) -> list[dict[str, Any]]:
     if version == 0:
         return default_rules()
+    if not 0 < version <= MAX_VERSION:  # beyond the column: no such version, not an error
+        raise NotFound(f"There is no rule-set version {version}.")
     rules = db.session.execute(
         sa.select(RoutingRuleSet.rules).where(RoutingRuleSet.version == version)
     ).scalar_one_or_none()

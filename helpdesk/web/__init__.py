@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request, send_from_directory
+from werkzeug.routing import IntegerConverter
 
 from .. import PROJECT_ROOT
 from ..errors import DomainError
@@ -76,9 +77,18 @@ def _security_headers(app: Flask) -> None:
         return response
 
 
+class RecordId(IntegerConverter):
+    """``<id:user_id>``: a record id, so a number no id can be is a 404, not a database
+    error (ids are 64-bit)."""
+
+    def __init__(self, map: Any) -> None:
+        super().__init__(map, min=1, max=2**63 - 1)
+
+
 def init_web(app: Flask) -> None:
     from . import access, admin, auth, dashboard, incidents, mailbox, pages, queue, report, reset
 
+    app.url_map.converters["id"] = RecordId
     for module in (auth, pages, report, incidents, queue, dashboard, reset):
         app.register_blueprint(module.bp)
     for blueprint in admin.blueprints:

@@ -310,14 +310,14 @@ def create() -> Any:
     ), status
 
 
-@users_bp.get("/<int:user_id>")
+@users_bp.get("/<id:user_id>")
 @admin_page
 def show(user_id: int) -> Any:
     user = users.user_by_id(user_id)
     return render_template("admin/user.html", user=user, tokens=users.tokens_of(user_id))
 
 
-@users_bp.post("/<int:user_id>/invite")
+@users_bp.post("/<id:user_id>/invite")
 @admin_page
 def reinvite(user_id: int) -> Any:
     user = users.user_by_id(user_id)
@@ -327,7 +327,7 @@ def reinvite(user_id: int) -> Any:
     )
 
 
-@users_bp.post("/<int:user_id>/active")
+@users_bp.post("/<id:user_id>/active")
 @admin_page
 def set_active(user_id: int) -> Any:
     active = request.form.get("active") == "yes"
@@ -341,7 +341,7 @@ def set_active(user_id: int) -> Any:
     return redirect(url_for("admin_users.show", user_id=user_id))
 
 
-@users_bp.post("/<int:user_id>/tokens")
+@users_bp.post("/<id:user_id>/tokens")
 @admin_page
 def issue_token(user_id: int) -> Any:
     user = users.user_by_id(user_id)
@@ -352,7 +352,7 @@ def issue_token(user_id: int) -> Any:
     )
 
 
-@users_bp.post("/<int:user_id>/tokens/<int:token_id>/revoke")
+@users_bp.post("/<id:user_id>/tokens/<id:token_id>/revoke")
 @admin_page
 def revoke(user_id: int, token_id: int) -> Any:
     token = users.revoke_token(user_id, token_id)
