@@ -533,6 +533,10 @@ def test_an_admin_changes_a_plans_targets_and_a_schools_hours(app, actors):
                            data={**form, f"{plan.slug}-P2-resolution": "10",
                                  f"{plan.slug}-warn": "80", "csrf_token": token})  # fmt: skip
     assert backwards.status_code == 422 and "no later than resolution" in backwards.text
+    endless = admin.post(f"/admin/sla/plans/{plan.slug}",
+                         data={**form, f"{plan.slug}-P4-resolution": str(10**16),
+                               f"{plan.slug}-warn": "80", "csrf_token": token})  # fmt: skip
+    assert endless.status_code == 422 and "at most 100,000 business minutes" in endless.text
     saved = admin.post(f"/admin/sla/plans/{plan.slug}",
                        data={**form, f"{plan.slug}-warn": "75", "csrf_token": token})  # fmt: skip
     assert saved.status_code == 302

@@ -333,6 +333,10 @@ def set_working_hours(school_code: str, spec: str) -> str:
     return hours
 
 
+# Longer targets than this are no SLA; far longer ones could not be turned into a date.
+LONGEST_TARGET_MINUTES = 100_000
+
+
 def save_plan(slug: str, name: str, targets: dict[str, dict[str, int]], warn_at: int) -> SlaPlan:
     """Create or change an SLA plan; targets in business minutes for every priority."""
     missing = [p for p in PRIORITIES if p not in targets]
@@ -342,6 +346,11 @@ def save_plan(slug: str, name: str, targets: dict[str, dict[str, int]], warn_at:
         if not 0 < target["response"] <= target["resolution"]:
             raise InvalidInput(
                 f"{priority}: the response target must be positive and no later than resolution."
+            )
+        if target["resolution"] > LONGEST_TARGET_MINUTES:
+            raise InvalidInput(
+                f"{priority}: a target can be at most {LONGEST_TARGET_MINUTES:,} business "
+                "minutes (about a school year of working days)."
             )
     if not 1 <= warn_at <= 99:
         raise InvalidInput("Warn at a percentage between 1 and 99.")
