@@ -135,14 +135,13 @@ rules_cli = click.Group("rules", help="Routing rules.")
 @click.option("--note", help="Why this version; kept with it.")
 def rules_load(path: Path, note: str | None) -> None:
     """Save the rules in a YAML file as the new version in force."""
-    import yaml
-
+    from .domain.rules_yaml import RulesTextError, parse
     from .services.routing import save_rules
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        click.echo(f"Error: {path} is not valid YAML: {error}", err=True)
+        data = parse(path.read_text(encoding="utf-8"))
+    except RulesTextError as error:
+        click.echo(f"Error: {path} is not a rule set: {error}", err=True)
         sys.exit(1)
     try:
         saved = save_rules(data, actor_id=None, note=note or f"loaded from {path.name}")

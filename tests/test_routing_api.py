@@ -165,6 +165,10 @@ def test_rules_load_and_export_round_trip_through_the_cli(app, tmp_path):
     refused = app.test_cli_runner().invoke(args=["rules", "load", str(path)])
     assert refused.exit_code == 1
     assert "rules[0].actions[0]" in refused.output
+    path.write_text("- name: x\n  conditions: [\n")
+    not_yaml = app.test_cli_runner().invoke(args=["rules", "load", str(path)])
+    assert not_yaml.exit_code == 1
+    assert "is not a rule set: Line 3:" in not_yaml.output and "(YAML syntax)" in not_yaml.output
 
 
 WAITING_FAMILIES = {

@@ -270,3 +270,15 @@ def test_rule_text_is_never_executed():
                                 {"add_tag": sneaky})])  # fmt: skip
     assert rules.evaluate({"type": sneaky}).tags == [sneaky]
     assert rules.evaluate({"type": "other"}).matched == []
+
+
+def test_rule_yaml_keeps_dates_as_text_and_names_a_value_it_cannot_build():
+    from helpdesk.domain.rules_yaml import RulesTextError, parse
+
+    # A date is text to the rules; '2026-02-30' made YAML's date constructor crash (a
+    # 500 on the rules page, found by fuzzing the admin forms).
+    assert parse("- name: term\n  value: 2026-02-30\n  other: 2026-09-01\n") == [
+        {"name": "term", "value": "2026-02-30", "other": "2026-09-01"}
+    ]
+    with pytest.raises(RulesTextError, match=r"day is out of range for month \(YAML value\)"):
+        parse("- when: !!timestamp 2026-02-30\n")

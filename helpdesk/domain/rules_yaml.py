@@ -31,6 +31,17 @@ class RulesTextError(ValueError):
         self.problem = problem
 
 
+class _RulesLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a date stays the text it was written as: rule
+    values are compared as text, and '2026-02-30' is then a value, not a crash."""
+
+
+_RulesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def dump(rules: list[dict[str, Any]]) -> str:
     return yaml.safe_dump(rules, sort_keys=False, allow_unicode=True, width=100)
 
@@ -38,13 +49,15 @@ def dump(rules: list[dict[str, Any]]) -> str:
 def parse(text: str) -> list[Any]:
     """The rules a YAML text holds; RulesTextError (with its line) when it is not YAML."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_RulesLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or "this is not valid YAML"
         raise RulesTextError(
             YamlProblem(mark.line + 1 if mark else None, f"{problem} (YAML syntax)")
         ) from None
+    except ValueError as error:  # a value YAML's own tags cannot build, e.g. !!float x
+        raise RulesTextError(YamlProblem(None, f"{error} (YAML value)")) from None
     if data is None:
         return []
     if not isinstance(data, list):
