@@ -16,9 +16,9 @@ from flask import current_app
 
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
-from ..models import School, Staff, User, utcnow
+from ..models import User, utcnow
 from ..security import hash_password, issue_reset_token, split_reset_token, verify_password
-from .users import Principal
+from .users import Principal, principal_query
 
 STAFF_PASSWORD_MIN = 12
 SIGN_IN_REFUSED = (
@@ -118,13 +118,7 @@ def session_fingerprint(user: User) -> str:
 
 
 # Every page asks this once: columns only, no User object (and its eager staff join).
-_SESSION_USER = (
-    sa.select(User.id, User.email, User.role, User.password_hash, Staff.school_id, School.code,
-              School.nation)
-    .outerjoin(Staff, User.staff_id == Staff.id)
-    .outerjoin(School, Staff.school_id == School.id)
-    .where(User.id == sa.bindparam("user_id"), User.active.is_(True))
-)  # fmt: skip
+_SESSION_USER = principal_query(User.password_hash).where(User.id == sa.bindparam("user_id"))
 
 
 def principal_for_session(user_id: int, fingerprint: str) -> Principal | None:
@@ -132,7 +126,7 @@ def principal_for_session(user_id: int, fingerprint: str) -> Principal | None:
     row = db.session.execute(_SESSION_USER, {"user_id": user_id}).one_or_none()
     if row is None or _fingerprint(row.password_hash) != fingerprint:
         return None
-    return Principal(row.id, row.email, row.role, row.school_id, row.code, row.nation)
+    return Principal.of(row)
 
 
 def invite(email: str) -> tuple[str, datetime]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -127,6 +128,33 @@ class Principal:
     school_code: str | None
     school_nation: str | None = None
 
+    @classmethod
+    def of(cls, row: Any) -> Principal:
+        """From a row of ``principal_query``."""
+        return cls(row.id, row.email, row.role, row.school_id, row.code, row.nation)
+
+
+def principal_query(*also: Any) -> sa.Select[Any]:
+    """An active user's principal — their school through their staff record — then ``also``.
+
+    API tokens and session cookies both name a user this way; each adds its own check.
+    """
+    return (
+        sa.select(User.id, User.email, User.role, Staff.school_id, School.code, School.nation,
+                  *also)
+        .select_from(User)
+        .outerjoin(Staff, User.staff_id == Staff.id)
+        .outerjoin(School, Staff.school_id == School.id)
+        .where(User.active.is_(True))
+    )  # fmt: skip
+
+
+_TOKEN_USER = (
+    principal_query(ApiToken.id.label("token_id"), ApiToken.last_used_at)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_digest == sa.bindparam("digest"), ApiToken.revoked_at.is_(None))
+)
+
 
 class TokenCache:
     """Recently verified tokens, so most requests skip the lookup.
@@ -177,29 +205,15 @@ def user_for_token(authorization: str | None) -> Principal:
     principal = cache.get(digest)
     if principal is not None:
         return principal
-    row = db.session.execute(
-        sa.select(
-            ApiToken.id, ApiToken.last_used_at, User.id, User.email, User.role,
-            Staff.school_id, School.code, School.nation,
-        )
-        .join(User, ApiToken.user_id == User.id)
-        .outerjoin(Staff, User.staff_id == Staff.id)
-        .outerjoin(School, Staff.school_id == School.id)
-        .where(
-            ApiToken.token_digest == digest,
-            ApiToken.revoked_at.is_(None),
-            User.active.is_(True),
-        )
-    ).one_or_none()  # fmt: skip
+    row = db.session.execute(_TOKEN_USER, {"digest": digest}).one_or_none()
     if row is None:
         raise Unauthorized("That token is not valid: it may have been revoked. Ask an admin.")
-    token_id, last_used, user_id, email, role, school_id, school_code, nation = row
     now = utcnow()
-    if last_used is None or now - last_used > _TOKEN_USE_RESOLUTION:
+    if row.last_used_at is None or now - row.last_used_at > _TOKEN_USE_RESOLUTION:
         db.session.execute(
-            sa.update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+            sa.update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now)
         )
         db.session.commit()
-    principal = Principal(user_id, email, role, school_id, school_code, nation)
+    principal = Principal.of(row)
     cache.put(digest, principal)
     return principal
