@@ -256,31 +256,43 @@ def test_the_web_and_the_worker_thread_share_one_in_process_redis(tmp_path, monk
     assert all(client.lrange("queue", 0, -1) == [b"job"] for client in clients)
 
 
-def test_the_dashboard_counts_days_as_its_readers_live_them_on_sqlite(tmp_path):
-    """SQLite knows no time zones: the days are worked out apart, and must agree."""
-    from datetime import UTC, datetime
-
-    import sqlalchemy as sa
+@pytest.fixture(scope="module")
+def sqlite_app(tmp_path_factory):
+    """An app on the embedded default in this process, migrated, with the sample roster and
+    an employee at Ashgrove: (app, the employee's API headers)."""
     from flask_migrate import upgrade
 
     from helpdesk import create_app
     from helpdesk.extensions import db
-    from helpdesk.models import Incident, parse_ref
     from helpdesk.roster import open_bundle
-    from helpdesk.services import reports
     from helpdesk.services.roster import import_roster
     from helpdesk.services.users import create_user, issue_api_token
 
     from .conftest import ROSTER
 
-    app = create_app({"HELPDESK_INSTANCE": str(tmp_path)})
+    app = create_app({"HELPDESK_INSTANCE": str(tmp_path_factory.mktemp("sqlite"))})
     with app.app_context():
         upgrade()
         import_roster(open_bundle(ROSTER), source="tests")
         create_user("m.baillie@ashgrove.sch.example", "employee", staff_sourced_id="stf-1")
         token = issue_api_token("m.baillie@ashgrove.sch.example", "tests")
-        filed = app.test_client().post("/api/v1/incidents", json=FIONA_RESET,
-                                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        db.session.remove()
+    return app, {"Authorization": f"Bearer {token}"}
+
+
+def test_the_dashboard_counts_days_as_its_readers_live_them_on_sqlite(sqlite_app):
+    """SQLite knows no time zones: the days are worked out apart, and must agree."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from helpdesk.extensions import db
+    from helpdesk.models import Incident, parse_ref
+    from helpdesk.services import reports
+
+    app, headers = sqlite_app
+    with app.app_context():
+        filed = app.test_client().post("/api/v1/incidents", json=FIONA_RESET, headers=headers)
         assert filed.status_code == 201, filed.json
         # Resolved at 00:30 BST on 2 July, which is still 1 July in UTC.
         resolved = {
@@ -295,3 +307,18 @@ def test_the_dashboard_counts_days_as_its_readers_live_them_on_sqlite(tmp_path):
         db.session.remove()
     by_day = {day: (in_time, resolved) for day, in_time, resolved in figures.compliance_by_day}
     assert (by_day["01 Jul"], by_day["02 Jul"]) == ((0, 0), (1, 1))
+
+
+def test_finding_incidents_by_what_was_typed_on_sqlite(sqlite_app):
+    """The typed names and numbers are read out of the JSON details by SQLite's functions."""
+    app, headers = sqlite_app
+    client = app.test_client()
+    with app.app_context():
+        ref = client.post("/api/v1/incidents", json=ISLA_RESET, headers=headers).json["ref"]
+
+        def found(q):
+            answer = client.get("/api/v1/incidents", query_string={"q": q}, headers=headers)
+            return {item["ref"] for item in answer.json["items"]}
+
+        assert ref in found("isla campbell") and ref in found("ash240891")
+        assert found("nobody by this name") == set()

@@ -215,6 +215,33 @@ def test_filters_narrow_the_list(client, actors):
     assert bad.status_code == 422 and "cursor" in bad.json["errors"]["fields"]
 
 
+def test_finding_incidents_by_reference_name_number_or_words(client, actors):
+    isla = file(client, actors.ashgrove, **ISLA_RESET, summary="Locked out after half term").json
+    assert isla["status"] == "awaiting_fulfilment"
+    fiona = file(client, actors.ashgrove, **FIONA_RESET).json["ref"]
+    link = file(client, actors.ashgrove, **LINK_FAILURE, notes="Dad typed 50% of it").json["ref"]
+
+    def found(q, who=actors.admin):
+        answer = client.get("/api/v1/incidents", query_string={"q": q}, headers=who.headers)
+        assert answer.status_code == 200, answer.json
+        return {i["ref"] for i in answer.json["items"]}
+
+    assert found("isla CAMPBELL") == {isla["ref"]}  # the name typed, any case
+    assert found("campbell") == {isla["ref"], fiona, link}
+    assert found("ASH240891") == {isla["ref"], fiona}  # a student number typed
+    assert found("P500001") == {fiona}
+    assert found("half term") == {isla["ref"]}  # words of the summary
+    assert found("50%") == {link} and found("0%") == {link}  # % is text, not a wildcard
+    assert found(fiona.lower()) == {fiona}  # a reference, however it is typed
+    assert found(fiona[len("INC-") :]) == {fiona}  # or only its number
+    assert found("596853") == set()  # the PIN is checked, never kept, so never found
+    assert found("campbell", actors.ashgrove_teacher) == {isla["ref"], fiona, link}
+    assert found("campbell", actors.millbrook) == set()  # another school's employee
+    assert found("campbell", actors.identity) == set()  # an agent of another queue
+    short = client.get("/api/v1/incidents", query_string={"q": "c"}, headers=actors.admin.headers)
+    assert short.status_code == 422 and "q" in short.json["errors"]["fields"]
+
+
 def test_queues_list_open_counts(client, actors):
     file(client, actors.ashgrove, **ISLA_RESET)
     queues = {q["slug"]: q for q in client.get("/api/v1/queues", headers=actors.agent.headers).json}

@@ -313,6 +313,23 @@ def test_the_queue_view_pages_by_deadline_without_gaps_or_repeats(app, client, a
     assert seen == expected
 
 
+def test_staff_find_an_incident_from_the_queue_or_the_list(app, client, actors):
+    isla = file(client, actors.ashgrove, **ISLA_RESET).json["ref"]
+    fiona = file(client, actors.ashgrove, **FIONA_RESET).json["ref"]
+    agent = signed_in(app, actors.agent.email)
+    assert 'role="search"' in agent.get("/queue").text  # the box is on the agent's queue
+    went = agent.get(f"/incidents?q={fiona[len('INC-') :]}")  # a reference goes straight there
+    assert went.status_code == 302 and went.headers["Location"].endswith(f"/incidents/{fiona}")
+    listed = agent.get("/incidents?q=ASH240891").text
+    assert isla in listed and fiona in listed and "Matching “ASH240891”" in listed
+    assert "No incident you can see matches “Zebedee”" in agent.get("/incidents?q=Zebedee").text
+    short = agent.get("/incidents?q=Z")
+    assert short.status_code == 422 and "between 2 and 100 characters" in short.text
+    other_school = signed_in(app, actors.millbrook.email)
+    hidden = other_school.get(f"/incidents?q={fiona}")  # not theirs: no jump, nothing found
+    assert hidden.status_code == 200 and f"matches “{fiona}”" in hidden.text
+
+
 def test_the_queue_view_filters_and_marks_breaches(app, client, actors):
     late, on_time = (file(client, actors.ashgrove, **FIONA_RESET).json["ref"] for _ in range(2))
     db.session.execute(

@@ -209,6 +209,11 @@ class IncidentQuery(Schema):
     type = fields.String(validate=validate.OneOf(INCIDENT_TYPES))
     assignee = fields.String(metadata={"description": "an email, or 'me'"})
     breached = fields.Boolean(metadata={"description": "past an SLA deadline (or not)"})
+    q = fields.String(
+        validate=validate.Length(min=2, max=100),
+        metadata={"description": "text to find: a reference (INC-000123 or 123), or part of "
+                  "the summary, notes, or a name or number that was typed, in any case"},
+    )  # fmt: skip
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     cursor = fields.String()
 

@@ -37,7 +37,7 @@ from ..models import (
     queue_members,
     utcnow,
 )
-from ..models.incidents import INSERT_EVENTS, verification_summary
+from ..models.incidents import INSERT_EVENTS, REF_PREFIX, verification_summary
 from ..schemas.incidents import SECRET_FIELDS, load_incident
 from . import fulfilment, notifications, outbox, routing, sla
 from .users import Principal
@@ -596,12 +596,35 @@ def list_incidents(user: Principal, query: dict[str, Any]) -> tuple[list[Inciden
             Incident.response_breached_at.is_not(None),
         )
         stmt = stmt.where(past_due if query["breached"] else sa.not_(past_due))
+    if query.get("q"):
+        stmt = stmt.where(text_matches(query["q"]))
     if "cursor" in query:
         stmt = stmt.where(Incident.id < _decode_cursor(query["cursor"]))
     limit = query["limit"]
     rows = list(db.session.execute(stmt.order_by(Incident.id.desc()).limit(limit + 1)).scalars())
     next_cursor = _encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+# What a search looks in besides the reference, summary and notes: what was typed about
+# whom. Never a secret: the PIN is checked and forgotten, so it is not there to find.
+SEARCHED_DETAILS = (
+    "student_id", "student_name", "parent_name", "parent_given_name", "parent_family_name",
+    "child_given_name", "child_family_name", "parent_account_number", "contact_phone",
+)  # fmt: skip
+
+
+def text_matches(text: str) -> sa.ColumnElement[bool]:
+    """Incidents whose reference is ``text``, or whose summary, notes or typed names and
+    numbers contain it, in any case."""
+    text = text.strip()
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    places = [Incident.summary, Incident.notes,
+              *(Incident.details[key].as_string() for key in SEARCHED_DETAILS)]  # fmt: skip
+    found = sa.or_(*(place.ilike(pattern, escape="\\") for place in places))
+    incident_id = parse_ref(text) or parse_ref(REF_PREFIX + text)
+    return sa.or_(Incident.id == incident_id, found) if incident_id else found
 
 
 def transition(

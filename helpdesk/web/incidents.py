@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 
 from ..domain.lifecycle import Action
 from ..errors import Conflict, Forbidden, NotFound
+from ..models import format_ref, parse_ref
 from ..services import incidents
 from ..services.queues import queue_choices
 from .access import page_for
@@ -40,14 +41,36 @@ def index() -> Any:
     query: dict[str, Any] = {"limit": PAGE_SIZE}
     if request.args.get("cursor"):
         query["cursor"] = request.args["cursor"]
+    q = request.args.get("q", "").strip()
+    find_error = None
+    if len(q) > 100 or len(q) == 1:
+        find_error = "Type between 2 and 100 characters to find an incident."
+    elif q:
+        found = _by_reference(q)
+        if found is not None:
+            return redirect(url_for("incident_pages.show", ref=found))
+        query["q"] = q
     try:
         rows, next_cursor = incidents.list_incidents(g.user, query)
     except ValidationError:
         return redirect(url_for("incident_pages.index"))
     return render_template(
         "pages/incidents.html", rows=rows, next_cursor=next_cursor, forms=FORMS,
-        first=not query.get("cursor"),
-    )  # fmt: skip
+        first=not query.get("cursor"), q=q[:100], search=query.get("q"),
+        find_error=find_error,
+    ), 422 if find_error else 200  # fmt: skip
+
+
+def _by_reference(text: str) -> str | None:
+    """The reference of the incident ``text`` names (INC-000123 or 123), if the viewer may
+    see it: a search for a reference goes straight to it."""
+    ref = text if parse_ref(text) else format_ref(int(text)) if text.isdigit() else None
+    if ref is None or parse_ref(ref) is None:
+        return None
+    try:
+        return incidents.get_incident(g.user, ref).ref
+    except NotFound:
+        return None
 
 
 def _detail(ref: str, errors: dict[str, list[str]] | None = None, status: int = 200) -> Any:
