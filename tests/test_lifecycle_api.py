@@ -240,6 +240,8 @@ def test_finding_incidents_by_reference_name_number_or_words(client, actors):
     assert found("campbell", actors.identity) == set()  # an agent of another queue
     short = client.get("/api/v1/incidents", query_string={"q": "c"}, headers=actors.admin.headers)
     assert short.status_code == 422 and "q" in short.json["errors"]["fields"]
+    accented = file(client, actors.ashgrove, **{**ISLA_RESET, "student_name": "Ísla Campbell"})
+    assert found("ísla") == {accented.json["ref"]}  # as typed, not as JSON escapes it
 
 
 def test_queues_list_open_counts(client, actors):
