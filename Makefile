@@ -48,6 +48,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.fulfilment
 	$(BIN)/python -m bench.pages
 	$(BIN)/python -m bench.dashboard
+	$(BIN)/python -m bench.search
 
 clean:
 	rm -rf $(VENV) node_modules static/govuk instance .pytest_cache .mypy_cache .ruff_cache

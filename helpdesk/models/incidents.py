@@ -17,6 +17,23 @@ from .users import User
 
 REF_PREFIX = "INC-"
 
+# What a search looks in besides the reference, summary and notes: what was typed about
+# whom. Never a secret: the PIN is checked and forgotten, so it is not there to find.
+SEARCHED_DETAILS = (
+    "student_id", "student_name", "parent_name", "parent_given_name", "parent_family_name",
+    "child_given_name", "child_family_name", "parent_account_number", "contact_phone",
+)  # fmt: skip
+
+
+def search_text_sql(table: str = "") -> str:
+    """The text a search reads, as one SQL expression. On PostgreSQL a trigram index
+    (migration 0011) is built on exactly this expression, so a query that spells it the
+    same way (constants inline, not bound) is answered from the index."""
+    at = f"{table}." if table else ""
+    parts = [f"coalesce({at}summary, '')", f"coalesce({at}notes, '')"]
+    parts += [f"coalesce({at}details ->> '{key}', '')" for key in SEARCHED_DETAILS]
+    return "(" + " || ' ' || ".join(parts) + ")"
+
 
 def format_ref(incident_id: int) -> str:
     return f"{REF_PREFIX}{incident_id:06d}"
