@@ -229,7 +229,8 @@ def test_an_admin_fixes_a_rule_dry_runs_it_and_saves_it(site: Site) -> None:
      ("ashgrove", "/report/portal_link_failure"), ("ashgrove", "/report/access_revocation"),
      ("ashgrove", "/queue"), ("ashgrove", "/incidents/INC-999999"), ("admin", "/nowhere"),
      ("admin", "/reset/not-a-real.token"), ("admin", "/invite/not-a-real.token"),
-     ("agent", "/account/password")],
+     ("agent", "/account/password"), ("agent", "/incidents?q=Campbell"),
+     ("agent", "/incidents?q=C")],
 )  # fmt: skip
 def test_every_other_page_passes_axe_at_both_widths(site: Site, who: str, path: str) -> None:
     page = site.signed_in(getattr(site.actors, who).email)
