@@ -50,13 +50,21 @@ def refuse_nul_characters() -> None:
         )  # fmt: skip
 
 
+# Forms and JSON bodies up to this size are read here; a larger body (a roster upload) is
+# read only by its view, after sign-in, and checks its own text.
+_SCANNED_BODY_BYTES = 1024 * 1024
+
+
 def _texts() -> Iterator[tuple[str, str]]:
     yield from ((name, str(value)) for name, value in (request.view_args or {}).items())
     yield from request.args.items(multi=True)
-    yield from request.form.items(multi=True)
     for name, _ in request.args.items(multi=True):
         yield "query parameter names", name
-    if request.is_json:
+    if (request.content_length or 0) > _SCANNED_BODY_BYTES:
+        return
+    if request.mimetype == "application/x-www-form-urlencoded":
+        yield from request.form.items(multi=True)
+    elif request.is_json:
         yield from _strings_in("body", request.get_json(silent=True))
 
 
