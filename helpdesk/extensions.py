@@ -44,6 +44,10 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 csrf = CSRFProtect()
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def serialise_sqlite_writes(engine: sa.Engine) -> None:
     """Make the embedded SQLite safe for the web thread and the worker thread at once.
 
@@ -60,6 +64,9 @@ def serialise_sqlite_writes(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
+        # SQLite's own lower() folds ASCII only; a search (ILIKE is lower() LIKE lower()
+        # here) must find "Ísla" from "ísla" as PostgreSQL does.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:

@@ -321,4 +321,7 @@ def test_finding_incidents_by_what_was_typed_on_sqlite(sqlite_app):
             return {item["ref"] for item in answer.json["items"]}
 
         assert ref in found("isla campbell") and ref in found("ash240891")
+        accented = {**ISLA_RESET, "student_name": "Ísla Campbell"}
+        other = client.post("/api/v1/incidents", json=accented, headers=headers).json["ref"]
+        assert found("ísla") == {other}  # SQLite's own lower() folds ASCII only
         assert found("nobody by this name") == set()
