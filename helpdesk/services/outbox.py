@@ -97,21 +97,19 @@ def dispatch_committed() -> int:
         _deferred(error)
         db.session.rollback()
         return sent
-    db.session.execute(
-        sa.update(OutboxEntry)
-        .where(OutboxEntry.id.in_(ids), OutboxEntry.enqueued_at.is_(None))
-        .values(enqueued_at=utcnow(), enqueues=OutboxEntry.enqueues + 1)
-    )
+    db.session.execute(_MARK_ENQUEUED, {"ids": ids, "now": utcnow()})
     db.session.commit()
     return sent
 
 
 _OUTBOX = OutboxEntry.__table__
+# What both dispatches record once their jobs are in RQ (the relay does it on its rows).
 _MARK_ENQUEUED = (
     sa.update(_OUTBOX)
-    .where(_OUTBOX.c.id == sa.bindparam("entry_id"), _OUTBOX.c.enqueued_at.is_(None))
+    .where(_OUTBOX.c.id.in_(sa.bindparam("ids", expanding=True)),
+           _OUTBOX.c.enqueued_at.is_(None))
     .values(enqueued_at=sa.bindparam("now"), enqueues=_OUTBOX.c.enqueues + 1)
-)
+)  # fmt: skip
 
 
 def dispatch(promised: Promise) -> bool:
@@ -126,7 +124,7 @@ def dispatch(promised: Promise) -> bool:
         _deferred(error)
         return False
     try:
-        db.session.execute(_MARK_ENQUEUED, {"entry_id": promised.id, "now": utcnow()})
+        db.session.execute(_MARK_ENQUEUED, {"ids": [promised.id], "now": utcnow()})
         db.session.commit()
     except DBAPIError as error:
         # The job is in RQ and the promise pending: the relay finds it alive and leaves it.
