@@ -92,10 +92,13 @@ def remove_member(slug: str, email: str) -> int:
     not_a_member = NotFound(f"{email} is not a member of {slug}.")
     if user is None:
         raise not_a_member
-    membership = sa.and_(queue_members.c.queue_id == queue.id, queue_members.c.user_id == user.id)
-    if db.session.execute(sa.select(queue_members).where(membership)).first() is None:
+    left = db.session.execute(
+        sa.delete(queue_members)
+        .where(queue_members.c.queue_id == queue.id, queue_members.c.user_id == user.id)
+        .returning(queue_members.c.user_id)
+    ).first()
+    if left is None:  # nothing deleted, nothing to undo
         raise not_a_member
-    db.session.execute(sa.delete(queue_members).where(membership))
     now = utcnow()
     held = list(
         db.session.execute(

@@ -183,7 +183,7 @@ def _sla_page(errors: dict[str, list[str]] | None = None, status: int = 200) -> 
     schools, plans = roster.schools(), sla.plans()
     return render_template(
         "admin/sla.html", plans=plans, closures=sla.closures(),
-        schools=[(s.code, s.name) for s in schools],
+        schools=_school_choices(schools),
         school_hours=[(s.code, s.name, s.working_hours) for s in schools],
         priorities=PRIORITIES, queue_options=queue_service.queue_choices(),
         plan_options=[(p.slug, p.name) for p in plans], errors=errors or {},
