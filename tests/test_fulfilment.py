@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -93,6 +95,17 @@ class Desk:
 
     def work(self) -> None:
         make_worker(self.app, fork=False).work(burst=True)
+
+    def worker_env(self, tmp_path: Path, **extra: str) -> dict[str, str]:
+        """The environment of a `helpdesk worker` process on this desk's database, Redis
+        and SMTP server."""
+        from .conftest import PG_SERVER, environ_for
+
+        env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "VIRTUAL_ENV"}}
+        return env | environ_for(f"{PG_SERVER}/{self.database}", tmp_path) | {
+            "REDIS_URL": WORKER_REDIS, "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": str(self.app.config["MAIL_PORT"]), "JOB_RETRY_INTERVALS": "0,0,0",
+        } | extra  # fmt: skip
 
     def get(self, ref: str, actor: Actor | None = None) -> dict[str, Any]:
         response = self.client.get(
@@ -599,33 +612,44 @@ def test_a_rule_that_notifies_on_an_update_emails_the_queue(desk):
             db.session.remove()
 
 
-def test_a_queue_notice_refused_for_one_member_is_not_sent_again_to_the_others(desk):
+@contextlib.contextmanager
+def _notice_to_two_members(desk: Desk, ref: str) -> Iterator[None]:
+    """its-identity with the agent as a second member (agent@ comes before identity@), and
+    a queue notice to its members promised and enqueued; the membership is taken back."""
     from helpdesk.services import notifications
     from helpdesk.services.queues import add_member, remove_member
 
-    ref = desk.file(FIONA_RESET)["ref"]
     with desk.app.app_context():
-        add_member("its-identity", desk.actors.agent.email)  # two members now
+        add_member("its-identity", desk.actors.agent.email)
         notifications.notify(parse_ref(ref), "queue_notice", "queue:its-identity", why="test")
         db.session.commit()
         outbox.dispatch_committed()
         db.session.remove()
-    desk.mailbox.refuse_once_for = {"identity@its.example"}
     try:
-        desk.work()  # the agent accepts, identity refuses once; the retry sends to identity
+        yield
     finally:
         with desk.app.app_context():
             remove_member("its-identity", desk.actors.agent.email)
             db.session.remove()
+
+
+def _one_notice_each(desk: Desk) -> None:
     for member in (desk.actors.agent.email, "identity@its.example"):
         notices = [m for m in desk.mailbox.to(member) if "in your queue" in m.message["Subject"]]
         assert len(notices) == 1, member
 
 
+def test_a_queue_notice_refused_for_one_member_is_not_sent_again_to_the_others(desk):
+    ref = desk.file(FIONA_RESET)["ref"]
+    with _notice_to_two_members(desk, ref):
+        desk.mailbox.refuse_once_for = {"identity@its.example"}
+        desk.work()  # the agent accepts, identity refuses once; the retry sends to identity
+    _one_notice_each(desk)
+
+
 def test_a_worker_killed_between_two_recipients_does_not_email_the_first_again(desk, tmp_path):
     """A real `helpdesk worker` process is killed while the second member's email is on
     its way; the retry reaches that member and leaves the first alone."""
-    import os
     import signal
     import subprocess
     import sys
@@ -634,47 +658,28 @@ def test_a_worker_killed_between_two_recipients_does_not_email_the_first_again(d
     from rq.registry import StartedJobRegistry
     from rq.serializers import JSONSerializer
 
-    from helpdesk.services import notifications
-    from helpdesk.services.queues import add_member, remove_member
-
-    from .conftest import PG_SERVER, environ_for
-
     ref = desk.file(FIONA_RESET)["ref"]
     desk.work()  # the filer's acknowledgement goes first, out of the way
-    with desk.app.app_context():
-        add_member("its-identity", desk.actors.agent.email)  # agent@ comes before identity@
-        notifications.notify(parse_ref(ref), "queue_notice", "queue:its-identity", why="test")
-        db.session.commit()
-        outbox.dispatch_committed()
-        db.session.remove()
-    desk.mailbox.hang_for = {"identity@its.example"}
-    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "VIRTUAL_ENV"}}
-    env |= environ_for(f"{PG_SERVER}/{desk.database}", tmp_path) | {
-        "REDIS_URL": WORKER_REDIS, "MAIL_SERVER": "127.0.0.1", "MAIL_TIMEOUT": "60",
-        "MAIL_PORT": str(desk.app.config["MAIL_PORT"]), "JOB_RETRY_INTERVALS": "0,0,0",
-    }  # fmt: skip
-    worker = subprocess.Popen([sys.executable, "-m", "helpdesk.cli", "worker", "--no-fork"],
-                              env=env)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not desk.mailbox.stalled:
-            assert time.monotonic() < deadline, "the worker never reached the second member"
-            time.sleep(0.1)
-        worker.send_signal(signal.SIGKILL)  # mid-conversation, as a crash or an OOM kill
-        worker.wait(timeout=30)
-        desk.mailbox.unhang()
-        registry = StartedJobRegistry("mail", connection=desk.redis, serializer=JSONSerializer)
-        registry.cleanup(timestamp=utcnow().timestamp() + 100_000)  # RQ gives the job back
-        desk.work()
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-        with desk.app.app_context():
-            remove_member("its-identity", desk.actors.agent.email)
-            db.session.remove()
-    for member in (desk.actors.agent.email, "identity@its.example"):
-        notices = [m for m in desk.mailbox.to(member) if "in your queue" in m.message["Subject"]]
-        assert len(notices) == 1, member
+    with _notice_to_two_members(desk, ref):
+        desk.mailbox.hang_for = {"identity@its.example"}
+        worker = subprocess.Popen([sys.executable, "-m", "helpdesk.cli", "worker", "--no-fork"],
+                                  env=desk.worker_env(tmp_path, MAIL_TIMEOUT="60"))  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not desk.mailbox.stalled:
+                assert time.monotonic() < deadline, "the worker never reached the second member"
+                time.sleep(0.1)
+            worker.send_signal(signal.SIGKILL)  # mid-conversation, as a crash or an OOM kill
+            worker.wait(timeout=30)
+            desk.mailbox.unhang()
+            registry = StartedJobRegistry("mail", connection=desk.redis,
+                                          serializer=JSONSerializer)  # fmt: skip
+            registry.cleanup(timestamp=utcnow().timestamp() + 100_000)  # RQ gives it back
+            desk.work()
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    _one_notice_each(desk)
 
 
 def _gauge(desk: Desk, name: str) -> float:
@@ -908,21 +913,13 @@ def test_an_incident_in_flight_is_visible_and_never_shows_a_secret(desk):
 @pytest.mark.parametrize("mode", ["--fork", "--no-fork"])
 def test_helpdesk_worker_runs_the_jobs_forked_or_in_process(desk, tmp_path, mode):
     """The production command: `helpdesk worker --burst` in its own process, either way."""
-    import os
     import subprocess
     import sys
 
-    from .conftest import PG_SERVER, environ_for
-
     ref = desk.file(ISLA_RESET)["ref"]
-    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "VIRTUAL_ENV"}}
-    env |= environ_for(f"{PG_SERVER}/{desk.database}", tmp_path) | {
-        "REDIS_URL": WORKER_REDIS, "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": str(desk.app.config["MAIL_PORT"]), "JOB_RETRY_INTERVALS": "0,0,0",
-    }  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "helpdesk.cli", "worker", mode, "--burst"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        env=desk.worker_env(tmp_path), capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert (
