@@ -25,8 +25,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from bench.common import bench_environ, migrate, scratch_database
-from bench.pages import populate, seed_agent
+from bench.pages import generated
 
 
 def spread_resolutions() -> int:
@@ -84,39 +83,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--incidents", type=int, default=1_000_000)
     args = parser.parse_args()
-    from helpdesk import create_app
     from helpdesk.extensions import db
     from helpdesk.services.reports import dashboard
 
-    with scratch_database() as url:
-        migrate(url)
-        app = create_app(bench_environ(url))
-        with app.app_context():
-            seed_agent()
+    with generated(args.incidents):
+        in_window = spread_resolutions()
+        print(f"{in_window:,} of them resolved in the last 30 days")
+        timings: dict[str, list[float]] = {"database": [], "python": []}
+        answers: dict[str, Any] = {}
+        for _ in range(5):
+            now = datetime.now(UTC)
             started = time.perf_counter()
-            populate(args.incidents)
-            in_window = spread_resolutions()
-            print(f"{args.incidents:,} incidents generated in {time.perf_counter() - started:.0f}"
-                  f" s; {in_window:,} resolved in the last 30 days")  # fmt: skip
-            timings: dict[str, list[float]] = {"database": [], "python": []}
-            answers: dict[str, Any] = {}
-            for _ in range(5):
-                now = datetime.now(UTC)
-                started = time.perf_counter()
-                figures = dashboard(now)
-                timings["database"].append(time.perf_counter() - started)
-                answers["database"] = (figures.compliance_by_day, figures.median_hours_by_type)
-                db.session.rollback()
-                started = time.perf_counter()
-                answers["python"] = in_python(now)
-                timings["python"].append(time.perf_counter() - started)
-                db.session.rollback()
-            by_day, medians = answers["database"]
-            assert by_day == answers["python"][0], "the per-day counts differ"
-            assert [(k, round(m, 6), n) for k, m, n in medians] == [
-                (k, round(m, 6), n) for k, m, n in answers["python"][1]
-            ], "the medians differ"
-            db.engine.dispose()
+            figures = dashboard(now)
+            timings["database"].append(time.perf_counter() - started)
+            answers["database"] = (figures.compliance_by_day, figures.median_hours_by_type)
+            db.session.rollback()
+            started = time.perf_counter()
+            answers["python"] = in_python(now)
+            timings["python"].append(time.perf_counter() - started)
+            db.session.rollback()
+        by_day, medians = answers["database"]
+        assert by_day == answers["python"][0], "the per-day counts differ"
+        assert [(k, round(m, 6), n) for k, m, n in medians] == [
+            (k, round(m, 6), n) for k, m, n in answers["python"][1]
+        ], "the medians differ"
     database, python = (statistics.median(timings[k]) * 1000 for k in ("database", "python"))
     print(
         f"dashboard figures, median of 5: in the database {database:.0f} ms, "

@@ -17,6 +17,8 @@ import os
 import re
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -55,6 +57,28 @@ def populate(count: int) -> None:
     db.session.commit()
     db.session.execute(sa.text("ANALYZE incidents"))
     db.session.commit()
+
+
+@contextmanager
+def generated(count: int) -> Iterator[dict[str, str]]:
+    """A scratch database with the sample roster, the agent and ``count`` generated
+    incidents; yields the app's environment, inside the app's context."""
+    from helpdesk import create_app
+    from helpdesk.extensions import db
+
+    with scratch_database() as url:
+        migrate(url)
+        environ = bench_environ(url)
+        with create_app(environ).app_context():
+            seed_agent()
+            started = time.perf_counter()
+            populate(count)
+            print(f"{count:,} incidents generated in {time.perf_counter() - started:.0f} s")
+            try:
+                yield environ
+            finally:
+                db.session.remove()
+                db.engine.dispose()
 
 
 def seed_agent() -> None:
@@ -149,20 +173,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--serving", choices=sorted(SERVING), default="gthread")
     args = parser.parse_args()
-    from helpdesk import create_app
-    from helpdesk.extensions import db
-
-    with scratch_database() as url:
-        migrate(url)
-        environ = bench_environ(url)
-        app = create_app(environ)
-        with app.app_context():
-            seed_agent()
-            started = time.perf_counter()
-            populate(args.incidents)
-            print(
-                f"{args.incidents:,} incidents generated in {time.perf_counter() - started:.0f} s"
-            )
+    with generated(args.incidents) as environ:
         env = {**os.environ, **environ, "SIGN_IN_RATE_LIMIT": "1000 per minute"}
         helpdesk, base = serve("wsgi:app", env, SERVING[args.serving])
         bare, bare_base = serve("bench.bare_app:app", env, SERVING[args.serving])
@@ -193,9 +204,7 @@ def main() -> None:
         print(f"  pages 1-499 walked: p50 {statistics.median(walked):.1f} ms, "
               f"p95 {p95(walked):.1f} ms")  # fmt: skip
         cursor = page_500.split("cursor=", 1)[1].split("&", 1)[0]
-        with app.app_context():
-            print("\nplan of the page-500 seek:\n" + plan_of_page(requests.utils.unquote(cursor)))
-            db.engine.dispose()
+        print("\nplan of the page-500 seek:\n" + plan_of_page(requests.utils.unquote(cursor)))
 
 
 if __name__ == "__main__":

@@ -17,8 +17,7 @@ import time
 
 import sqlalchemy as sa
 
-from bench.common import bench_environ, migrate, scratch_database
-from bench.pages import populate, seed_agent
+from bench.pages import generated
 from helpdesk.models.incidents import search_text_sql
 
 SEARCHES = {
@@ -66,35 +65,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--incidents", type=int, default=1_000_000)
     args = parser.parse_args()
-    from helpdesk import create_app
     from helpdesk.extensions import db
 
-    with scratch_database() as url:
-        migrate(url)
-        app = create_app(bench_environ(url))
-        with app.app_context():
-            seed_agent()
-            populate(args.incidents)
-            # Typed details after the index exists, as a service's rows would have come.
-            started = time.perf_counter()
-            typed_details()
-            print(f"{args.incidents:,} incidents with typed details in "
-                  f"{time.perf_counter() - started:.0f} s")  # fmt: skip
-            size = db.session.execute(
-                sa.text("SELECT pg_size_pretty(pg_relation_size('ix_incidents_search'))")
-            ).scalar_one()
-            with_index = timed()
-            db.session.execute(sa.text("DROP INDEX ix_incidents_search"))
-            db.session.commit()
-            without = timed()
-            started = time.perf_counter()
-            db.session.execute(sa.text(
-                "CREATE INDEX ix_incidents_search ON incidents "
-                f"USING gin ({search_text_sql()} gin_trgm_ops)"
-            ))  # fmt: skip
-            db.session.commit()
-            built = time.perf_counter() - started
-            db.engine.dispose()
+    with generated(args.incidents):
+        # Typed details after the index exists, as a service's rows would have come.
+        started = time.perf_counter()
+        typed_details()
+        print(f"typed details added in {time.perf_counter() - started:.0f} s")
+        size = db.session.execute(
+            sa.text("SELECT pg_size_pretty(pg_relation_size('ix_incidents_search'))")
+        ).scalar_one()
+        with_index = timed()
+        db.session.execute(sa.text("DROP INDEX ix_incidents_search"))
+        db.session.commit()
+        without = timed()
+        started = time.perf_counter()
+        db.session.execute(sa.text(
+            "CREATE INDEX ix_incidents_search ON incidents "
+            f"USING gin ({search_text_sql()} gin_trgm_ops)"
+        ))  # fmt: skip
+        db.session.commit()
+        built = time.perf_counter() - started
     print(f"trigram index: {size}, built in {built:.0f} s over the existing rows")
     print("search                 with index (best / median)   without (best / median)  found")
     for name in SEARCHES:
