@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import limits
+
 from .domain.moments import UnknownZone, zone
 
 DEV_SECRET_KEY = "dev-only-not-a-secret"  # noqa: S105 - refused outside development
@@ -76,6 +78,16 @@ class Config:
     SIGN_IN_LOCKOUT_MINUTES: float = 15.0
     SIGN_IN_RATE_LIMIT: str = "10 per minute; 100 per hour"
     INVITE_DAYS: float = 7.0
+    # Failed record checks allowed in sliding windows (SPEC §3; docs/security.md): per
+    # filing employee, per school, and per record aimed at. A record that reaches its
+    # limit has its checks locked for VERIFY_LOCK_MINUTES and the identity queue is told.
+    VERIFY_LIMIT_PER_EMPLOYEE: str = "10 per hour; 30 per day"
+    VERIFY_LIMIT_PER_SCHOOL: str = "60 per hour"
+    VERIFY_LIMIT_PER_TARGET: str = "5 per day"
+    VERIFY_LOCK_MINUTES: int = 1440
+    # After this many failed link checks for one child, results stop saying which field
+    # differed (the employee is told to contact the parent).
+    VERIFY_DETAIL_TRIES: int = 3
     # Run jobs in a thread of the web process (the embedded default's `helpdesk run`).
     EMBEDDED_WORKER: bool = False
     # How long a verified API token is trusted before it is looked up again.
@@ -151,6 +163,21 @@ class Config:
         except UnknownZone as error:
             raise ConfigError(f"DISPLAY_TIMEZONE={error}") from None
 
+        verify_limits: dict[str, str] = {
+            name: environ.get(name) or getattr(cls, name)
+            for name in (
+                "VERIFY_LIMIT_PER_EMPLOYEE", "VERIFY_LIMIT_PER_SCHOOL", "VERIFY_LIMIT_PER_TARGET"
+            )
+        }  # fmt: skip
+        for name, value in verify_limits.items():
+            try:
+                limits.parse_many(value)
+            except ValueError:
+                raise ConfigError(
+                    f"{name}={value!r} is not a limit: write it like '5 per day' or "
+                    "'10 per hour; 30 per day'."
+                ) from None
+
         mail_server = environ.get("MAIL_SERVER") or None
         capture_dir = environ.get("MAIL_CAPTURE_DIR") or (
             None if mail_server else os.path.join(instance_path, "mail")
@@ -191,6 +218,11 @@ class Config:
                 environ.get("SIGN_IN_LOCKOUT_MINUTES", cls.SIGN_IN_LOCKOUT_MINUTES)
             ),
             SIGN_IN_RATE_LIMIT=environ.get("SIGN_IN_RATE_LIMIT", cls.SIGN_IN_RATE_LIMIT),
+            VERIFY_LIMIT_PER_EMPLOYEE=verify_limits["VERIFY_LIMIT_PER_EMPLOYEE"],
+            VERIFY_LIMIT_PER_SCHOOL=verify_limits["VERIFY_LIMIT_PER_SCHOOL"],
+            VERIFY_LIMIT_PER_TARGET=verify_limits["VERIFY_LIMIT_PER_TARGET"],
+            VERIFY_LOCK_MINUTES=int(environ.get("VERIFY_LOCK_MINUTES", cls.VERIFY_LOCK_MINUTES)),
+            VERIFY_DETAIL_TRIES=int(environ.get("VERIFY_DETAIL_TRIES", cls.VERIFY_DETAIL_TRIES)),
             DISPLAY_TIMEZONE=display_zone,
             LOG_LEVEL=environ.get("LOG_LEVEL", "INFO"),
             TESTING=env == "testing",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
 from flask import Flask, g
 from flask.testing import FlaskClient
@@ -139,6 +140,21 @@ def seeded_app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     yield app
     with app.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits() -> None:
+    """Each test starts with no failed record checks or sign-ins counted (they live in the
+    test Redis database, which outlives a rolled-back test)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter("LIMITS*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.exceptions.ConnectionError:
+        pass  # the tests that need Redis fail on their own, saying so
+    finally:
+        client.close()
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from helpdesk.models import (
     parse_ref,
     utcnow,
 )
-from helpdesk.services import outbox
+from helpdesk.services import outbox, verification_limits
 from helpdesk.services.credentials import SignIn, SqlCredentialStore
 from helpdesk.services.portals import update_policy
 from workers.worker import make_worker
@@ -175,6 +175,7 @@ def desk(stack, smtp) -> Iterator[Desk]:
     smtp.mailbox.reset()
     with app.app_context():
         limiter.reset()
+        verification_limits.forget()
     with app.app_context():
         # Each test starts from the records as imported: no revocation, default policies.
         db.session.execute(sa.update(Guardian).values(access_revoked_at=None,
@@ -926,3 +927,22 @@ def test_helpdesk_worker_runs_the_jobs_forked_or_in_process(desk, tmp_path, mode
         len([m for m in desk.mailbox.to(FILER) if "portal password" in m.message["Subject"]]) == 1
     )
     assert desk.get(ref)["status"] == "resolved"
+
+
+def test_a_record_locked_after_repeated_failures_is_emailed_to_the_identity_queue(desk):
+    for pin in range(5):  # VERIFY_LIMIT_PER_TARGET's default
+        filed = desk.file({**FIONA_RESET, "parent_pin": f"{pin:06d}"})
+        assert filed["verification"]["outcome"] == "failed"
+    refused = desk.client.post(
+        "/api/v1/incidents", json=FIONA_RESET, headers=desk.actors.ashgrove.headers
+    )
+    assert refused.status_code == 429
+    desk.work()
+    (notice,) = [
+        m for m in desk.mailbox.to(desk.actors.identity.email) if "locked" in m.message["Subject"]
+    ]
+    assert filed["ref"] in notice.message["Subject"]
+    assert "this parent account" in notice.text
+    assert FILER in notice.text  # who was filing
+    assert "596853" not in notice.text and "P500001" not in notice.text
+    assert desk.mailbox.to(FIONA) == []  # nothing reaches the parent

@@ -45,9 +45,10 @@ from ..models.incidents import (
     verification_summary,
 )
 from ..schemas.incidents import SECRET_FIELDS, load_incident
-from . import fulfilment, notifications, outbox, routing, sla
+from . import fulfilment, notifications, outbox, routing, sla, verification_limits
 from .users import Principal
 from .verification import verify
+from .verification_limits import Attempt, Lock, target_of
 
 
 @dataclass
@@ -276,12 +277,16 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
                 ]
             }
         )
+    attempt = Attempt(filer.id, filer.school_id, target_of(kind, filer.school_id, data))
+    tried = verification_limits.check_allowed(attempt)  # before any record is read
     postgresql, owns_connection = _filing_mode()
     if postgresql and owns_connection:
         db.session.commit()  # end any read the token lookup began
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    result = verify(kind, filer.school_id, data)
+    per_field = tried < int(current_app.config["VERIFY_DETAIL_TRIES"])
+    result = verify(kind, filer.school_id, data, per_field=per_field)
     outcome = "passed" if result.passed else "failed"
+    lock = None if result.passed else verification_limits.record_failure(attempt)
     details = {k: v for k, v in data.items() if k not in SECRET_FIELDS | {"summary", "notes"}}
     if "child_birth_date" in details:
         details["child_birth_date"] = details["child_birth_date"].isoformat()
@@ -326,6 +331,7 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
     job = fulfilment.KIND_FOR_TYPE.get(kind)
     in_one = (
         postgresql
+        and lock is None
         and not decided.notify
         and (not auto_fulfil or result.guardian_id is None or job is FulfilmentKind.REVOCATION)
     )
@@ -361,6 +367,8 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
             incident_id = _insert_incident_and_events(values, filer, placement, filed, routed)
             if incident_id is not None and acknowledge:
                 notifications.notify(incident_id, "acknowledgement", "filer", **ack)
+            if incident_id is not None and lock is not None:
+                _record_lock(incident_id, filer, lock, now)
         if incident_id is None:
             raise _unknown_queue(placement.queue)
         if follow_up and not in_one:
@@ -389,6 +397,27 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
 
 
 _AUTO_FULFIL = "approved by the routing rules (auto_fulfil): no person needed"
+LOCK_QUEUE = "its-identity"
+
+
+def _record_lock(incident_id: int, filer: Principal, lock: Lock, now: datetime) -> None:
+    """The check that locked its target: in the audit trail, and the identity queue told."""
+    message = (
+        f"record checks for {lock.target} failed repeatedly and are locked until "
+        f"{lock.until}; {LOCK_QUEUE} was told"
+    )
+    db.session.execute(INSERT_EVENTS, [{
+        "incident_id": incident_id, "at": now, "actor_id": filer.id,
+        "kind": "verification_locked", "from_status": Status.TRIAGED.value,
+        "to_status": Status.TRIAGED.value, "message": message,
+        "data": {"target": lock.target, "until": lock.until, "filer": filer.email},
+    }])  # fmt: skip
+    notifications.notify(
+        incident_id, "verification_locked", f"queue:{LOCK_QUEUE}",
+        target=lock.target, until=lock.until, filer=filer.email,
+    )  # fmt: skip
+
+
 _RULES_SAID = "The routing rules asked for you to be told."
 
 

@@ -69,6 +69,7 @@ _SUBJECTS = {
     "queue_notice": "{ref}: new in your queue",
     "escalation_notice": "{ref}: escalated to your queue, a deadline passed",
     "sla_warning": "{ref}: resolution deadline near",
+    "verification_locked": "{ref}: record checks locked after repeated failures",
     "password_changed": "Your portal password was changed",
 }
 

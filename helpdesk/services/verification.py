@@ -63,9 +63,34 @@ class Verification:
         return out
 
 
-def verify(kind: str, school_id: int, data: dict[str, Any]) -> Verification:
-    """Run the checks for one incident type; raise NoEmailOnFile where SPEC §3 says 422."""
-    return _CHECKS[kind](school_id, data)
+def verify(
+    kind: str, school_id: int, data: dict[str, Any], *, per_field: bool = True
+) -> Verification:
+    """Run the checks for one incident type; raise NoEmailOnFile where SPEC §3 says 422.
+
+    ``per_field`` False (a target tried several times already) keeps a failed link
+    check from saying which of the typed details differed.
+    """
+    result = _CHECKS[kind](school_id, data)
+    if not per_field and not result.passed and kind == "portal_link_failure":
+        return _without_detail(result)
+    return result
+
+
+_TRIED_BEFORE = (
+    "several checks for this child have not matched the school's records: contact the "
+    "parent to confirm their details before filing again"
+)
+
+
+def _without_detail(result: Verification) -> Verification:
+    """A failed check that says only that it failed, not which field differed."""
+    plain = Verification(student_id=result.student_id, guardian_id=result.guardian_id)
+    found = any(r["result"] != NOT_FOUND for r in result.fields.values())
+    for name in result.fields:
+        plain.set(name, MISMATCH if found else NOT_FOUND)
+    plain.fail(_TRIED_BEFORE)
+    return plain
 
 
 def _student_at(school_id: int, number: str) -> Student | None:
@@ -154,31 +179,37 @@ _STUDENT_WITH_ACCOUNT = (
 )  # fmt: skip
 
 
+_NO_SUCH_STUDENT = (
+    "no student at your school with that number and birth month and year: check both on "
+    "the student's record"
+)
+_NO_SUCH_ACCOUNT = (
+    "no parent account with that number and PIN: check both on the parent's portal letter"
+)
+
+
 def _check_student_reset(school_id: int, data: dict[str, Any]) -> Verification:
     v = Verification()
     row = db.session.execute(
         _STUDENT_WITH_ACCOUNT,
         {"school_id": school_id, "number": data["student_id"].strip().upper()},
     ).first()
-    if row is None:
-        reason = "no student with that number at your school"
-        v.set("student_id", NOT_FOUND, reason)
-        v.set("student_name", NOT_FOUND)
+    born = row[4] if row is not None else None
+    if row is None or born is None or data["birth_month_year"] != born.strftime("%m%Y"):
+        # The birth month and year is the secret here: an unknown number and a wrong
+        # birth month read the same, and nothing else is said, so neither can be guessed.
+        v.set("student_id", NOT_FOUND, _NO_SUCH_STUDENT)
         v.set("birth_month_year", NOT_FOUND)
+        v.set("student_name", NOT_FOUND)
         return v
-    v.student_id, given, middle, family, born, v.account_id = row
+    v.student_id, given, middle, family, _, v.account_id = row
     v.set("student_id", MATCH)
+    v.set("birth_month_year", MATCH)
     if full_name_matches(data["student_name"], given, family, middle):
         v.set("student_name", MATCH)
     else:
         first = data["student_name"].split()[0] if data["student_name"].split() else ""
         v.set("student_name", MISMATCH, _name_reason(first, given, "name"))
-    if born is None:
-        v.set("birth_month_year", MISMATCH, "the school record has no birth date")
-    elif data["birth_month_year"] == born.strftime("%m%Y"):
-        v.set("birth_month_year", MATCH)
-    else:
-        v.set("birth_month_year", MISMATCH, "birth month or year differs from the school record")
     if v.account_id is None:
         v.fail("the student has no portal account")
     return v
@@ -195,15 +226,17 @@ def _check_parent_reset(school_id: int, data: dict[str, Any]) -> Verification:
     )
     guardian = account.guardian if account else None
     links = _links_at_school(guardian.id, school_id) if guardian else []
-    if account is None or guardian is None or not links:
-        # Unknown here, or a parent of another school only: the same answer for both.
-        v.set("parent_account_number", NOT_FOUND, "no parent account with that number")
-        for name in ("parent_name", "contact_phone", "parent_pin", "student_id"):
+    if account is None or guardian is None or not links or not pin_ok:
+        # Unknown here, a parent of another school only, or a wrong PIN: one answer for
+        # all, and nothing said of the other fields, so the PIN cannot be guessed.
+        v.set("parent_account_number", NOT_FOUND, _NO_SUCH_ACCOUNT)
+        for name in ("parent_pin", "parent_name", "contact_phone", "student_id"):
             v.set(name, NOT_FOUND)
         return v
     _require_email(guardian, "parent_account_number")
     v.account_id, v.guardian_id = account.id, guardian.id
     v.set("parent_account_number", MATCH)
+    v.set("parent_pin", MATCH)
     _refuse_if_revoked(v, guardian)
     if full_name_matches(data["parent_name"], guardian.given_name, guardian.family_name):
         v.set("parent_name", MATCH)
@@ -213,7 +246,6 @@ def _check_parent_reset(school_id: int, data: dict[str, Any]) -> Verification:
         v.set("contact_phone", MATCH)
     else:
         v.set("contact_phone", MISMATCH, "contact phone differs: number changed?")
-    v.set("parent_pin", *((MATCH,) if pin_ok else (MISMATCH, "PIN does not match the account")))
     _check_child_link(v, school_id, data["student_id"], links)
     return v
 

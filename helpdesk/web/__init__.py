@@ -110,5 +110,5 @@ def init_web(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError) -> Any:
         if wants_html():
-            return error_page(error.status, error.message)
-        return jsonify(error.to_dict()), error.status
+            return (*error_page(error.status, error.message), error.headers)
+        return jsonify(error.to_dict()), error.status, error.headers

@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 
 from ..models import Role
 from ..services import incidents
+from ..services.verification_limits import VerificationLimited
 from .access import page_for
 from .forms import FORMS, friendly_errors, payload_from
 
@@ -37,6 +38,7 @@ def form(kind: str) -> Any:
         return redirect(url_for("report.choose_type"))
     errors: dict[str, list[str]] = {}
     values: dict[str, str] = {}
+    status = 0
     if request.method == "POST":
         values = {f.name: request.form.get(f.name, "") for f in incident_form.fields}
         try:
@@ -44,11 +46,15 @@ def form(kind: str) -> Any:
         except ValidationError as error:
             messages = error.messages if isinstance(error.messages, dict) else {}
             errors = friendly_errors(incident_form, messages)
+        except VerificationLimited as error:
+            # Kept on the form, with what was typed, beside the first detail of the record.
+            errors = {incident_form.fields[0].name: [error.message]}
+            status = error.status
         else:
             flash(f"{filed.ref} is filed.")
             return redirect(url_for("incident_pages.show", ref=filed.ref))
     values.pop("parent_pin", None)  # a PIN is never sent back to the browser
-    status = 422 if errors else 200
+    status = status or (422 if errors else 200)
     return render_template(
         "pages/report_form.html", form=incident_form, values=values, errors=errors
     ), status
