@@ -197,6 +197,22 @@ def queues_remove_member(slug: str, email: str) -> None:
     click.echo(f"{email} is no longer a member of {slug}; {handed_back} incident(s) unassigned.")
 
 
+@queues_cli.command("fulfils")
+@click.argument("slug")
+@click.argument("kinds", nargs=-1)
+def queues_fulfils(slug: str, kinds: tuple[str, ...]) -> None:
+    """Set the incident types whose fulfilment the queue's agents may approve (none: no
+    types). The shipped set: identity all, student systems student resets, the service
+    desk username reminders."""
+    from .services.queues import set_fulfils
+
+    try:
+        chosen = set_fulfils(slug, list(kinds))
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"{slug} fulfils {', '.join(chosen) or 'nothing'}")
+
+
 @queues_cli.command("list")
 def queues_list() -> None:
     """Each queue with its plan, open and breached counts, and members."""
@@ -205,8 +221,8 @@ def queues_list() -> None:
     for queue in queue_summaries():
         click.echo(
             f"{queue['slug']:<26} plan {queue['sla_plan'] or '-':<20} open {queue['open']:>4}"
-            f"  breached {queue['breached']:>3}  members: "
-            + (", ".join(members(queue["slug"])) or "-")
+            f"  breached {queue['breached']:>3}  fulfils: {', '.join(queue['fulfils']) or '-'}"
+            "  members: " + (", ".join(members(queue["slug"])) or "-")
         )
 
 

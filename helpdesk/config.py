@@ -90,8 +90,6 @@ class Config:
     VERIFY_DETAIL_TRIES: int = 3
     # Run jobs in a thread of the web process (the embedded default's `helpdesk run`).
     EMBEDDED_WORKER: bool = False
-    # How long a verified API token is trusted before it is looked up again.
-    TOKEN_CACHE_SECONDS: float = 10.0
     # A resolved incident nobody reopens closes itself after this many days.
     RESOLVED_QUIET_DAYS: float = 7.0
     # How long the routing rules in force are trusted before their version is checked.
@@ -211,7 +209,6 @@ class Config:
             RESET_PAGE_RATE_LIMIT=environ.get("RESET_PAGE_RATE_LIMIT", cls.RESET_PAGE_RATE_LIMIT),
             RATELIMIT_STORAGE_URI=environ.get("RATELIMIT_STORAGE_URI")
             or (environ["REDIS_URL"] if environ.get("REDIS_URL") else "memory://"),
-            TOKEN_CACHE_SECONDS=float(environ.get("TOKEN_CACHE_SECONDS", cls.TOKEN_CACHE_SECONDS)),
             SESSION_HOURS=float(environ.get("SESSION_HOURS", cls.SESSION_HOURS)),
             SIGN_IN_MAX_FAILURES=int(environ.get("SIGN_IN_MAX_FAILURES", cls.SIGN_IN_MAX_FAILURES)),
             SIGN_IN_LOCKOUT_MINUTES=float(

@@ -1,27 +1,24 @@
-"""Bearer tokens: a revoked token or a deactivated user is refused, within the cache's life."""
+"""Access ends when it should: a revoked token, a deactivated user, a leaver, a signed-out
+session — each refused at once, on every process."""
 
 from __future__ import annotations
 
-import time
+import shutil
 
-import pytest
 import sqlalchemy as sa
 
+from helpdesk import create_app
 from helpdesk.extensions import db
 from helpdesk.models import ApiToken, User, utcnow
-from helpdesk.services.users import Principal, TokenCache
+from helpdesk.roster import open_bundle
+from helpdesk.services.roster import import_roster
+
+from .conftest import PG_SERVER, ROSTER, environ_for
+from .samples import ISLA_RESET, file
+from .test_pages import csrf_token, signed_in
 
 
-@pytest.fixture
-def no_token_cache(app):
-    """Look every token up, as if TOKEN_CACHE_SECONDS were 0."""
-    saved = app.extensions.get("helpdesk_token_cache")
-    app.extensions["helpdesk_token_cache"] = TokenCache(0)
-    yield
-    app.extensions["helpdesk_token_cache"] = saved
-
-
-def test_a_revoked_token_is_refused(client, actors, no_token_cache):
+def test_a_revoked_token_is_refused(client, actors):
     headers = actors.agent.headers
     assert client.get("/api/v1/queues", headers=headers).status_code == 200
     db.session.execute(
@@ -33,18 +30,73 @@ def test_a_revoked_token_is_refused(client, actors, no_token_cache):
     assert "revoked" in response.json["message"]
 
 
-def test_a_deactivated_user_is_refused(client, actors, no_token_cache):
+def test_a_deactivated_user_is_refused(client, actors):
     db.session.execute(sa.update(User).where(User.email == actors.agent.email).values(active=False))
     assert client.get("/api/v1/queues", headers=actors.agent.headers).status_code == 401
 
 
-def test_the_token_cache_forgets_after_its_life():
-    principal = Principal(1, "a@its.example", "agent", None, None)
-    cache = TokenCache(0.05)
-    cache.put("digest", principal)
-    assert cache.get("digest") == principal
-    time.sleep(0.06)
-    assert cache.get("digest") is None
-    off = TokenCache(0)
-    off.put("digest", principal)
-    assert off.get("digest") is None
+def test_a_token_revoked_on_one_worker_is_refused_at_once_by_every_other(committed_app, tmp_path):
+    app, database, actors = committed_app
+    # A second web worker: another app on the same database, as gunicorn runs them.
+    other = create_app(environ_for(f"{PG_SERVER}/{database}", tmp_path))
+    with app.app_context():
+        from helpdesk.services.users import issue_api_token
+
+        token = issue_api_token(actors.agent.email, "revoked-elsewhere")
+        db.session.remove()
+    headers = {"Authorization": f"Bearer {token}"}
+    for worker in (app, other):
+        assert worker.test_client().get("/api/v1/queues", headers=headers).status_code == 200
+    with app.app_context():
+        from helpdesk.services.users import revoke_token
+
+        token_id = db.session.execute(
+            sa.select(ApiToken.id).where(ApiToken.name == "revoked-elsewhere")
+        ).scalar_one()
+        user_id = db.session.execute(
+            sa.select(ApiToken.user_id).where(ApiToken.id == token_id)
+        ).scalar_one()
+        revoke_token(user_id, token_id)
+        db.session.remove()
+    for worker in (other, app):
+        assert worker.test_client().get("/api/v1/queues", headers=headers).status_code == 401
+    with other.app_context():
+        db.engine.dispose()
+
+
+def test_a_leaver_marked_by_the_roster_has_no_access_on_any_route(app, client, actors, tmp_path):
+    browser = signed_in(app, actors.ashgrove.email)
+    assert browser.get("/incidents").status_code == 200
+    bundle = tmp_path / "roster"
+    shutil.copytree(ROSTER, bundle)
+    users = bundle / "users.csv"
+    users.write_text(users.read_text().replace("stf-1,active,", "stf-1,tobedeleted,", 1))
+    import_roster(open_bundle(bundle), source="tests")
+    assert file(client, actors.ashgrove, **ISLA_RESET).status_code == 401
+    assert client.get("/api/v1/incidents", headers=actors.ashgrove.headers).status_code == 401
+    page = browser.get("/incidents")
+    assert page.status_code == 302 and "/sign-in" in page.headers["Location"]
+    # A colleague still at the school is unaffected.
+    assert file(client, actors.ashgrove_teacher, **ISLA_RESET).status_code == 201
+
+
+def test_signing_out_ends_the_session_and_every_copy_of_its_cookie(app, actors):
+    browser = signed_in(app, actors.agent.email)
+    copy = app.test_client()
+    cookie = browser.get_cookie("helpdesk_session")
+    assert cookie is not None
+    copy.set_cookie("helpdesk_session", cookie.value)
+    assert copy.get("/queue").status_code == 200
+    browser.post("/sign-out", data={"csrf_token": csrf_token(browser, "/queue")})
+    answer = copy.get("/queue")
+    assert answer.status_code == 302 and "/sign-in" in answer.headers["Location"]
+    # Signing in again works, with a new session.
+    again = signed_in(app, actors.agent.email)
+    assert again.get("/queue").status_code == 200
+
+
+def test_an_employee_sees_only_their_own_schools_queues(client, actors):
+    mine = client.get("/api/v1/queues", headers=actors.ashgrove.headers).json
+    assert [q["slug"] for q in mine] == ["school-office-5231234"]
+    everything = client.get("/api/v1/queues", headers=actors.agent.headers).json
+    assert {"its-identity", "school-office-8864021"} <= {q["slug"] for q in everything}

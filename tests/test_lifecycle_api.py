@@ -65,6 +65,35 @@ def test_claiming_assigns_and_escalating_clears_the_assignee(client, actors, ref
     assert escalated["assignee"] is None
 
 
+def test_only_a_queue_that_fulfils_parent_resets_may_approve_one(client, actors, ref):
+    refused = act(client, actors.agent, ref, "fulfil")
+    assert refused.status_code == 403
+    assert "escalate" in refused.json["message"] and "its-identity" in refused.json["message"]
+    assert "fulfil" not in refused.json["allowed_actions"]
+    # An admin in the service desk's queue is refused alike: the queue decides.
+    assert act(client, actors.admin, ref, "fulfil").status_code == 403
+    assert act(client, actors.agent, ref, "escalate", queue="its-identity").status_code == 200
+    approved = act(client, actors.identity, ref, "fulfil")
+    assert approved.status_code == 200, approved.json
+    assert approved.json["status"] == "awaiting_fulfilment"
+
+
+def test_an_admin_sets_which_types_a_queue_fulfils(app, client, actors, ref):
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["queues", "fulfils", "its-service-desk", "parent_password_reset",
+              "username_reminder"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "its-service-desk fulfils parent_password_reset, username_reminder" in result.output
+    assert act(client, actors.agent, ref, "fulfil").status_code == 200
+    listed = {q["slug"]: q["fulfils"] for q in client.get(
+        "/api/v1/queues", headers=actors.admin.headers).json}  # fmt: skip
+    assert listed["its-service-desk"] == ["parent_password_reset", "username_reminder"]
+    bad = runner.invoke(args=["queues", "fulfils", "its-service-desk", "tea_making"])
+    assert bad.exit_code != 0 and "tea_making" in bad.output
+
+
 def test_an_illegal_transition_is_409_with_the_allowed_ones(client, actors, ref):
     response = act(client, actors.agent, ref, "reopen")
     assert response.status_code == 409
@@ -74,7 +103,6 @@ def test_an_illegal_transition_is_409_with_the_allowed_ones(client, actors, ref)
         "claim",
         "comment",
         "escalate",
-        "fulfil",
         "resolve",
         "reject",
         "cancel",

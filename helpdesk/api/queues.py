@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
@@ -20,6 +21,9 @@ class QueueOut(Schema):
     name = fields.String()
     school = fields.String(allow_none=True)
     sla_plan = fields.String(allow_none=True)
+    fulfils = fields.List(
+        fields.String(), metadata={"description": "incident types this queue may fulfil"}
+    )
     open = fields.Integer()
     breached = fields.Integer(metadata={"description": "open incidents past a deadline"})
 
@@ -28,5 +32,6 @@ class QueueOut(Schema):
 class Queues(MethodView):
     @blp.response(200, QueueOut(many=True))
     def get(self) -> Any:
-        """Every active queue with its SLA plan and counts of open and breached incidents."""
-        return queues.queue_summaries()
+        """Every active queue with its SLA plan and counts of open and breached incidents;
+        an employee sees only their school's."""
+        return queues.queue_summaries(g.user)

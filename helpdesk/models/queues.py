@@ -34,3 +34,6 @@ class Queue(db.Model):  # type: ignore[name-defined]
     sla_plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sla_plans.id"))
     # Where a breach of this queue's SLA sends an incident.
     escalation_queue_id: Mapped[int | None] = mapped_column(sa.ForeignKey("queues.id"))
+    # The incident types whose fulfilment this queue's agents may approve (SPEC §5: the
+    # identity department runs parent resets); elsewhere `fulfil` is refused.
+    fulfils: Mapped[list[str]] = mapped_column(sa.JSON, default=list, server_default="[]")

@@ -36,6 +36,8 @@ class User(db.Model):  # type: ignore[name-defined]
     failed_sign_ins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Part of every session's fingerprint: raising it ends all of the user's sessions.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     # An invitation to choose a password: selector to find it, argon2 hash of the rest.
     invite_selector: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
     invite_hash: Mapped[str | None] = mapped_column(sa.String(255))

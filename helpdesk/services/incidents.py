@@ -63,10 +63,30 @@ class IncidentView:
         return getattr(self.incident, name)
 
 
+def _actions_for(user: Principal, incident: Incident) -> list[str]:
+    """What the user may do next: the lifecycle's answer, less ``fulfil`` where the
+    incident's queue does not fulfil its type."""
+    allowed = allowed_actions(incident.status, user.role, incident.type)
+    if Action.FULFIL.value in allowed and not _queue_fulfils(incident):
+        allowed.remove(Action.FULFIL.value)
+    return allowed
+
+
+def _queue_fulfils(incident: Incident) -> bool:
+    return incident.queue is not None and incident.type in (incident.queue.fulfils or [])
+
+
+def _fulfilling_queues(kind: str) -> list[str]:
+    rows = db.session.execute(
+        sa.select(Queue.slug, Queue.fulfils).where(Queue.active.is_(True)).order_by(Queue.slug)
+    )
+    return [slug for slug, kinds in rows if kind in (kinds or [])]
+
+
 def view_for(user: Principal, incident: Incident) -> IncidentView:
     return IncidentView(
         incident,
-        allowed_actions(incident.status, user.role, incident.type),
+        _actions_for(user, incident),
         fulfilment.summary(incident.id) if incident.type in FULFILLABLE_TYPES else None,
     )
 
@@ -675,7 +695,7 @@ def transition(
     incident = get_incident(user, ref, for_update=True)
     act = Action(action)
     before = incident.status
-    allowed = allowed_actions(before, user.role, incident.type)
+    allowed = _actions_for(user, incident)
     if act.value not in allowed_actions(before, Role.ADMIN, incident.type) or (
         act is Action.FULFIL and incident.type not in FULFILLABLE_TYPES
     ):
@@ -683,6 +703,21 @@ def transition(
             f"{incident.ref} is {before}: '{act.value}' is not possible now.",
             code="illegal_transition",
             incident_status=before,
+            allowed_actions=allowed,
+        )
+    if act is Action.FULFIL and incident.verification != "passed":
+        raise Conflict(
+            f"{incident.ref} failed verification: correct the record and file again; "
+            "a reset is never sent on unverified details.",
+            code="verification_failed",
+            allowed_actions=allowed,
+        )
+    if act is Action.FULFIL and not _queue_fulfils(incident):
+        where = ", ".join(_fulfilling_queues(incident.type)) or "a queue an admin allows"
+        raise Forbidden(
+            f"{incident.queue_slug or 'This queue'} does not approve "
+            f"{incident.type.replace('_', ' ')}s: escalate {incident.ref} to {where}, "
+            "which does.",
             allowed_actions=allowed,
         )
     if act.value not in allowed:
@@ -711,13 +746,6 @@ def transition(
             from_queue=incident.queue.slug if incident.queue else None, to_queue=target.slug
         )
         incident.queue, incident.assignee = target, None
-    elif act is Action.FULFIL and incident.verification != "passed":
-        raise Conflict(
-            f"{incident.ref} failed verification: correct the record and file again; "
-            "a reset is never sent on unverified details.",
-            code="verification_failed",
-            allowed_actions=allowed,
-        )
     elif act is Action.REJECT and not message:
         raise ValidationError({"message": ["Say why it is rejected; the filer is told."]})
     elif act in (Action.COMMENT, Action.AWAIT_REPLY) and not message:

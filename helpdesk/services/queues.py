@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..domain.lifecycle import OPEN_STATUSES
+from ..domain.lifecycle import FULFILLABLE_TYPES, OPEN_STATUSES
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import (
@@ -20,10 +20,12 @@ from ..models import (
     utcnow,
 )
 from ..models.incidents import INSERT_EVENTS
+from .users import Principal
 
 
-def queue_summaries() -> list[dict[str, Any]]:
-    """Each active queue with the number of open incidents in it."""
+def queue_summaries(viewer: Principal | None = None) -> list[dict[str, Any]]:
+    """Each active queue with the number of open incidents in it; an employee sees only
+    their own school's queues."""
     is_open = sa.and_(Incident.queue_id == Queue.id, Incident.status.in_(OPEN_STATUSES))
     open_count = sa.select(sa.func.count(Incident.id)).where(is_open).scalar_subquery()
     breached = (
@@ -32,17 +34,37 @@ def queue_summaries() -> list[dict[str, Any]]:
                                Incident.response_breached_at.is_not(None)))
         .scalar_subquery()
     )  # fmt: skip
-    rows = db.session.execute(
-        sa.select(Queue.slug, Queue.name, School.code, SlaPlan.slug, open_count, breached)
+    query = (
+        sa.select(Queue.slug, Queue.name, School.code, SlaPlan.slug, Queue.fulfils, open_count,
+                  breached)
         .outerjoin(School, Queue.school_id == School.id)
         .outerjoin(SlaPlan, Queue.sla_plan_id == SlaPlan.id)
         .where(Queue.active.is_(True))
         .order_by(Queue.slug)
-    ).all()
+    )  # fmt: skip
+    if viewer is not None and viewer.role == Role.EMPLOYEE:
+        query = query.where(Queue.school_id == (viewer.school_id or -1))
     return [
-        {"slug": s, "name": n, "school": c, "sla_plan": p, "open": o, "breached": b}
-        for s, n, c, p, o, b in rows
+        {"slug": s, "name": n, "school": c, "sla_plan": p, "fulfils": f, "open": o, "breached": b}
+        for s, n, c, p, f, o, b in db.session.execute(query).all()
     ]
+
+
+def set_fulfils(slug: str, kinds: list[str]) -> list[str]:
+    """Which incident types the queue may fulfil (replacing what it had)."""
+    unknown = sorted(set(kinds) - FULFILLABLE_TYPES)
+    if unknown:
+        raise InvalidInput(
+            f"{', '.join(unknown)}: not a type that is fulfilled. Choose from "
+            f"{', '.join(sorted(FULFILLABLE_TYPES))}.",
+            code="unknown_incident_type",
+        )
+    queue = db.session.execute(sa.select(Queue).where(Queue.slug == slug)).scalar_one_or_none()
+    if queue is None:
+        raise NotFound(f"No queue {slug!r}.")
+    queue.fulfils = sorted(set(kinds))
+    db.session.commit()
+    return list(queue.fulfils)
 
 
 def queue_choices(only: list[int] | None = None) -> list[tuple[str, str]]:

@@ -108,23 +108,36 @@ def sign_in(email: str, password: str, now: datetime | None = None) -> User:
     raise SignInRefused(SIGN_IN_REFUSED)
 
 
-def _fingerprint(password_hash: str | None) -> str:
-    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+def _fingerprint(password_hash: str | None, session_version: int) -> str:
+    text = f"{password_hash or ''}:{session_version}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def session_fingerprint(user: User) -> str:
-    """Changes when the password does, so a password change ends every other session."""
-    return _fingerprint(user.password_hash)
+    """Changes when the password or the session version does: a password change ends
+    every other session, and signing out ends them all (``end_sessions``)."""
+    return _fingerprint(user.password_hash, user.session_version)
+
+
+def end_sessions(user_id: int) -> None:
+    """End every session of the user, on every device: a copied cookie stops working."""
+    db.session.execute(
+        sa.update(User).where(User.id == user_id).values(session_version=User.session_version + 1)
+    )
+    db.session.commit()
 
 
 # Every page asks this once: columns only, no User object (and its eager staff join).
-_SESSION_USER = principal_query(User.password_hash).where(User.id == sa.bindparam("user_id"))
+_SESSION_USER = principal_query(User.password_hash, User.session_version).where(
+    User.id == sa.bindparam("user_id")
+)
 
 
 def principal_for_session(user_id: int, fingerprint: str) -> Principal | None:
-    """Who a session cookie names, or None when that user is gone, inactive or re-keyed."""
+    """Who a session cookie names, or None when that user is gone, inactive, re-keyed,
+    signed out or a leaver."""
     row = db.session.execute(_SESSION_USER, {"user_id": user_id}).one_or_none()
-    if row is None or _fingerprint(row.password_hash) != fingerprint:
+    if row is None or _fingerprint(row.password_hash, row.session_version) != fingerprint:
         return None
     return Principal.of(row)
 

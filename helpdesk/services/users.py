@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -10,7 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from ..app_state import per_app
 from ..errors import InvalidInput, NotFound, Unauthorized
 from ..extensions import db
 from ..models import ApiToken, Role, School, Staff, User, utcnow
@@ -93,7 +91,6 @@ def set_active(user_id: int, active: bool, *, by: int) -> User:
         raise InvalidInput("You cannot deactivate yourself; ask another admin.")
     user.active = active
     db.session.commit()
-    forget_tokens()
     return user
 
 
@@ -106,14 +103,13 @@ def tokens_of(user_id: int) -> list[ApiToken]:
 
 
 def revoke_token(user_id: int, token_id: int) -> ApiToken:
-    """Stop a token working (within TOKEN_CACHE_SECONDS on every process)."""
+    """Stop a token working, at once on every process (tokens are looked up per request)."""
     token = db.session.get(ApiToken, token_id)
     if token is None or token.user_id != user_id:
         raise NotFound(f"No token {token_id} for that user.")
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         db.session.commit()
-        forget_tokens()
     return token
 
 
@@ -146,6 +142,8 @@ def principal_query(*also: Any) -> sa.Select[Any]:
         .outerjoin(Staff, User.staff_id == Staff.id)
         .outerjoin(School, Staff.school_id == School.id)
         .where(User.active.is_(True))
+        # A user tied to a staff record the roster ended (a leaver) has no access at all.
+        .where(sa.or_(User.staff_id.is_(None), Staff.active.is_(True)))
     )  # fmt: skip
 
 
@@ -156,55 +154,14 @@ _TOKEN_USER = (
 )
 
 
-class TokenCache:
-    """Recently verified tokens, so most requests skip the lookup.
-
-    An entry lives ``ttl`` seconds, so a revoked token or deactivated user is refused
-    within that time on every process; ``ttl`` 0 looks every token up every time.
-    """
-
-    MAX_ENTRIES = 10_000
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._entries: dict[str, tuple[float, Principal]] = {}
-
-    def get(self, digest: str) -> Principal | None:
-        entry = self._entries.get(digest)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
-
-    def put(self, digest: str, principal: Principal) -> None:
-        if self.ttl <= 0:
-            return
-        if len(self._entries) >= self.MAX_ENTRIES:
-            self._entries = {}  # rare: simpler than LRU, and only costs lookups
-        self._entries[digest] = (time.monotonic() + self.ttl, principal)
-
-
-def _token_cache() -> TokenCache:
-    return per_app(
-        "helpdesk_token_cache",
-        lambda: TokenCache(float(current_app.config["TOKEN_CACHE_SECONDS"])),
-    )
-
-
-def forget_tokens() -> None:
-    """Drop this process's cached tokens (others trust theirs for TOKEN_CACHE_SECONDS)."""
-    current_app.extensions.pop("helpdesk_token_cache", None)
-
-
 def user_for_token(authorization: str | None) -> Principal:
     """The active user a ``Bearer`` header names, or Unauthorized."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send 'Authorization: Bearer <token>'; an admin issues tokens.")
+    # Looked up on every request (one indexed query, as a session is): a revoked token,
+    # a deactivated user or a leaver is refused at once on every process.
     digest = token_digest(token.strip())
-    cache = _token_cache()
-    principal = cache.get(digest)
-    if principal is not None:
-        return principal
     row = db.session.execute(_TOKEN_USER, {"digest": digest}).one_or_none()
     if row is None:
         raise Unauthorized("That token is not valid: it may have been revoked. Ask an admin.")
@@ -214,6 +171,4 @@ def user_for_token(authorization: str | None) -> Principal:
             sa.update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now)
         )
         db.session.commit()
-    principal = Principal.of(row)
-    cache.put(digest, principal)
-    return principal
+    return Principal.of(row)

@@ -75,6 +75,9 @@ def sign_in() -> Any:
 
 @bp.post("/sign-out")
 def sign_out() -> Any:
+    user = current_user()
+    if user is not None:
+        sign_in_service.end_sessions(user.id)  # a copy of the cookie stops working too
     session.clear()
     flash("You have signed out.")
     return redirect(url_for("auth.sign_in"))
