@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from ..errors import InvalidInput, NotFound, Unauthorized
 from ..extensions import db
