@@ -332,3 +332,92 @@ def test_the_cli_reports_problems_and_exits_non_zero(app, bundle):
     ok = app.test_cli_runner().invoke(args=["roster", "import", str(ROSTER)])
     assert ok.exit_code == 0, ok.output
     assert "students: created 0, updated 0, unchanged 47" in ok.output
+
+
+# -- Hostile and careless bundles ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "named"),
+    [("utf-16", "UTF-16"), ("latin-1", "Latin-1"), ("cp1252", "Windows-1252")],
+)
+def test_a_file_not_in_utf8_is_refused_naming_its_encoding(client, actors, bundle, encoding, named):
+    bundle.edit("users.csv", "par-1-0", givenName="Fióna")
+    bundle.edit("users.csv", "par-2-0", familyName="O\u2019Brien" if encoding == "cp1252" else "X")
+    users = bundle.path / "users.csv"
+    users.write_bytes(users.read_text(encoding="utf-8").encode(encoding))
+    before = snapshot()
+    response = upload(client, actors.admin, bundle.zip())
+    assert response.status_code == 422, response.json
+    (problem,) = response.json["problems"]
+    assert problem["file"] == "users.csv"
+    assert named in problem["message"] and "UTF-8 is needed" in problem["message"]
+    assert snapshot() == before
+
+
+def test_a_row_shorter_than_its_header_is_refused_with_its_row(client, actors, bundle):
+    users = bundle.path / "users.csv"
+    users.write_text(users.read_text(encoding="utf-8") + "par-9-9,active,2026-09-01\n")
+    before = snapshot()
+    response = upload(client, actors.admin, bundle.zip())
+    assert response.status_code == 422, response.json
+    (problem,) = response.json["problems"]
+    assert problem["file"] == "users.csv" and problem["row"] > 1
+    assert "3 values but the header has" in problem["message"]
+    assert snapshot() == before
+
+
+def test_a_zip_of_too_many_files_is_refused_before_unpacking(client, actors):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for number in range(60):
+            archive.writestr(f"f{number}.csv", "x")
+    response = upload(client, actors.admin, buffer.getvalue())
+    assert response.status_code == 422
+    assert "holds 60 files" in response.json["message"]
+
+
+BOMB_IMPORT = """
+import json, resource, sys, zipfile
+from helpdesk import create_app
+from helpdesk.errors import DomainError
+from helpdesk.services.roster import import_zip
+
+app = create_app()
+with app.app_context(), open(sys.argv[1], "rb") as stream:
+    try:
+        import_zip(stream, filename="bomb.zip")
+        outcome = "imported"
+    except DomainError as error:
+        outcome = error.message
+peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"outcome": outcome, "peak_mib": peak_kib / 1024}))
+"""
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated_and_memory_stays_small(database_url, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import environ_for
+
+    bomb = tmp_path / "bomb.zip"
+    row = ("x" * 99 + "\n").encode()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open("roster/users.csv", "w", force_zip64=True) as member:
+            block = row * 10_000
+            for _ in range(400):  # 400 MB of CSV
+                member.write(block)
+        for name in ("orgs.csv", "demographics.csv"):
+            archive.writestr(f"roster/{name}", "sourcedId,status\n")
+    assert bomb.stat().st_size < 2 * 1024 * 1024
+    env = {**os.environ, **environ_for(database_url, tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", BOMB_IMPORT, str(bomb)], env=env, capture_output=True,
+        text=True, timeout=120, check=True,
+    )  # fmt: skip
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "would unpack to 381 MiB" in result["outcome"]  # 400 MB
+    assert result["peak_mib"] < 200, result

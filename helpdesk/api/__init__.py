@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify
 from flask_smorest import Api
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import InvalidInput
 from ..extensions import csrf, db
+from ..request_input import refuse_unstorable_input
 from ..schemas.incidents import INCIDENT_SCHEMAS, schema_name
 
 
@@ -30,56 +29,6 @@ def validation_body(messages: Any) -> dict[str, Any]:
         "message": f"Nothing was stored. Fix these fields and send again: {names}.",
         "errors": {"fields": fields},
     }
-
-
-_NUL = "Remove the NUL character (U+0000): text cannot hold it."
-
-
-def refuse_nul_characters() -> None:
-    """Refuse U+0000 wherever text arrives — path, query, form or JSON — naming the field.
-
-    PostgreSQL cannot store it in text (the query fails) and no person types it, so it is
-    refused before anything reads the request, for the API and the pages alike.
-    """
-    found = sorted({name for name, value in _texts() if "\x00" in value})
-    if found:
-        raise InvalidInput(
-            "Nothing was stored. Remove the NUL character (U+0000), which text cannot hold, "
-            f"from: {', '.join(found)}.",
-            code="validation_failed", errors={"fields": {name: [_NUL] for name in found}},
-        )  # fmt: skip
-
-
-# Forms and JSON bodies up to this size are read here; a larger body (a roster upload) is
-# read only by its view, after sign-in, and checks its own text.
-_SCANNED_BODY_BYTES = 1024 * 1024
-
-
-def _texts() -> Iterator[tuple[str, str]]:
-    yield from ((name, str(value)) for name, value in (request.view_args or {}).items())
-    yield from request.args.items(multi=True)
-    for name, _ in request.args.items(multi=True):
-        yield "query parameter names", name
-    if (request.content_length or 0) > _SCANNED_BODY_BYTES:
-        return
-    if request.mimetype == "application/x-www-form-urlencoded":
-        yield from request.form.items(multi=True)
-    elif request.is_json:
-        yield from _strings_in("body", request.get_json(silent=True))
-
-
-def _strings_in(field: str, value: Any) -> Iterator[tuple[str, str]]:
-    """Every string in a JSON value (keys included), under its top-level field's name."""
-    if isinstance(value, str):
-        yield field, value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings_in(field, item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            name = key if field == "body" else field
-            yield name, key
-            yield from _strings_in(name, item)
 
 
 class HelpdeskApi(Api):
@@ -123,7 +72,7 @@ def init_api(app: Flask) -> None:
         api.register_blueprint(module.blp)
         csrf.exempt(module.blp)  # bearer tokens, no cookies: nothing to forge
 
-    app.before_request(refuse_nul_characters)
+    app.before_request(refuse_unstorable_input)
 
     @app.errorhandler(sa.exc.OperationalError)
     @app.errorhandler(sa.exc.InterfaceError)

@@ -185,9 +185,27 @@ def open_bundle(path: str | Path) -> Opener:
     )
 
 
+# A zip is checked before anything is inflated: a few hundred kilobytes can hold
+# gigabytes ("zip bomb"). The sizes checked are the archive's own, which zipfile also
+# holds each member to as it inflates it. 100,000 students with their families come to
+# about 60 MB of CSV.
+MAX_ZIP_MEMBERS = 50
+MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
+
+
 def zip_opener(archive: zipfile.ZipFile) -> Opener:
+    members = [info for info in archive.infolist() if not info.is_dir()]
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise MalformedBundle([BundleProblem(
+            "zip", None, f"holds {len(members)} files; a roster bundle has at most "
+            f"{MAX_ZIP_MEMBERS}: zip only the bundle's CSV files")])  # fmt: skip
+    total = sum(info.file_size for info in members)
+    if total > MAX_UNCOMPRESSED_BYTES:
+        raise MalformedBundle([BundleProblem(
+            "zip", None, f"would unpack to {total // 2**20} MiB; a roster bundle may unpack "
+            f"to at most {MAX_UNCOMPRESSED_BYTES // 2**20} MiB")])  # fmt: skip
     # Files may sit at the top of the zip or inside one folder.
-    by_name = {Path(n).name: n for n in archive.namelist() if not n.endswith("/")}
+    by_name = {Path(info.filename).name: info.filename for info in members}
 
     def from_zip(name: str) -> IO[str] | None:
         if name not in by_name:
@@ -195,6 +213,22 @@ def zip_opener(archive: zipfile.ZipFile) -> Opener:
         return io.TextIOWrapper(archive.open(by_name[name]), encoding="utf-8-sig", newline="")
 
     return from_zip
+
+
+def _not_utf8(raw: bytes) -> str:
+    """What to tell someone whose file is not UTF-8, naming the encoding it looks like."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        found = "UTF-16 (Excel's 'Unicode Text')"
+    else:
+        try:
+            raw.decode("cp1252")
+            found = "Windows-1252 or Latin-1 (Excel's plain 'CSV')"
+        except UnicodeDecodeError:
+            found = "an encoding other than UTF-8"
+    return (
+        f"is saved as {found}, but UTF-8 is needed: save it again as 'CSV UTF-8 (Comma "
+        "delimited)', or export it from the school's MIS as UTF-8"
+    )
 
 
 class _Reader:
@@ -215,16 +249,23 @@ class _Reader:
             return
         with handle:
             reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            missing = [c for c in REQUIRED_COLUMNS[name] if c not in header]
-            for column in missing:
-                self.problem(name, 1, "required column is missing", column)
-            if missing:
-                return
             try:
+                header = reader.fieldnames or []
+                missing = [c for c in REQUIRED_COLUMNS[name] if c not in header]
+                for column in missing:
+                    self.problem(name, 1, "required column is missing", column)
+                if missing:
+                    return
                 for number, row in enumerate(reader, start=2):
                     if None in row:
                         self.problem(name, number, "row has more values than the header")
+                        continue
+                    if None in row.values():
+                        given = sum(value is not None for value in row.values())
+                        self.problem(
+                            name, number,
+                            f"row has {given} values but the header has {len(header)}",
+                        )  # fmt: skip
                         continue
                     nul = [column for column, value in row.items() if value and "\x00" in value]
                     for column in nul:
@@ -232,8 +273,10 @@ class _Reader:
                     if nul:
                         continue
                     yield number, row
-            except (csv.Error, UnicodeDecodeError) as exc:
-                self.problem(name, reader.line_num, f"cannot be read as UTF-8 CSV ({exc})")
+            except UnicodeDecodeError as exc:
+                self.problem(name, reader.line_num or 1, _not_utf8(exc.object))
+            except csv.Error as exc:
+                self.problem(name, reader.line_num, f"cannot be read as CSV ({exc})")
 
     def status(self, name: str, number: int, row: dict[str, str]) -> bool:
         status = row["status"].strip() or "active"

@@ -621,11 +621,12 @@ def _encode_cursor(incident_id: int) -> str:
 
 def _decode_cursor(cursor: str) -> int:
     try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+        last = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError(
-            {"cursor": ["Use the next_cursor value from the previous page."]}
-        ) from None
+        last = 0
+    if not 0 < last < 2**63:  # not one we gave out: no incident has that id
+        raise ValidationError({"cursor": ["Use the next_cursor value from the previous page."]})
+    return last
 
 
 def list_incidents(user: Principal, query: dict[str, Any]) -> tuple[list[Incident], str | None]:

@@ -62,8 +62,11 @@ def decode_cursor(cursor: str) -> tuple[datetime | None, int] | None:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         due, _, incident_id = text.partition("|")
-        return (datetime.fromisoformat(due) if due else None), int(incident_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        last = int(incident_id)
+        if not 0 < last < 2**63:
+            return None  # no incident has that id
+        return (datetime.fromisoformat(due) if due else None), last
+    except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError):
         return None
 
 
