@@ -49,9 +49,9 @@ def refuse_unstorable_input() -> None:
         listed = problems.setdefault(name, []) if found else []
         listed.extend(message for message in found if message not in listed)
     if problems:
+        said = "; ".join(f"{name}: {' '.join(found)}" for name, found in sorted(problems.items()))
         raise InvalidInput(
-            "Nothing was stored. Fix these fields and send again: "
-            f"{', '.join(sorted(problems))}.",
+            f"Nothing was stored. {said}",
             code="validation_failed", errors={"fields": problems},
         )  # fmt: skip
 

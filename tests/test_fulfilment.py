@@ -946,3 +946,32 @@ def test_a_record_locked_after_repeated_failures_is_emailed_to_the_identity_queu
     assert FILER in notice.text  # who was filing
     assert "596853" not in notice.text and "P500001" not in notice.text
     assert desk.mailbox.to(FIONA) == []  # nothing reaches the parent
+
+
+def test_a_notice_to_an_address_no_email_can_go_to_fails_visibly_and_blocks_nothing(desk):
+    from helpdesk.models import Notification, User
+
+    bad = "m.baillie@ashgrove.sch.example\r\nBcc: all@ashgrove.sch.example"
+    # An address stored before addresses were checked (today's import and creation refuse it).
+    desk.sql(sa.update(User).where(User.email == FILER).values(email=bad))
+    try:
+        poisoned = desk.file(FIONA_RESET)  # acknowledged to its filer
+        fine = desk.file({**LORNA_RESET}, desk.actors.ashgrove_teacher)
+        desk.work()
+        with desk.app.app_context():
+            notes = {
+                n.incident_id: n
+                for n in db.session.execute(
+                    sa.select(Notification).where(Notification.template == "acknowledgement")
+                ).scalars()
+            }
+            db.session.remove()
+        failed = notes[parse_ref(poisoned["ref"])]
+        assert failed.state == "failed"
+        assert "not an email address" in failed.last_error
+        assert notes[parse_ref(fine["ref"])].state == "sent"
+        assert desk.mailbox.to(desk.actors.ashgrove_teacher.email)
+        assert not [m for m in desk.mailbox.messages if "Bcc" in str(m.message)]
+        assert desk.redis.llen("rq:queue:mail") == 0  # nothing left to retry for ever
+    finally:
+        desk.sql(sa.update(User).where(User.email == bad).values(email=FILER))

@@ -121,3 +121,64 @@ def test_a_nul_in_a_large_form_is_refused_and_the_form_kept(app, actors):
     answer = employee.post(page, data={**form, "csrf_token": csrf_token(employee, page)})
     assert 400 <= answer.status_code < 500
     assert counts() == before
+
+
+@pytest.mark.parametrize(
+    "email", ["ops@its.example\r\nBcc: everyone@its.example", "ops\n@its.example", "not-an-address"]
+)
+def test_a_user_with_an_address_no_email_can_go_to_is_refused(app, email):
+    from helpdesk.models import User
+
+    result = app.test_cli_runner().invoke(
+        args=["users", "create", "--email", email, "--role", "agent"]
+    )
+    assert result.exit_code != 0
+    assert "is not an email address" in result.output
+    assert (
+        db.session.execute(
+            sa.select(sa.func.count(User.id)).where(User.email.like("ops@%"))
+        ).scalar_one()
+        == 0
+    )
+
+
+def test_a_roster_address_with_a_line_break_is_refused_at_import(client, actors, tmp_path):
+    from .test_roster_import import EditableBundle, upload
+
+    bundle = EditableBundle(tmp_path / "roster")
+    bundle.edit("users.csv", "stf-2", email="i.docherty@ashgrove.sch.example\r\nBcc: a@b.example")
+    response = upload(client, actors.admin, bundle.zip())
+    assert response.status_code == 422
+    (problem,) = response.json["problems"]
+    assert (problem["file"], problem["column"]) == ("users.csv", "email")
+    assert "is not an email address" in problem["message"]
+
+
+def test_a_catastrophic_pattern_runs_in_linear_time_in_a_dry_run(client, actors):
+    import time
+
+    rules = [{"name": "runaway", "conditions": {"all": [
+        {"field": "details.notes", "op": "matches", "value": "(a+)+$"}]},
+        "actions": [{"add_tag": "x"}]}]  # fmt: skip
+    incident = {"type": "student_password_reset", "details": {"notes": "a" * 50_000 + "!"}}
+    started = time.monotonic()
+    response = client.post("/api/v1/routing-rules/dry-run", json={"incident": incident,
+                           "rules": rules}, headers=actors.admin.headers)  # fmt: skip
+    assert response.status_code == 200, response.json
+    assert time.monotonic() - started < 5  # Python's re would backtrack for hours here
+
+
+@pytest.mark.parametrize(
+    ("pattern", "words"),
+    [(r"(\w+) \1", "back-references"), (r"^(?!P1)", "look-arounds"), ("x" * 600, "longer than")],
+)
+def test_a_pattern_that_needs_backtracking_is_refused_with_why(client, actors, pattern, words):
+    before = counts()
+    rules = [{"name": "bad pattern", "conditions": {"all": [
+        {"field": "details.student_name", "op": "matches", "value": pattern}]},
+        "actions": [{"add_tag": "x"}]}]  # fmt: skip
+    saved = client.put("/api/v1/routing-rules", json={"rules": rules},
+                       headers=actors.admin.headers)  # fmt: skip
+    assert saved.status_code == 422
+    assert words in json.dumps(saved.json)
+    assert counts() == before

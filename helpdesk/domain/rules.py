@@ -14,10 +14,11 @@ filer (never an address), ``auto_fulfil`` (queue the job without a person), and
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from .patterns import PatternError, compile_pattern
 
 OPERATORS = ("eq", "ne", "in", "not_in", "contains", "matches", "lt", "gt", "exists")
 ACTIONS = ("route_to", "set_priority", "add_tag", "notify", "auto_fulfil", "escalate_to")
@@ -147,7 +148,7 @@ def _compare(op: str, expected: Any) -> Callable[[Any], bool]:
     if op == "contains":
         return lambda v: isinstance(v, str | list | tuple | frozenset | set) and expected in v
     if op == "matches":
-        pattern = re.compile(expected)
+        pattern = compile_pattern(expected)
         return lambda v: isinstance(v, str) and pattern.search(v) is not None
     if op in ("lt", "gt"):
         less = op == "lt"
@@ -204,9 +205,9 @@ def compile_condition(node: Any, path: str = "conditions") -> Predicate:
         if not isinstance(value, str):
             raise RuleError(f"{path}.value", "matches needs a regular expression")
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise RuleError(f"{path}.value", f"not a regular expression: {exc}") from None
+            compile_pattern(value)
+        except PatternError as exc:
+            raise RuleError(f"{path}.value", f"the regular expression {exc}") from None
     if op not in ("exists",) and "value" not in node:
         raise RuleError(f"{path}.value", f"{op} needs a value")
     get, test = _getter(name), _compare(op, value)
@@ -319,7 +320,7 @@ class _Source:
         if op in ("in", "not_in", "contains", "lt", "gt"):
             return f"{self.constant(_compare(op, value))}({v})"
         if op == "matches":
-            return f"({v}.__class__ is str and {self.constant(re.compile(value))}.search({v}))"
+            return f"({v}.__class__ is str and {self.constant(compile_pattern(str(value)))}.search({v}))"
         if op == "exists":
             present = f"({v} is not M and {v} is not None)"
             return present if value is None or bool(value) else f"(not {present})"

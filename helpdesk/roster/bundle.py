@@ -18,6 +18,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO
 
+from ..domain.addresses import UnusableAddress, checked_address
 from ..errors import InvalidInput
 from ..models.records import NATIONS
 
@@ -47,7 +48,6 @@ OPTIONAL_FILES = frozenset({"portal_accounts.csv"})
 STATUSES = frozenset({"active", "tobedeleted"})
 STAFF_ROLES = frozenset({"teacher", "administrator"})
 GUARDIAN_ROLES = frozenset({"parent", "guardian"})
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PIN = re.compile(r"^\d{4,12}$")
 
 
@@ -302,9 +302,13 @@ class _Reader:
 
     def email(self, name: str, number: int, row: dict[str, str]) -> str | None:
         value = row["email"].strip()
-        if value and not _EMAIL.match(value):
-            self.problem(name, number, f"{value!r} is not an email address", "email")
-        return value or None
+        if not value:
+            return None
+        try:
+            return checked_address(value)
+        except UnusableAddress as error:
+            self.problem(name, number, str(error), "email")
+            return value
 
     def unique(self, seen: dict[str, int], name: str, number: int, key: str, column: str) -> bool:
         if not key:

@@ -302,6 +302,11 @@ def _deliver(fulfilment: Fulfilment, incident: Incident) -> str:
         mail.send(email)
     except (smtplib.SMTPException, OSError) as error:
         return _delivery_failed(fulfilment, incident, mail.failure_reason(error))
+    except mail.UnusableAddress as error:
+        _abandon(fulfilment, incident, f"the address on file cannot be emailed ({error}): "
+                 "correct the record, then approve again")  # fmt: skip
+        db.session.commit()
+        return fulfilment.state
     now = utcnow()
     _write(fulfilment, state=FulfilmentState.DELIVERED.value, delivered_at=now,
            sealed_secret=None, last_error=None)  # fmt: skip

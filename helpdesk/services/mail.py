@@ -23,6 +23,10 @@ from typing import Any
 import flask_mail
 from flask import current_app, render_template
 
+from ..domain.addresses import UnusableAddress, checked_address
+
+__all__ = ["DeliveryFailed", "Email", "UnusableAddress", "send"]
+
 
 class DeliveryFailed(Exception):
     """The SMTP server did not accept the message; RQ retries the job with backoff."""
@@ -111,7 +115,9 @@ def render(email: Email) -> flask_mail.Message:
 
 
 def send(email: Email) -> None:
-    """Send one email now; raises smtplib.SMTPException or OSError when it is not accepted."""
+    """Send one email now; raises smtplib.SMTPException or OSError when it is not accepted,
+    and UnusableAddress, before anything is sent, for an address no email can go to."""
+    checked_address(email.to)
     message = render(email)
     capture_dir = current_app.config.get("MAIL_CAPTURE_DIR")
     if capture_dir and not current_app.config.get("MAIL_SERVER"):

@@ -104,6 +104,7 @@ def deliver_notification(notification_id: int) -> str:
     domain = mail.message_domain()
     sent = list(note.sent_to or [])
     to_send = [address for address in _audience(note.audience, incident) if address not in sent]
+    unusable: list[str] = []
     try:
         for number, address in enumerate(to_send):
             if number:
@@ -122,8 +123,12 @@ def deliver_notification(notification_id: int) -> str:
             # The same Message-ID for an address on every attempt, so a receiver can
             # drop a repeat sent by a worker that died before recording the acceptance.
             tag = hashlib.sha256(address.encode()).hexdigest()[:12]
-            mail.send(mail.Email(address, subject, note.template, context,
-                                 f"<notification-{note.id}.{tag}@{domain}>"))  # fmt: skip
+            try:
+                mail.send(mail.Email(address, subject, note.template, context,
+                                     f"<notification-{note.id}.{tag}@{domain}>"))  # fmt: skip
+            except mail.UnusableAddress as error:
+                unusable.append(str(error))  # no retry can help: the record must change
+                continue
             sent.append(address)
     except (smtplib.SMTPException, OSError) as error:
         note.sent_to = sent
@@ -135,7 +140,13 @@ def deliver_notification(notification_id: int) -> str:
         note.state = "failed"
     else:
         note.sent_to = sent
-        note.state, note.sent_at = "sent", utcnow()
+        if unusable:
+            note.last_error = ("not sent to an address on file that is not an email address "
+                               "(correct the record): " + "; ".join(unusable))[:500]  # fmt: skip
+        if unusable and not sent:
+            note.state = "failed"
+        else:
+            note.state, note.sent_at = "sent", utcnow()
     outbox.complete("deliver_email", note.id)
     db.session.commit()
     return note.state

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..domain.addresses import UnusableAddress, checked_address
 from ..errors import InvalidInput, NotFound, Unauthorized
 from ..extensions import db
 from ..models import ApiToken, Role, School, Staff, User, utcnow
@@ -26,7 +27,10 @@ def create_user(
     password: str | None = None,
 ) -> User:
     """Add a user; an employee must be linked to an active staff record (their school)."""
-    email = email.strip().lower()
+    try:
+        email = checked_address(email.strip()).lower()
+    except UnusableAddress as error:
+        raise InvalidInput(f"{error}.", code="invalid_email") from None
     if role not in {r.value for r in Role}:
         raise InvalidInput(f"Role {role!r} is not one of: {', '.join(r.value for r in Role)}.")
     if db.session.execute(sa.select(User.id).where(User.email == email)).first():
