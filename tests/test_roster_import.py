@@ -406,10 +406,13 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated_and_memory_stays_small(data
     from .conftest import environ_for
 
     bomb = tmp_path / "bomb.zip"
-    row = ("x" * 99 + "\n").encode()
+    # Real columns and rows, so that a reader that inflated it would parse every row.
+    header = (ROSTER / "users.csv").read_bytes().splitlines(keepends=True)[0]
+    row = b"stu-x,active,2026-09-01T08:00:00.000Z,true,org-ash,student,x,,A,B,,X,,,,,,,,P4,,\n"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         with archive.open("roster/users.csv", "w", force_zip64=True) as member:
-            block = row * 10_000
+            member.write(header)
+            block = row * (1_000_000 // len(row))
             for _ in range(400):  # 400 MB of CSV
                 member.write(block)
         for name in ("orgs.csv", "demographics.csv"):
@@ -421,5 +424,5 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated_and_memory_stays_small(data
         text=True, timeout=120, check=True,
     )  # fmt: skip
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert "would unpack to 381 MiB" in result["outcome"]  # 400 MB
+    assert "would unpack to 381 MiB" in result["outcome"], result  # 400 MB
     assert result["peak_mib"] < 200, result
