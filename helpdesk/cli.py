@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -350,9 +352,13 @@ def scheduler(once: bool, batch: int, tick: float) -> None:
             f"{len(report.warnings)}; closed {len(closed)}"
         )
         return
-    click.echo("scheduler running; Ctrl-C stops it")
+    click.echo("scheduler running; Ctrl-C or SIGTERM stops it")
+    stopping = threading.Event()
+    # SIGTERM (systemd, a deploy) ends the loop so the lease is let go at once, and another
+    # scheduler takes over without waiting for it to lapse.
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     with contextlib.suppress(KeyboardInterrupt):
-        periodic.loop(tick)
+        periodic.loop(tick, stop=stopping.is_set)
 
 
 @click.command("demo")

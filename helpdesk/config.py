@@ -237,4 +237,7 @@ class Config:
         values["SESSION_COOKIE_NAME"] = "helpdesk_session"
         values["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=self.SESSION_HOURS)
         values["WTF_CSRF_TIME_LIMIT"] = None
+        # While Redis is away the sign-in and reset-page limits count in this process's
+        # memory (Flask-Limiter logs the switch), so a correct password still signs in.
+        values["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
         return values

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import smtplib
 import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -25,6 +26,7 @@ from .extensions import db
 from .models import Fulfilment, OutboxEntry, utcnow
 from .models.fulfilment import LIVE_FULFILMENT_STATES
 from .redis_client import get_redis
+from .scheduler import LEASE_KEY
 
 bp = Blueprint("ops", __name__)
 
@@ -55,7 +57,58 @@ def readyz() -> Any:
     except Exception as exc:  # any client error means "not ready"
         checks["redis"] = f"unreachable: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
+    # What the web can serve without, but an operator must hear of: no scheduler (no relay,
+    # escalation or closing) and no mail server (resets wait). Reported, not failed on:
+    # taking every web process out of service would not bring either back.
+    background = background_checks()
+    body = {"status": "ready" if ready else "not_ready", "checks": checks,
+            "background": background,
+            "degraded": sorted(k for k, v in background.items() if v != "ok")}  # fmt: skip
+    return body, 200 if ready else 503
+
+
+_MAIL_CHECK_SECONDS = 15.0
+_mail_checked: dict[str, tuple[float, str]] = {}
+
+
+def background_checks() -> dict[str, str]:
+    """The scheduler's lease, live workers and the mail server, each "ok" or what is wrong."""
+    found: dict[str, str] = {}
+    try:
+        redis = get_redis()
+        found["scheduler"] = "ok" if redis.exists(LEASE_KEY) else "no scheduler holds the lease"
+        # RQ keeps a stopped worker's key a minute, marked with its death; a live one's
+        # key is renewed by its heartbeat (and comes back by itself after a Redis restart).
+        workers = sum(
+            1 for key in redis.scan_iter("rq:worker:*", count=100)
+            if not redis.hexists(key, "death")
+        )  # fmt: skip
+        found["workers"] = "ok" if workers else "no worker is running"
+    except Exception as exc:  # any client error: Redis is away, reported above
+        found["scheduler"] = found["workers"] = f"unknown: Redis unreachable ({type(exc).__name__})"
+    found["mail"] = _mail_server()
+    return found
+
+
+def _mail_server() -> str:
+    """Whether the mail server answers (checked at most every 15 s per process)."""
+    config = current_app.config
+    server = config.get("MAIL_SERVER")
+    if not server:
+        return "ok"  # mail is captured to files
+    key = f"{server}:{config['MAIL_PORT']}"
+    checked_at, answer = _mail_checked.get(key, (0.0, ""))
+    if time.monotonic() - checked_at < _MAIL_CHECK_SECONDS:
+        return answer
+    timeout = min(2.0, float(config["MAIL_TIMEOUT"]))
+    try:
+        with smtplib.SMTP(server, int(config["MAIL_PORT"]), timeout=timeout) as host:
+            host.noop()
+        answer = "ok"
+    except (smtplib.SMTPException, OSError) as exc:
+        answer = f"unreachable: {type(exc).__name__}"
+    _mail_checked[key] = (time.monotonic(), answer)
+    return answer
 
 
 @bp.get("/metrics")
@@ -112,6 +165,20 @@ class _Backlog(Collector):
             work.add_metric([state], int(counts.get(state, 0)))
         yield work
         db.session.rollback()  # a read: end it
+        for name, text in background_checks().items():
+            up = GaugeMetricFamily(
+                f"helpdesk_{name}_up",
+                f"1 when {_BACKGROUND_WORDS[name]}, 0 when not (see /readyz for why)",
+            )
+            up.add_metric([], 1 if text == "ok" else 0)
+            yield up
+
+
+_BACKGROUND_WORDS = {
+    "scheduler": "a scheduler holds the lease",
+    "workers": "at least one worker is registered in Redis",
+    "mail": "the mail server answers",
+}
 
 
 def init_metrics(app: Flask) -> None:

@@ -6,6 +6,7 @@ also safe without it, since each claims its rows in the database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .extensions import db
+from .outages import TRANSIENT, Outage
 from .redis_client import get_redis
 from .services.incidents import close_quiet_resolved
 from .services.outbox import relay
@@ -71,12 +74,28 @@ def run_due(last_run: dict[str, float], now: float) -> list[tuple[str, Any]]:
 
 
 def loop(tick_seconds: float = 5.0, stop: Callable[[], bool] = lambda: False) -> None:
+    """Hold the lease and run what is due, every tick, until ``stop``; outlive outages."""
     lease = Lease(int(max(30, tick_seconds * 6)))
     last_run: dict[str, float] = {}
+    outage = Outage("scheduler")
     try:
         while not stop():
-            if lease.hold():
-                run_due(last_run, time.monotonic())
+            try:
+                if lease.hold():
+                    run_due(last_run, time.monotonic())
+                outage.over()
+            except TRANSIENT as error:
+                _drop_session()
+                outage.wait(error)  # a job cut short runs again: each claims its rows
+                continue
             time.sleep(tick_seconds)
     finally:
-        lease.release()
+        with contextlib.suppress(*TRANSIENT):
+            lease.release()
+
+
+def _drop_session() -> None:
+    """Forget a session whose connection died, so the next tick takes a fresh one."""
+    with contextlib.suppress(Exception):
+        db.session.rollback()
+    db.session.remove()

@@ -12,6 +12,7 @@ from flask import current_app
 from flask.cli import ScriptInfo, get_debug_flag, run_command
 
 from .errors import DomainError
+from .outages import TRANSIENT, Outage
 
 # `helpdesk` names the workers package rather than importing it (STYLE: jobs by dotted name).
 _WORKERS = "workers.worker"
@@ -44,12 +45,22 @@ def worker(queues: tuple[str, ...], burst: bool, name: str | None, fork: bool) -
         raise click.BadParameter(f"unknown queue(s) {unknown}; known: {list(QUEUES)}")
     make_worker = importlib.import_module(_WORKERS).make_worker
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    running = make_worker(app, tuple(chosen), name=name, fork=fork)
     # What is loaded by now lives as long as the worker: out of the collector's sight, a
     # full collection no longer walks it (about 2 ms a job on average, measured), and a
     # forked work-horse does not copy the pages a collection would have touched.
     gc.freeze()
-    running.work(burst=burst, with_scheduler=True)
+    outage = Outage("worker")
+    while True:
+        # RQ rides out short Redis outages itself; one that stops it (at start-up, or in
+        # its registration or scheduler) starts a new worker once Redis answers again.
+        try:
+            running = make_worker(app, tuple(chosen), name=name, fork=fork)
+            running.connection.ping()
+            outage.over()
+            running.work(burst=burst, with_scheduler=True)
+            return
+        except TRANSIENT as error:
+            outage.wait(error)
 
 
 outbox_cli = click.Group("outbox", help="Jobs promised by committed changes.")

@@ -44,7 +44,7 @@ from helpdesk.services.portals import update_policy
 from workers.worker import make_worker
 
 from .conftest import Actor, Actors, app_on_fresh_database
-from .samples import FIONA_RESET, ISLA_RESET, REMINDER
+from .samples import FIONA_RESET, ISLA_RESET, REMINDER, REVOCATION
 from .smtp import Mailbox, Received, SmtpServer
 
 WORKER_REDIS = "redis://127.0.0.1:6379/14"
@@ -975,3 +975,80 @@ def test_a_notice_to_an_address_no_email_can_go_to_fails_visibly_and_blocks_noth
         assert desk.redis.llen("rq:queue:mail") == 0  # nothing left to retry for ever
     finally:
         desk.sql(sa.update(User).where(User.email == bad).values(email=FILER))
+
+
+def test_a_mail_server_that_accepts_and_never_answers_is_a_visible_failure(desk, tmp_path):
+    """The server takes the connection and says nothing, not even its greeting."""
+    import time
+
+    from helpdesk import create_app
+
+    from .servers import SilentServer
+
+    silent = SilentServer()
+    try:
+        env = desk.worker_env(tmp_path, MAIL_PORT=str(silent.port), MAIL_TIMEOUT="1")
+        app = create_app(env)
+        ref = desk.file(ISLA_RESET)["ref"]
+        started = time.monotonic()
+        make_worker(app, fork=False).work(burst=True)
+        # Four attempts (JOB_RETRY_INTERVALS 0,0,0) of MAIL_TIMEOUT each, not RQ's job timeout.
+        assert time.monotonic() - started < 15
+        (fulfilment,) = desk.fulfilments(ref)
+        assert fulfilment.state == "abandoned"  # back with a person, saying why
+        assert "did not answer in time (1 s)" in fulfilment.last_error
+        failures = [e for e in desk.events(ref) if e["kind"] == "delivery_failed"]
+        assert failures and all("did not answer in time" in e["message"] for e in failures)
+        with app.app_context():
+            db.engine.dispose()
+    finally:
+        silent.close()
+
+
+def test_a_database_lost_just_after_filing_commits_is_not_reported_as_nothing_stored(desk):
+    """The filing committed; the connection then dies before its jobs are handed to RQ.
+    Answering 503 "nothing was stored" would have the school send it again: two
+    incidents, two acknowledgements. It is a 201, and the relay hands the job on."""
+    from sqlalchemy.orm import Session
+
+    from helpdesk.services.outbox import relay
+
+    from .conftest import PG_SERVER, terminate_connections
+
+    killed: list[int] = []
+    observer = sa.create_engine(f"{PG_SERVER}/{desk.database}", poolclass=sa.pool.NullPool)
+    filed = sa.text("SELECT count(*) FROM incidents WHERE notes = 'lost after commit'")
+
+    def kill_after_commit(session: Session) -> None:
+        with observer.connect() as conn:
+            committed = conn.execute(filed).scalar_one()
+        if committed and not killed:  # the filing's commit: drop every connection to it
+            killed.append(terminate_connections(desk.database))
+
+    sa.event.listen(Session, "after_commit", kill_after_commit)
+    try:
+        # A revocation the rules fulfil and notify of: its jobs are dispatched after the
+        # commit, so they meet the dead connection.
+        body = {**REVOCATION, "notes": "lost after commit"}
+        response = desk.client.post("/api/v1/incidents", json=body,
+                                    headers=desk.actors.ashgrove.headers)  # fmt: skip
+    finally:
+        sa.event.remove(Session, "after_commit", kill_after_commit)
+        with desk.app.app_context():
+            db.engine.dispose()  # the pool's connections died with the kill
+    assert killed and killed[0] >= 1
+    assert response.status_code == 201, response.json
+    with desk.app.app_context():
+        stored = db.session.execute(
+            sa.select(sa.func.count(Incident.id)).where(Incident.notes == "lost after commit")
+        ).scalar_one()
+        relay(now=utcnow() + timedelta(hours=1))
+        db.session.remove()
+    observer.dispose()
+    assert stored == 1
+    desk.work()
+    # Its queue notice and its revocation notice, each once (relayed, not sent twice).
+    ref = response.json["ref"]
+    notices = [m.message["Subject"] for m in desk.mailbox.messages if ref in m.message["Subject"]]
+    assert notices and len(notices) == len(set(notices)), notices
+    assert desk.get(ref)["status"] == "resolved"

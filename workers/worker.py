@@ -58,6 +58,25 @@ class _ThreadWorker(InProcessWorker):
         pass  # only the main thread may; the server's own handlers stop the process
 
 
+class _OncePerOutage(logging.Filter):
+    """RQ logs an ERROR every second or two while Redis is away: keep the first of a run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_outage = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        lost = "could not connect to Redis" in record.getMessage()
+        shown = not (lost and self.in_outage)
+        self.in_outage = lost
+        return shown
+
+
+_RQ_LOG = logging.getLogger("rq.worker")
+if not any(isinstance(f, _OncePerOutage) for f in _RQ_LOG.filters):
+    _RQ_LOG.addFilter(_OncePerOutage())
+
+
 def make_worker(
     app: Flask, queues: tuple[str, ...] = QUEUES, *, fork: bool = True, name: str | None = None
 ) -> AppWorker | InProcessWorker:

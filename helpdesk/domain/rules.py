@@ -320,7 +320,8 @@ class _Source:
         if op in ("in", "not_in", "contains", "lt", "gt"):
             return f"{self.constant(_compare(op, value))}({v})"
         if op == "matches":
-            return f"({v}.__class__ is str and {self.constant(compile_pattern(str(value)))}.search({v}))"
+            pattern = self.constant(compile_pattern(str(value)))
+            return f"({v}.__class__ is str and {pattern}.search({v}))"
         if op == "exists":
             present = f"({v} is not M and {v} is not None)"
             return present if value is None or bool(value) else f"(not {present})"

@@ -85,21 +85,36 @@ def dispatch_committed() -> int:
     ids: list[int] = db.session.info.pop(_TO_DISPATCH, [])
     if not ids:
         return 0
-    entries = db.session.execute(
-        sa.select(OutboxEntry).where(OutboxEntry.id.in_(ids), OutboxEntry.state == "pending")
-    ).scalars()
     sent = 0
     try:
+        entries = db.session.execute(
+            sa.select(OutboxEntry).where(OutboxEntry.id.in_(ids), OutboxEntry.state == "pending")
+        ).scalars()
         for entry in entries:
             enqueue(entry)
             sent += 1
+        db.session.execute(_MARK_ENQUEUED, {"ids": ids, "now": utcnow()})
+        db.session.commit()
     except RedisError as error:
         _deferred(error)
         db.session.rollback()
-        return sent
-    db.session.execute(_MARK_ENQUEUED, {"ids": ids, "now": utcnow()})
-    db.session.commit()
+    except DBAPIError as error:
+        # The work was committed already: a database that went away now must not turn
+        # the caller's success into "nothing was stored" (a resend would file it twice).
+        # The relay enqueues whatever is still pending.
+        _rollback_quietly()
+        log.warning(
+            "could not dispatch outbox %s after the commit (%s); the relay will", ids,
+            type(error.orig).__name__, extra={"event": "outbox_unrecorded"},
+        )  # fmt: skip
     return sent
+
+
+def _rollback_quietly() -> None:
+    try:
+        db.session.rollback()
+    except DBAPIError:
+        db.session.close()
 
 
 _OUTBOX = OutboxEntry.__table__
@@ -128,7 +143,7 @@ def dispatch(promised: Promise) -> bool:
         db.session.commit()
     except DBAPIError as error:
         # The job is in RQ and the promise pending: the relay finds it alive and leaves it.
-        db.session.rollback()
+        _rollback_quietly()
         log.warning("could not record outbox %s as enqueued (%s)", promised.id,
                     type(error.orig).__name__, extra={"event": "outbox_unrecorded"})  # fmt: skip
     return True
