@@ -42,7 +42,7 @@ def refuse_unstorable_input() -> None:
     for name, value in _values(_json_body()):
         if isinstance(value, str):
             found = [_NUL] if "\x00" in value else []
-            if any("\ud800" <= c <= "\udfff" for c in value):
+            if not value.isascii() and _has_surrogate(value):
                 found.append(_SURROGATE)
         else:
             found = [] if -_INT64 <= value < _INT64 else [_TOO_BIG]
@@ -54,6 +54,15 @@ def refuse_unstorable_input() -> None:
             f"Nothing was stored. {said}",
             code="validation_failed", errors={"fields": problems},
         )  # fmt: skip
+
+
+def _has_surrogate(text: str) -> bool:
+    """A lone UTF-16 surrogate: the one thing a str holds that UTF-8 cannot encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _json_body() -> Any:

@@ -148,7 +148,10 @@ def _fresh_limits() -> None:
     test Redis database, which outlives a rolled-back test)."""
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        keys = list(client.scan_iter("LIMITS*", count=1000))
+        keys = [
+            *client.scan_iter("LIMITS*", count=1000),
+            *client.scan_iter("helpdesk:verify:*", count=1000),
+        ]
         if keys:
             client.delete(*keys)
     except redis.exceptions.ConnectionError:

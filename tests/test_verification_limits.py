@@ -122,6 +122,7 @@ def test_an_employee_trying_many_records_is_stopped(app, client, actors, monkeyp
     assert tried == 3
     assert_refused_for_good_reason(refused)
     assert "your record checks" in refused.json["message"]
+    assert file(client, actors.ashgrove, **FIONA_RESET).status_code == 429  # right, refused
     # The limit is the employee's: a colleague is checked as usual.
     assert file(client, actors.ashgrove_teacher, **FIONA_RESET).status_code == 201
 

@@ -48,7 +48,7 @@ from ..schemas.incidents import SECRET_FIELDS, load_incident
 from . import fulfilment, notifications, outbox, routing, sla, verification_limits
 from .users import Principal
 from .verification import verify
-from .verification_limits import Attempt, Lock, target_of
+from .verification_limits import IDENTITY_QUEUE, Attempt, Lock, target_of
 
 
 @dataclass
@@ -417,14 +417,13 @@ def file_incident(filer: Principal, payload: Any) -> FiledIncident:
 
 
 _AUTO_FULFIL = "approved by the routing rules (auto_fulfil): no person needed"
-LOCK_QUEUE = "its-identity"
 
 
 def _record_lock(incident_id: int, filer: Principal, lock: Lock, now: datetime) -> None:
     """The check that locked its target: in the audit trail, and the identity queue told."""
     message = (
         f"record checks for {lock.target} failed repeatedly and are locked until "
-        f"{lock.until}; {LOCK_QUEUE} was told"
+        f"{lock.until}; {IDENTITY_QUEUE} was told"
     )
     db.session.execute(INSERT_EVENTS, [{
         "incident_id": incident_id, "at": now, "actor_id": filer.id,
@@ -433,7 +432,7 @@ def _record_lock(incident_id: int, filer: Principal, lock: Lock, now: datetime) 
         "data": {"target": lock.target, "until": lock.until, "filer": filer.email},
     }])  # fmt: skip
     notifications.notify(
-        incident_id, "verification_locked", f"queue:{LOCK_QUEUE}",
+        incident_id, "verification_locked", f"queue:{IDENTITY_QUEUE}",
         target=lock.target, until=lock.until, filer=filer.email,
     )  # fmt: skip
 

@@ -14,16 +14,17 @@ the limits still hold, per process, and the log says so once per outage.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import fakeredis
 import limits
+import redis
 from flask import current_app
-from limits.storage import MemoryStorage, Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
@@ -39,7 +40,9 @@ REFUSED = Counter(
 )
 LOCKS = Counter("helpdesk_verification_locks_total", "Records whose checks were locked")
 
-IDENTITY_TEAM = "the identity team (its-identity)"
+# The queue told of a lock, and named in every refusal as the people to contact.
+IDENTITY_QUEUE = "its-identity"
+IDENTITY_TEAM = f"the identity team ({IDENTITY_QUEUE})"
 
 
 class VerificationLimited(DomainError):
@@ -93,24 +96,51 @@ class Attempt:
         }
 
 
-class _FallbackStorage:
-    """Redis when it answers; this process's memory for a while after it does not."""
+@dataclass(frozen=True)
+class _Window:
+    which: str  # employee, school or target
+    amount: int
+    seconds: int
+
+
+def _windows() -> list[_Window]:
+    """The configured limits, parsed once per app ("10 per hour; 30 per day")."""
+    config = current_app.config
+    names = {"employee": "VERIFY_LIMIT_PER_EMPLOYEE", "school": "VERIFY_LIMIT_PER_SCHOOL",
+             "target": "VERIFY_LIMIT_PER_TARGET"}  # fmt: skip
+    text = tuple(config[name] for name in names.values())
+
+    def parse() -> tuple[tuple[str, ...], list[_Window]]:
+        return text, [
+            _Window(which, item.amount, item.get_expiry())
+            for which, name in names.items()
+            for item in limits.parse_many(config[name])
+        ]
+
+    parsed = per_app("helpdesk_verification_windows", parse)
+    if parsed[0] != text:  # changed since (tests do)
+        parsed = current_app.extensions["helpdesk_verification_windows"] = parse()
+    return parsed[1]
+
+
+class _Counts:
+    """Where failures are counted: Redis, or this process's memory for a while after
+    Redis does not answer (the embedded default always counts in memory)."""
 
     RETRY_SECONDS = 15.0
 
     def __init__(self, uri: str) -> None:
-        primary = storage_from_string(uri)
-        assert isinstance(primary, Storage)  # a synchronous storage: not "async+redis://"
-        self.primary = primary
-        self.memory = MemoryStorage()
+        self.memory = fakeredis.FakeRedis()
+        self.primary = redis.Redis.from_url(uri, socket_connect_timeout=2, socket_timeout=2) if (
+            uri.startswith(("redis://", "rediss://", "unix://"))) else self.memory  # fmt: skip
         self._down_until = 0.0
         self._lock = threading.Lock()
 
     def run(self, use: Any) -> Any:
-        """``use(limiter)`` on Redis, or on memory while Redis is away."""
-        if time.monotonic() >= self._down_until:
+        """``use(client)`` on Redis, or on memory while Redis is away."""
+        if self.primary is not self.memory and time.monotonic() >= self._down_until:
             try:
-                return use(MovingWindowRateLimiter(self.primary))
+                return use(self.primary)
             except RedisError as error:
                 with self._lock:
                     if time.monotonic() >= self._down_until:
@@ -120,28 +150,14 @@ class _FallbackStorage:
                             type(error).__name__,
                         )
                     self._down_until = time.monotonic() + self.RETRY_SECONDS
-        return use(MovingWindowRateLimiter(self.memory))
+        return use(self.memory)
 
 
-def _storage() -> _FallbackStorage:
+def _counts() -> _Counts:
     return per_app(
         "helpdesk_verification_limits",
-        lambda: _FallbackStorage(current_app.config["RATELIMIT_STORAGE_URI"]),
+        lambda: _Counts(current_app.config["RATELIMIT_STORAGE_URI"]),
     )
-
-
-def _limits() -> dict[str, list[limits.RateLimitItem]]:
-    config = current_app.config
-    return {
-        "employee": limits.parse_many(config["VERIFY_LIMIT_PER_EMPLOYEE"]),
-        "school": limits.parse_many(config["VERIFY_LIMIT_PER_SCHOOL"]),
-        "target": limits.parse_many(config["VERIFY_LIMIT_PER_TARGET"]),
-    }
-
-
-def _lock_item() -> limits.RateLimitItem:
-    minutes = max(1, int(current_app.config["VERIFY_LOCK_MINUTES"]))
-    return limits.RateLimitItemPerMinute(1, minutes)
 
 
 def _until(reset_time: float) -> str:
@@ -173,32 +189,58 @@ def _refuse(which: str, attempt: Attempt, reset_time: float) -> VerificationLimi
     )
 
 
+_PREFIX = "helpdesk:verify:"
+
+
+def _key(which: str, attempt: Attempt) -> str:
+    return _PREFIX + attempt.keys()[which]
+
+
+def _lock_key(attempt: Attempt) -> str:
+    return _PREFIX + "lock:" + attempt.target.key
+
+
 def check_allowed(attempt: Attempt) -> int:
     """Refuse (VerificationLimited) an attempt over any limit, before any record is read.
 
     Returns how many checks of this target have failed in its window, so a caller can
     say less about each field once a target has been tried several times.
     """
-    keys = attempt.keys()
-    lock = _lock_item()
+    windows = _windows()
 
-    def read(limiter: MovingWindowRateLimiter) -> int:
-        if not limiter.test(lock, "verify-lock", keys["target"]):
-            stats = limiter.get_window_stats(lock, "verify-lock", keys["target"])
-            raise _refuse("lock", attempt, stats.reset_time)
+    def read(client: Any) -> int:
+        now = time.time()
+        pipe = client.pipeline(transaction=False)  # one round trip for every window
+        pipe.pttl(_lock_key(attempt))
+        for window in windows:
+            pipe.zcount(_key(window.which, attempt), now - window.seconds, "+inf")
+        locked_ms, *counts = pipe.execute()
+        if locked_ms and locked_ms > 0:
+            raise _refuse("lock", attempt, now + locked_ms / 1000)
         failed = 0
-        for which, items in _limits().items():
-            for item in items:
-                if not limiter.test(item, "verify", keys[which]):
-                    stats = limiter.get_window_stats(item, "verify", keys[which])
-                    raise _refuse(which, attempt, stats.reset_time)
-                if which == "target":
-                    used = item.amount - limiter.get_window_stats(item, "verify", keys[which])[1]
-                    failed = max(failed, used)
+        for window, count in zip(windows, counts, strict=True):
+            if count >= window.amount:
+                raise _refuse(window.which, attempt, _frees_at(client, window, attempt, now))
+            if window.which == "target":
+                failed = max(failed, int(count))
         return failed
 
-    result: int = _storage().run(read)
+    result: int = _counts().run(read)
     return result
+
+
+def _frees_at(client: Any, window: _Window, attempt: Attempt, now: float) -> float:
+    """When the window next has room: as the failure that filled it leaves the window."""
+    count = int(client.zcount(_key(window.which, attempt), now - window.seconds, "+inf"))
+    oldest = client.zrangebyscore(
+        _key(window.which, attempt),
+        now - window.seconds,
+        "+inf",
+        start=max(0, count - window.amount),
+        num=1,
+        withscores=True,
+    )
+    return (float(oldest[0][1]) if oldest else now) + window.seconds  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -211,29 +253,37 @@ class Lock:
 
 def record_failure(attempt: Attempt) -> Lock | None:
     """Count a failed check; lock its target when that reaches the target's limit."""
-    keys = attempt.keys()
-    lock = _lock_item()
+    windows = _windows()
+    lock_seconds = max(1, int(current_app.config["VERIFY_LOCK_MINUTES"])) * 60
 
-    def count(limiter: MovingWindowRateLimiter) -> Lock | None:
-        for which, items in _limits().items():
-            for item in items:
-                limiter.hit(item, "verify", keys[which])
-        reached = any(
-            limiter.get_window_stats(item, "verify", keys["target"]).remaining == 0
-            for item in _limits()["target"]
-        )
-        if not reached or not limiter.hit(lock, "verify-lock", keys["target"]):
+    def count(client: Any) -> Lock | None:
+        now = time.time()
+        member = f"{now:.6f}:{secrets.token_hex(4)}"
+        pipe = client.pipeline(transaction=False)
+        for which in ("employee", "school", "target"):
+            longest = max((w.seconds for w in windows if w.which == which), default=0)
+            key = _key(which, attempt)
+            pipe.zadd(key, {member: now})
+            pipe.zremrangebyscore(key, "-inf", now - longest)
+            pipe.expire(key, longest + 1)
+        targets = [w for w in windows if w.which == "target"]
+        for window in targets:
+            pipe.zcount(_key("target", attempt), now - window.seconds, "+inf")
+        counted = pipe.execute()[-len(targets) :] if targets else []
+        reached = any(n >= w.amount for n, w in zip(counted, targets, strict=True))
+        if not reached or not client.set(_lock_key(attempt), "1", nx=True, ex=lock_seconds):
             return None
         LOCKS.inc()
-        stats = limiter.get_window_stats(lock, "verify-lock", keys["target"])
-        return Lock(attempt.target.words, _until(stats.reset_time))
+        return Lock(attempt.target.words, _until(now + lock_seconds))
 
-    found: Lock | None = _storage().run(count)
+    found: Lock | None = _counts().run(count)
     return found
 
 
 def forget() -> None:
     """Clear every count and lock (tests; an admin after a false alarm)."""
-    storage = _storage()
-    storage.memory.reset()
-    storage.primary.reset()
+    counts = _counts()
+    for client in {id(c): c for c in (counts.primary, counts.memory)}.values():
+        keys = list(client.scan_iter(_PREFIX + "*", count=1000))
+        if keys:
+            client.delete(*keys)
