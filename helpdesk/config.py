@@ -61,8 +61,6 @@ class Config:
     MAIL_KEEPALIVE_SECONDS: float = 30.0
     # Links in emails are built from this, never from a request's Host header.
     PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
-    # Where portal passwords live ("sql": the portal accounts in this database).
-    CREDENTIAL_STORE: str = "sql"
     # Backoff between a job's attempts (seconds); a delivery is tried once more than listed.
     JOB_RETRY_INTERVALS: str = "30,120,600"
     JOB_TIMEOUT_SECONDS: int = 120
@@ -200,7 +198,6 @@ class Config:
                 environ.get("MAIL_KEEPALIVE_SECONDS", cls.MAIL_KEEPALIVE_SECONDS)
             ),
             PUBLIC_BASE_URL=environ.get("PUBLIC_BASE_URL", cls.PUBLIC_BASE_URL),
-            CREDENTIAL_STORE=environ.get("CREDENTIAL_STORE", cls.CREDENTIAL_STORE),
             JOB_RETRY_INTERVALS=environ.get("JOB_RETRY_INTERVALS", cls.JOB_RETRY_INTERVALS),
             JOB_TIMEOUT_SECONDS=int(environ.get("JOB_TIMEOUT_SECONDS", cls.JOB_TIMEOUT_SECONDS)),
             OUTBOX_RELAY_AFTER_SECONDS=float(

@@ -104,7 +104,7 @@ portals_cli = click.Group("portals", help="Password policy and delivery mode per
 @portals_cli.command("list")
 def portals_list() -> None:
     """Show each portal's password policy and how resets are delivered."""
-    from .services.portals import policies
+    from .services.portals import describe_store, policies
 
     for row in policies():
         classes = [n for n, on in (("upper", row.require_upper), ("lower", row.require_lower),
@@ -113,7 +113,7 @@ def portals_list() -> None:
         click.echo(
             f"{row.portal:<8} min {row.min_length}, {'+'.join(classes) or 'any'}, "
             f"history {row.history}, {row.delivery_mode}, "
-            f"valid {row.secret_lifetime_minutes} min"
+            f"valid {row.secret_lifetime_minutes} min; store {describe_store(row)}"
         )
 
 
@@ -127,15 +127,37 @@ def portals_list() -> None:
 @click.option("--history", type=int, help="Refuse any of the last N passwords.")
 @click.option("--mode", type=click.Choice(["one_time_password", "reset_link"]))
 @click.option("--lifetime-minutes", type=int, help="How long a password or link stays valid.")
+@click.option(
+    "--store",
+    type=click.Choice(["sql", "ldap", "active_directory", "scim"]),
+    help="Where the portal's passwords live (docs/directories.md).",
+)
+@click.option("--url", help="The directory: ldaps://host:636, ldap://host:389 or https://…/v2.")
+@click.option("--bind-dn", help="LDAP/AD: the service account the helpdesk binds as.")
+@click.option("--base-dn", help="LDAP/AD: where accounts are searched for.")
+@click.option(
+    "--find",
+    help="How the roster's account is found, e.g. '(uid={username})' or "
+    "'userName eq \"{username}\"'.",
+)
+@click.option(
+    "--password-change",
+    type=click.Choice(["exop", "replace"]),
+    help="LDAP: RFC 3062 Password Modify (exop) or a replace of userPassword.",
+)
+@click.option("--start-tls/--no-start-tls", default=None, help="LDAP on 389: StartTLS first.")
 def portals_set(portal: str, **changes: Any) -> None:
-    """Change a portal's password policy or delivery mode."""
-    from .services.portals import update_policy
+    """Change a portal's password policy, delivery mode or credential store."""
+    from .services.portals import describe_store, update_policy
 
     try:
         row = update_policy(portal, {k: v for k, v in changes.items() if v is not None})
     except DomainError as error:
         raise click.ClickException(error.message) from None
-    click.echo(f"{row.portal}: min {row.min_length}, history {row.history}, {row.delivery_mode}")
+    click.echo(
+        f"{row.portal}: min {row.min_length}, history {row.history}, {row.delivery_mode}; "
+        f"store {describe_store(row)}"
+    )
 
 
 def _serve(**kwargs: Any) -> Any:

@@ -41,6 +41,19 @@ class PortalPolicy(db.Model):  # type: ignore[name-defined]
     )
     # How long a one-time password or a reset link stays usable.
     secret_lifetime_minutes: Mapped[int] = mapped_column(default=72 * 60)
+    # Where the portal's passwords live: "sql" (this database), "ldap", "active_directory"
+    # or "scim" (helpdesk/services/stores). Secrets for a directory (bind password, SCIM
+    # token, CA file) come from the environment, never from here: docs/directories.md.
+    store: Mapped[str] = mapped_column(sa.String(24), default="sql", server_default="sql")
+    directory_url: Mapped[str | None] = mapped_column(sa.String(255))
+    directory_bind_dn: Mapped[str | None] = mapped_column(sa.String(255))
+    directory_base_dn: Mapped[str | None] = mapped_column(sa.String(255))
+    # How the roster's account is found: a template over {username}, {accountNumber},
+    # {sourcedId}, escaped for the query language (helpdesk/domain/directory_queries.py).
+    directory_find: Mapped[str | None] = mapped_column(sa.String(500))
+    # LDAP: "exop" (RFC 3062 Password Modify) or "replace" (of userPassword).
+    directory_password_change: Mapped[str | None] = mapped_column(sa.String(16))
+    directory_start_tls: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class PasswordHistory(db.Model):  # type: ignore[name-defined]
@@ -65,10 +78,13 @@ class FulfilmentState(enum.StrEnum):
     CREDENTIAL_SET = "credential_set"  # the store holds the new secret; not yet delivered
     DELIVERED = "delivered"
     DELIVERY_FAILED = "delivery_failed"  # will be retried with backoff
+    # The directory holding the portal's passwords did not answer: nothing was set or
+    # sent; will be retried with backoff.
+    DIRECTORY_FAILED = "directory_failed"
     ABANDONED = "abandoned"  # given back to a person, with the reason
 
 
-LIVE_FULFILMENT_STATES = ("pending", "credential_set", "delivery_failed")
+LIVE_FULFILMENT_STATES = ("pending", "credential_set", "delivery_failed", "directory_failed")
 
 
 class Fulfilment(db.Model):  # type: ignore[name-defined]

@@ -1,10 +1,11 @@
 """Where portal credentials live, behind one interface (SPEC §6.2).
 
 The jobs speak only to ``CredentialStore``. The built-in ``SqlCredentialStore`` keeps
-argon2 hashes on the portal account rows; a directory (LDAP, a portal's own API) is
-another class with the same methods, chosen by ``CREDENTIAL_STORE``, and the jobs do
-not change. The reset-link tokens are the helpdesk's own and live in its database
-whichever store holds the passwords.
+argon2 hashes on the portal account rows; a directory — LDAP, Active Directory, SCIM 2.0
+(helpdesk/services/stores) — is another class with the same methods, chosen per portal
+by an admin (``helpdesk portals set PORTAL --store …``), and the jobs do not change. The
+reset-link tokens are the helpdesk's own and live in its database whichever store holds
+the passwords.
 """
 
 from __future__ import annotations
@@ -14,25 +15,31 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
-from flask import current_app
 
 from ..domain.passwords import PasswordPolicy, PolicyError
 from ..errors import InvalidInput
 from ..extensions import db
 from ..models import PasswordHistory, PortalAccount, PortalPolicy, utcnow
 from ..security import hash_password, issue_reset_token, split_reset_token, verify_password
+from .stores.base import (
+    AccountStatus,
+    DirectoryRefused,
+    DirectoryUnavailable,
+    PasswordRejected,
+    settings_for,
+)
+from .stores.ldap import ActiveDirectoryStore, LdapStore
+from .stores.scim import ScimStore
 
-
-class AccountStatus(enum.StrEnum):
-    ACTIVE = "active"
-    LOCKED = "locked"
-    DISABLED = "disabled"
-
-
-class PasswordRejected(InvalidInput):
-    """A chosen password that the portal's policy refuses; ``problems`` say what to change."""
-
-    code = "password_rejected"
+__all__ = [
+    "AccountStatus",
+    "CredentialStore",
+    "DirectoryRefused",
+    "DirectoryUnavailable",
+    "PasswordRejected",
+    "SqlCredentialStore",
+    "store_for",
+]
 
 
 class CredentialStore(Protocol):
@@ -57,6 +64,9 @@ class CredentialStore(Protocol):
 
     def username(self, account: PortalAccount) -> str:
         """The name the holder signs in with."""
+
+    def check(self) -> None:
+        """Raise DirectoryUnavailable when the store cannot be reached (for /readyz)."""
 
 
 def policy_row(portal: str) -> PortalPolicy:
@@ -119,6 +129,9 @@ class SqlCredentialStore:
     def username(self, account: PortalAccount) -> str:
         return account.username
 
+    def check(self) -> None:
+        """The helpdesk's own database: /readyz checks it already."""
+
     # What the portal itself does with the store; the tests and the reset page use it.
 
     def sign_in(self, account_number: str, password: str) -> SignIn:
@@ -138,6 +151,7 @@ class SqlCredentialStore:
         return SignIn.SIGNED_IN
 
     def _previous_hashes(self, account: PortalAccount, count: int) -> list[str]:
+        """The password in use (unless one-time) and the ``count`` before it."""
         if count <= 0:
             return []
         rows = db.session.execute(
@@ -146,7 +160,10 @@ class SqlCredentialStore:
             .order_by(PasswordHistory.id.desc())
             .limit(count)
         ).scalars()
-        return list(rows)
+        current = [account.password_hash] if account.password_hash else []
+        if account.password_one_time:
+            current = []  # not the holder's choice, and usable only once
+        return current + list(rows)
 
     def _replace(
         self, account: PortalAccount, password: str, *, one_time: bool,
@@ -169,18 +186,16 @@ class SignIn(enum.StrEnum):
     REFUSED = "refused"
 
 
-_STORES: dict[str, type] = {"sql": SqlCredentialStore}
-
-
-def credential_store() -> CredentialStore:
-    name = current_app.config.get("CREDENTIAL_STORE", "sql")
-    try:
-        store: CredentialStore = _STORES[name]()
-    except KeyError:
-        raise InvalidInput(
-            f"CREDENTIAL_STORE={name!r} is not known; use one of {sorted(_STORES)}."
-        ) from None
-    return store
+def store_for(portal: str) -> CredentialStore:
+    """The store holding ``portal``'s passwords, as its policy names it."""
+    settings = settings_for(policy_row(portal))
+    if settings.store == "ldap":
+        return LdapStore(settings)
+    if settings.store == "active_directory":
+        return ActiveDirectoryStore(settings)
+    if settings.store == "scim":
+        return ScimStore(settings)
+    return SqlCredentialStore()
 
 
 def _account(account_number: str) -> PortalAccount | None:
@@ -235,7 +250,7 @@ def complete_reset(token: str, password: str) -> PortalAccount:
         or account.reset_expires_at <= utcnow()
     ):
         raise LinkNotUsable(_NO_LINK)
-    store = credential_store()
+    store = store_for(account.portal)
     store.set_password(account, password)
     account.reset_selector = account.reset_token_hash = account.reset_expires_at = None
     store.unlock(account)

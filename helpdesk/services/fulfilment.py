@@ -49,11 +49,13 @@ from ..security import seal, unseal
 from . import mail, outbox
 from .credentials import (
     AccountStatus,
-    credential_store,
+    DirectoryRefused,
+    DirectoryUnavailable,
     issue_reset_link,
     owner_names,
     password_policy,
     policy_row,
+    store_for,
 )
 from .notifications import PARENT_TYPES, Recipient, mask, notify, recipient_for
 
@@ -191,25 +193,72 @@ def run(fulfilment_id: int) -> str:
         db.session.commit()
         return fulfilment.state
     kind = FulfilmentKind(fulfilment.kind)
-    if kind is FulfilmentKind.REVOCATION:
-        return _revoke(fulfilment)
-    if fulfilment.state == FulfilmentState.PENDING:
-        problem = _why_not(incident, fulfilment, responsible=bool(responsible))
-        if problem:
-            _abandon(fulfilment, incident, problem)
-            db.session.commit()
-            return fulfilment.state
-        if kind is FulfilmentKind.RESET:
-            _set_credential(fulfilment, incident)
-            db.session.commit()
-            # Locked again, and held through the SMTP conversation: a duplicate job waits,
-            # then finds it delivered. Only the state can have moved since the commit, and
-            # only by a duplicate that took the row over (delivered, failed, abandoned).
-            state = db.session.execute(_RELOCK, {"id": fulfilment_id}).scalar_one()
-            if state != FulfilmentState.CREDENTIAL_SET:
+    try:
+        if kind is FulfilmentKind.REVOCATION:
+            return _revoke(fulfilment)
+        if fulfilment.state in _NOT_YET_SET:
+            problem = _why_not(incident, fulfilment, responsible=bool(responsible))
+            if problem:
+                _abandon(fulfilment, incident, problem)
                 db.session.commit()
-                return str(state)
-    return _deliver(fulfilment, incident)
+                return fulfilment.state
+            if kind is FulfilmentKind.RESET:
+                _set_credential(fulfilment, incident)
+                db.session.commit()
+                # Locked again, and held through the SMTP conversation: a duplicate job
+                # waits, then finds it delivered. Only the state can have moved since the
+                # commit, and only by a duplicate that took the row over.
+                state = db.session.execute(_RELOCK, {"id": fulfilment_id}).scalar_one()
+                if state != FulfilmentState.CREDENTIAL_SET:
+                    db.session.commit()
+                    return str(state)
+        return _deliver(fulfilment, incident)
+    except DirectoryUnavailable as error:
+        return _directory_failed(fulfilment_id, str(error))
+    except DirectoryRefused as error:
+        db.session.rollback()
+        return _directory_refused(fulfilment_id, str(error))
+
+
+# Nothing set in the store yet: the checks run (again) and the credential is set. A
+# worker that dies after the directory took a password but before the commit leaves the
+# fulfilment here, so the next attempt sets a fresh one: the secret emailed is always
+# the one the directory holds.
+_NOT_YET_SET = (FulfilmentState.PENDING, FulfilmentState.DIRECTORY_FAILED)
+
+
+def _relocked(fulfilment_id: int) -> tuple[Fulfilment, Incident]:
+    fulfilment, incident, *_ = db.session.execute(_LOCK_WITH_RECORDS, {"id": fulfilment_id}).one()
+    return fulfilment, incident
+
+
+def _directory_failed(fulfilment_id: int, reason: str) -> str:
+    """The directory did not answer: nothing was set or sent. Say so and try again later;
+    after the last attempt a person gets it back."""
+    db.session.rollback()  # whatever the attempt had begun, it did not happen
+    fulfilment, incident = _relocked(fulfilment_id)
+    fulfilment.attempts += 1
+    fulfilment.last_error = reason
+    if fulfilment.attempts >= outbox.attempts_allowed():
+        _abandon(fulfilment, incident, f"the directory could not be reached after "
+                 f"{fulfilment.attempts} attempts: {reason}")  # fmt: skip
+        db.session.commit()
+        return fulfilment.state
+    fulfilment.state = FulfilmentState.DIRECTORY_FAILED.value
+    _event(incident, "directory_failed", None, f"{reason}; nothing was sent, trying again",
+           fulfilment=fulfilment.id, attempt=fulfilment.attempts)  # fmt: skip
+    db.session.commit()
+    raise DirectoryUnavailable(reason)  # RQ retries it with the configured backoff
+
+
+def _directory_refused(fulfilment_id: int, reason: str) -> str:
+    """The directory answered no (no such entry, several, its own password policy):
+    retrying cannot help, so a person gets it back, told why; nothing is sent."""
+    fulfilment, incident = _relocked(fulfilment_id)
+    fulfilment.last_error = reason
+    _abandon(fulfilment, incident, f"{reason}; nothing was sent")
+    db.session.commit()
+    return fulfilment.state
 
 
 # Whether the incident's guardian has parental responsibility for an active child on the
@@ -272,7 +321,7 @@ def _set_credential(fulfilment: Fulfilment, incident: Incident) -> None:
     assert account is not None
     row = policy_row(account.portal)
     lifetime = timedelta(minutes=row.secret_lifetime_minutes or 72 * 60)
-    store = credential_store()
+    store = store_for(account.portal)
     if (fulfilment.mode or row.delivery_mode) == DeliveryMode.RESET_LINK:
         secret, expires_at = issue_reset_link(account, lifetime)
         what = "a single-use reset link was issued"
@@ -329,6 +378,8 @@ def _result_email(fulfilment: Fulfilment, incident: Incident, recipient: Recipie
     domain = mail.message_domain()
     message_id = f"<fulfilment-{fulfilment.id}@{domain}>"
     if fulfilment.kind == FulfilmentKind.REMINDER:
+        # The name the holder signs in with, as the portal's store has it now.
+        context["username"] = store_for(account.portal).username(account)
         return mail.Email(recipient.address, "Your portal username", "username_reminder",
                           context, message_id)  # fmt: skip
     secret = unseal(current_app.config["SECRET_KEY"], fulfilment.sealed_secret or "")
@@ -387,7 +438,6 @@ def _revoke(fulfilment: Fulfilment) -> str:
         return fulfilment.state
     now = utcnow()
     reason = incident.details.get("reason", "revoked")
-    store = credential_store()
     guardians = db.session.execute(
         sa.select(Guardian).where(Guardian.id.in_(targets)).with_for_update()
     ).scalars()
@@ -400,7 +450,7 @@ def _revoke(fulfilment: Fulfilment) -> str:
             sa.select(PortalAccount).where(PortalAccount.guardian_id == guardian.id)
         ).scalars()
         for account in accounts:
-            store.disable(account)
+            store_for(account.portal).disable(account)
             disabled += 1
         _stop_resets_for(guardian.id, reason)
     fulfilment.state = FulfilmentState.DELIVERED.value
@@ -440,11 +490,10 @@ def restore_access(guardian_sourced_id: str, admin: User) -> Guardian:
         raise NotFound(f"No guardian {guardian_sourced_id!r} on the records.")
     if guardian.access_revoked_at is None:
         raise Conflict(f"{guardian_sourced_id}'s access is not revoked.", code="not_revoked")
-    store = credential_store()
     for account in db.session.execute(
         sa.select(PortalAccount).where(PortalAccount.guardian_id == guardian.id)
     ).scalars():
-        store.enable(account)
+        store_for(account.portal).enable(account)
     revoked_by = guardian.access_revoked_by_incident_id
     incident = db.session.get(Incident, revoked_by) if revoked_by is not None else None
     if incident is not None:
