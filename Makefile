@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint services chromium bench clean
+.PHONY: install run test lint services chromium directories bench clean
 
 $(STAMP): setup.cfg pyproject.toml package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,9 @@ run: $(STAMP)
 	$(BIN)/helpdesk run
 
 # The whole suite, against real PostgreSQL and Redis (started first if they are down),
-# with the browser tests in Debian's Chromium (installed first if it is missing).
-test: $(STAMP) services chromium
+# with the browser tests in Debian's Chromium and the directory tests against their own
+# OpenLDAP and Samba AD (each installed first if it is missing).
+test: $(STAMP) services chromium directories
 	$(BIN)/python -m pytest
 
 services:
@@ -36,6 +37,9 @@ services:
 
 chromium:
 	scripts/ensure-chromium
+
+directories:
+	scripts/ensure-directories
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -23,10 +23,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .extensions import db
-from .models import Fulfilment, OutboxEntry, utcnow
+from .models import Fulfilment, OutboxEntry, PortalPolicy, utcnow
 from .models.fulfilment import LIVE_FULFILMENT_STATES
 from .redis_client import get_redis
 from .scheduler import LEASE_KEY
+from .services.credentials import DirectoryUnavailable, store_for
 
 bp = Blueprint("ops", __name__)
 
@@ -87,6 +88,21 @@ def background_checks() -> dict[str, str]:
     except Exception as exc:  # any client error: Redis is away, reported above
         found["scheduler"] = found["workers"] = f"unknown: Redis unreachable ({type(exc).__name__})"
     found["mail"] = _mail_server()
+    found.update(_directories())
+    return found
+
+
+def _directories() -> dict[str, str]:
+    """Each portal's directory, when its passwords live in one: does it answer our bind?"""
+    found: dict[str, str] = {}
+    for row in db.session.execute(sa.select(PortalPolicy).where(PortalPolicy.store != "sql")
+                                  ).scalars():  # fmt: skip
+        try:
+            store_for(row.portal).check()
+            found[f"directory:{row.portal}"] = "ok"
+        except DirectoryUnavailable as error:
+            found[f"directory:{row.portal}"] = f"unreachable: {error}"
+    db.session.rollback()  # a read: end it
     return found
 
 
@@ -165,13 +181,22 @@ class _Backlog(Collector):
             work.add_metric([state], int(counts.get(state, 0)))
         yield work
         db.session.rollback()  # a read: end it
+        directories = GaugeMetricFamily(
+            "helpdesk_directory_up",
+            "1 when the portal's directory answers the helpdesk's bind, 0 when not",
+            labels=["portal"],
+        )
         for name, text in background_checks().items():
+            if name.startswith("directory:"):
+                directories.add_metric([name.partition(":")[2]], 1 if text == "ok" else 0)
+                continue
             up = GaugeMetricFamily(
                 f"helpdesk_{name}_up",
                 f"1 when {_BACKGROUND_WORDS[name]}, 0 when not (see /readyz for why)",
             )
             up.add_metric([], 1 if text == "ok" else 0)
             yield up
+        yield directories
 
 
 _BACKGROUND_WORDS = {

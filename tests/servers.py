@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import ldap3
 import redis
 
 from .smtp import free_port
@@ -134,3 +136,185 @@ class SilentServer:
         self.socket.close()
         for connection in self.held:
             connection.close()
+
+
+def self_signed_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A certificate (and its key) for ``host``, its own CA: the tests' CA file."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))  # fmt: skip
+    return cert_path, key_path
+
+
+SLAPD_BASE = "dc=school,dc=example"
+SLAPD_ADMIN = f"cn=admin,{SLAPD_BASE}"
+SLAPD_SERVICE = f"cn=helpdesk,{SLAPD_BASE}"
+
+
+class SlapdServer:
+    """A private OpenLDAP (Debian's slapd) with the ppolicy overlay, on LDAPS and plain
+    LDAP (for StartTLS) on free ports, its certificate its own CA."""
+
+    def __init__(self, people: list[dict[str, str]], service_password: str) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="helpdesk-slapd-"))
+        self.port, self.plain_port = free_port(), free_port()
+        self.ca_file, key = self_signed_certificate(self.folder)
+        self.admin_password = "slapd-admin-" + os.urandom(6).hex()
+        (self.folder / "db").mkdir()
+        schema = Path("/etc/ldap/schema")
+        (self.folder / "slapd.conf").write_text(f"""
+include {schema}/core.schema
+include {schema}/cosine.schema
+include {schema}/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload ppolicy
+pidfile {self.folder}/slapd.pid
+TLSCertificateFile {self.ca_file}
+TLSCertificateKeyFile {key}
+database mdb
+suffix "{SLAPD_BASE}"
+rootdn "{SLAPD_ADMIN}"
+rootpw {self.admin_password}
+directory {self.folder}/db
+maxsize 67108864
+access to attrs=userPassword
+    by dn.exact="{SLAPD_SERVICE}" write by self write by anonymous auth by * none
+access to * by dn.exact="{SLAPD_SERVICE}" write by self read by users read by * none
+overlay ppolicy
+ppolicy_default "cn=default,ou=policies,{SLAPD_BASE}"
+ppolicy_hash_cleartext
+ppolicy_use_lockout
+""")  # fmt: skip
+        entries = [
+            f"""dn: {SLAPD_BASE}
+objectClass: dcObject
+objectClass: organization
+o: School
+dc: school
+
+dn: ou=people,{SLAPD_BASE}
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=policies,{SLAPD_BASE}
+objectClass: organizationalUnit
+ou: policies
+
+dn: cn=default,ou=policies,{SLAPD_BASE}
+objectClass: applicationProcess
+objectClass: pwdPolicy
+cn: default
+pwdAttribute: userPassword
+pwdMustChange: TRUE
+pwdLockout: TRUE
+pwdMaxFailure: 5
+pwdInHistory: 3
+
+dn: {SLAPD_SERVICE}
+objectClass: person
+cn: helpdesk
+sn: helpdesk
+userPassword: {service_password}
+"""
+        ]
+        for person in people:
+            entries.append(f"""dn: uid={person['uid']},ou=people,{SLAPD_BASE}
+objectClass: inetOrgPerson
+uid: {person['uid']}
+cn: {person['cn']}
+sn: {person['sn']}
+employeeNumber: {person.get('number', '')}
+userPassword: {person['password']}
+""")  # fmt: skip
+        (self.folder / "data.ldif").write_text("\n".join(entries))
+        config, data = str(self.folder / "slapd.conf"), str(self.folder / "data.ldif")
+        subprocess.run(["/usr/sbin/slapadd", "-f", config, "-l", data], check=True,
+                       capture_output=True)  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.port}"
+
+    def start(self) -> SlapdServer:
+        urls = f"ldaps://127.0.0.1:{self.port}/ ldap://127.0.0.1:{self.plain_port}/"
+        self.process = subprocess.Popen(
+            ["/usr/sbin/slapd", "-h", urls, "-f", str(self.folder / "slapd.conf"), "-d", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        import socket
+
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("slapd did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def admin(self) -> ldap3.Connection:
+        """A connection as the directory's own administrator, to look at what changed."""
+        server = ldap3.Server("127.0.0.1", port=self.port, use_ssl=True, get_info=ldap3.NONE,
+                              tls=ldap3.Tls(validate=ssl.CERT_REQUIRED,
+                                            ca_certs_file=str(self.ca_file)))  # fmt: skip
+        return ldap3.Connection(server, SLAPD_ADMIN, self.admin_password, auto_bind=True)
+
+    def bind_result(self, uid: str, password: str) -> int:
+        """What binding as ``uid`` with ``password`` gives: 0 accepted, 49 refused."""
+        server = ldap3.Server("127.0.0.1", port=self.port, use_ssl=True, get_info=ldap3.NONE,
+                              tls=ldap3.Tls(validate=ssl.CERT_REQUIRED,
+                                            ca_certs_file=str(self.ca_file)))  # fmt: skip
+        conn = ldap3.Connection(server, f"uid={uid},ou=people,{SLAPD_BASE}", password)
+        conn.bind()
+        result = int(conn.result["result"])
+        conn.unbind()
+        return result
+
+    def attribute(self, uid: str, name: str) -> list[str]:
+        conn = self.admin()
+        conn.search(f"uid={uid},ou=people,{SLAPD_BASE}", "(objectClass=*)",
+                    search_scope=ldap3.BASE, attributes=[name, "+"])  # fmt: skip
+        values = conn.entries[0].entry_attributes_as_dict.get(name, []) if conn.entries else []
+        conn.unbind()
+        return [str(v) for v in values]
+
+    def modify(self, uid: str, changes: dict) -> None:
+        conn = self.admin()
+        conn.modify(f"uid={uid},ou=people,{SLAPD_BASE}", changes)
+        conn.unbind()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
