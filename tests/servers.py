@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import ldap3
 import redis
@@ -318,3 +319,92 @@ userPassword: {person['password']}
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class ScimServer:
+    """scim2-server's SCIM 2.0 application, in memory, behind a small WSGI app of the
+    tests that can answer 503 instead (``failing``), served from a thread on a free port."""
+
+    def __init__(self, token: str) -> None:
+        import secrets
+        import threading
+        from socketserver import ThreadingMixIn
+        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+        from scim2_models import ScimProvider
+        from scim2_server.memory import InMemoryStorage
+        from scim2_server.service import ScimService
+        from scim2_server.testserver.application import (
+            BEARER_TOKEN_SCHEME,
+            BearerTokenApplication,
+        )
+        from scim2_server.utils import (
+            load_default_resource_types,
+            load_default_schemas,
+            load_default_service_provider_config,
+        )
+
+        config = load_default_service_provider_config()
+        config.authentication_schemes = [*(config.authentication_schemes or []),
+                                         BEARER_TOKEN_SCHEME]  # fmt: skip
+        provider = ScimProvider.from_discovery(
+            load_default_schemas().values(), load_default_resource_types().values(),
+            config=config,
+        )  # fmt: skip
+        self.storage = InMemoryStorage()
+        self.scim = BearerTokenApplication(
+            self.storage, provider, service=ScimService(provider, secret=secrets.token_hex(16)),
+            bearer_tokens=[token],
+        )  # fmt: skip
+        self.failing = False
+
+        def app(environ: dict, start_response: Any) -> Any:
+            if self.failing:
+                start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+                return [b'{"detail": "down for maintenance", "status": "503"}']
+            return self.scim(environ, start_response)
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Threading(ThreadingMixIn, WSGIServer):
+            daemon_threads = True
+
+        self.server = make_server("127.0.0.1", 0, app, server_class=Threading,
+                                  handler_class=Quiet)  # fmt: skip
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.token = token
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v2"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import requests
+
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return requests.request(method, self.url + path, headers=headers, timeout=5, **kwargs)
+
+    def add_user(self, user_name: str, password: str) -> str:
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name,
+                "password": password, "active": True}  # fmt: skip
+        answer = self.request("POST", "/Users", json=body)
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["id"])
+
+    def password_is(self, user_name: str, password: str) -> bool:
+        """The SCIM read the acceptance asks for: does the user hold this password?"""
+        query = f'userName eq "{user_name}" and password eq "{password}"'
+        return int(self.request("GET", "/Users", params={"filter": query}).json()
+                   ["totalResults"]) == 1  # fmt: skip
+
+    def user(self, user_name: str) -> dict:
+        found = self.request("GET", "/Users", params={"filter": f'userName eq "{user_name}"'})
+        return dict(found.json()["Resources"][0])
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
