@@ -167,6 +167,7 @@ def self_signed_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path
     key_path.write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))  # fmt: skip
+    key_path.chmod(0o600)  # Samba refuses a key others can read (CVE-2013-4476)
     return cert_path, key_path
 
 
@@ -408,3 +409,124 @@ class ScimServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+SAMBA_REALM, SAMBA_DOMAIN = "SCHOOL.TEST", "SCHOOL"
+SAMBA_BASE = "DC=school,DC=test"
+
+
+class SambaDC:
+    """Samba as an Active Directory domain controller (Debian's samba), provisioned in a
+    temporary folder and serving LDAPS only, on an address of its own in 127.0.0.0/8
+    (its ports are fixed: 389 and 636), with a certificate for that address."""
+
+    def __init__(self, address: str = "127.0.0.9") -> None:
+        self.address = address
+        self.folder = Path(tempfile.mkdtemp(prefix="helpdesk-samba-"))
+        self.admin_password = "Admin-" + os.urandom(6).hex() + "-Pw1"
+        folder = self.folder
+        options = [
+            f"interfaces={address}/8", "bind interfaces only=yes", "server services=ldap",
+            "dns forwarder=", f"pid directory={folder}/run", f"ncalrpc dir={folder}/ncalrpc",
+            f"ntp signd socket directory={folder}/ntp_signd",
+            f"winbindd socket directory={folder}/winbindd", f"log file={folder}/log.%m",
+        ]  # fmt: skip
+        command = ["samba-tool", "domain", "provision", f"--targetdir={folder}",
+                   f"--realm={SAMBA_REALM}", f"--domain={SAMBA_DOMAIN}", "--server-role=dc",
+                   "--dns-backend=NONE", f"--adminpass={self.admin_password}",
+                   "--host-name=dc1", *(f"--option={option}" for option in options)]  # fmt: skip
+        subprocess.run(command, check=True, capture_output=True, timeout=300)
+        self.ca_file, key = self_signed_certificate(folder, host=address)
+        config = folder / "etc" / "smb.conf"
+        text = config.read_text().replace(
+            "[global]",
+            f"[global]\n\ttls enabled = yes\n\ttls keyfile = {key}\n\ttls certfile = "
+            f"{self.ca_file}\n\ttls cafile = \n",
+            1,
+        )
+        config.write_text(text)
+        self.config = config
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ldaps://{self.address}:636"
+
+    def start(self) -> SambaDC:
+        import socket
+
+        self.process = subprocess.Popen(
+            ["samba", "-i", "-M", "single", "-s", str(self.config)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection((self.address, 636), timeout=0.5).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("samba did not start") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()  # with -i, samba ends when its stdin does
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def connection(self, user: str | None = None, password: str | None = None) -> Any:
+        server = ldap3.Server(self.address, port=636, use_ssl=True, get_info=ldap3.NONE,
+                              tls=ldap3.Tls(validate=ssl.CERT_REQUIRED,
+                                            ca_certs_file=str(self.ca_file)))  # fmt: skip
+        return ldap3.Connection(server, user or f"Administrator@{SAMBA_REALM.lower()}",
+                                password or self.admin_password)  # fmt: skip
+
+    def admin(self) -> Any:
+        conn = self.connection()
+        conn.bind()
+        assert conn.result["result"] == 0, conn.result
+        return conn
+
+    def add_user(self, name: str, password: str) -> str:
+        dn = f"CN={name},CN=Users,{SAMBA_BASE}"
+        conn = self.admin()
+        principal = f"{name}@{SAMBA_REALM.lower()}"
+        conn.add(dn, ["top", "person", "organizationalPerson", "user"],
+                 {"sAMAccountName": name, "userPrincipalName": principal})  # fmt: skip
+        assert conn.result["result"] == 0, conn.result
+        conn.modify(dn, {"unicodePwd": [(ldap3.MODIFY_REPLACE,
+                                         [f'"{password}"'.encode("utf-16-le")])],
+                         "userAccountControl": [(ldap3.MODIFY_REPLACE, ["512"])]})  # fmt: skip
+        assert conn.result["result"] == 0, conn.result
+        conn.unbind()
+        return dn
+
+    def bind_result(self, name: str, password: str) -> str:
+        """'ok', or AD's reason code: 52e wrong password, 773 must change, 533 disabled."""
+        conn = self.connection(f"{name}@{SAMBA_REALM.lower()}", password)
+        conn.bind()
+        if conn.result["result"] == 0:
+            conn.unbind()
+            return "ok"
+        message = conn.result.get("message", "")
+        for code in ("52e", "773", "533", "775", "532"):
+            if f"data {code}" in message:
+                return code
+        return message
+
+    def attribute(self, name: str, attribute: str) -> list[str]:
+        conn = self.admin()
+        conn.search(SAMBA_BASE, f"(sAMAccountName={name})", attributes=[attribute])
+        values = [str(v) for v in conn.entries[0][attribute].values] if conn.entries else []
+        conn.unbind()
+        return values
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -109,8 +109,9 @@ class LdapStore:
 
     def username(self, account: PortalAccount) -> str:
         with self._entry(account) as (_, _, entry):
-            values = entry.get(self.username_attribute) or []
-        found = values[0] if isinstance(values, list) and values else values
+            found = entry.get(self.username_attribute)
+        if isinstance(found, list):
+            found = found[0] if found else None
         return str(found or account.username)
 
     def check(self) -> None:
@@ -249,11 +250,16 @@ class ActiveDirectoryStore(LdapStore):
         self._modify(conn, dn, {"lockoutTime": [(ldap3.MODIFY_REPLACE, ["0"])]})
 
     def _disable(self, conn: ldap3.Connection, dn: str, entry: dict[str, Any]) -> None:
-        flags = int(entry.get("userAccountControl") or 512)
-        self._modify(conn, dn, {"userAccountControl": [
-            (ldap3.MODIFY_REPLACE, [str(flags | ACCOUNTDISABLE)])]})  # fmt: skip
+        flags = _first(entry.get("userAccountControl"), 512) | ACCOUNTDISABLE
+        self._modify(conn, dn, {"userAccountControl": [(ldap3.MODIFY_REPLACE, [str(flags)])]})
 
     def _enable(self, conn: ldap3.Connection, dn: str, entry: dict[str, Any]) -> None:
-        flags = int(entry.get("userAccountControl") or 512)
-        self._modify(conn, dn, {"userAccountControl": [
-            (ldap3.MODIFY_REPLACE, [str(flags & ~ACCOUNTDISABLE)])]})  # fmt: skip
+        flags = _first(entry.get("userAccountControl"), 512) & ~ACCOUNTDISABLE
+        self._modify(conn, dn, {"userAccountControl": [(ldap3.MODIFY_REPLACE, [str(flags)])]})
+
+
+def _first(value: Any, default: int) -> int:
+    """An attribute's value as a number: ldap3 hands lists when it knows no schema."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return int(value) if value is not None else default
