@@ -226,6 +226,7 @@ def test_an_admin_fixes_a_rule_dry_runs_it_and_saves_it(site: Site) -> None:
     ("who", "path"),
     [("admin", "/admin/queues"), ("admin", "/admin/sla"), ("admin", "/admin/users"),
      ("admin", "/admin/users/1"), ("admin", "/admin/roster"), ("admin", "/queue?status=closed"),
+     ("admin", "/admin/portals"),
      ("ashgrove", "/report/portal_link_failure"), ("ashgrove", "/report/access_revocation"),
      ("ashgrove", "/queue"), ("ashgrove", "/incidents/INC-999999"), ("admin", "/nowhere"),
      ("admin", "/reset/not-a-real.token"), ("admin", "/invite/not-a-real.token"),

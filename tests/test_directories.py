@@ -306,3 +306,39 @@ def test_a_worker_that_dies_after_the_directory_took_a_password_sets_a_fresh_one
     assert slapd.bind_result("fiona.campbell1", secret) == 0
     OLD["fiona.campbell1"] = secret
     assert parse_ref(ref)
+
+
+def test_admins_see_each_portals_store_and_whether_its_secret_is_set_never_the_secret(desk, slapd):
+    from .test_pages import signed_in
+
+    with desk.app.app_context():
+        admin = signed_in(desk.app, desk.actors.admin.email)
+        page = admin.get("/admin/portals").text
+        cli = desk.app.test_cli_runner().invoke(args=["portals", "list"]).output
+        db.session.remove()
+    assert "LDAP" in page and slapd.url in page and "set (PARENT_DIRECTORY_SECRET)" in page
+    assert "this helpdesk&#39;s database" in page or "this helpdesk's database" in page
+    assert f"ldap at {slapd.url}" in cli and "PARENT_DIRECTORY_SECRET set" in cli
+    for shown in (page, cli):
+        assert SERVICE_PASSWORD not in shown
+
+
+def test_certificates_are_checked_and_starttls_works(desk, slapd, monkeypatch):
+    from helpdesk.services.stores.base import DirectoryUnavailable
+    from helpdesk.services.stores.ldap import LdapStore
+
+    with desk.app.app_context():
+        from helpdesk.services.credentials import policy_row
+        from helpdesk.services.stores.base import settings_for
+
+        settings = settings_for(policy_row("parent"))
+        db.session.remove()
+    LdapStore(settings).check()  # LDAPS, with the directory's CA
+    from dataclasses import replace
+
+    with pytest.raises(DirectoryUnavailable):  # the system's CAs do not know this one
+        LdapStore(replace(settings, ca_file=None)).check()
+    start_tls = replace(settings, url=f"ldap://127.0.0.1:{slapd.plain_port}", start_tls=True)
+    LdapStore(start_tls).check()
+    with pytest.raises(DirectoryUnavailable):
+        LdapStore(replace(start_tls, ca_file=None)).check()

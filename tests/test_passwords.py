@@ -58,7 +58,7 @@ def test_one_of_the_last_n_passwords_is_refused():
     policy = PasswordPolicy(min_length=15, symbol=True, history=2)
     assert policy.problems("Winter2026!aaaaa", previous=old,
                            matches_previous=verify_password) == [
-        "Choose a password you have not used in your last 2."
+        "Choose a password that is neither the one you have now nor one of your last 2."
     ]  # fmt: skip
     assert policy.problems("Summer2026!ccccc", previous=old, matches_previous=verify_password) == []
 
@@ -68,3 +68,27 @@ def test_one_of_the_last_n_passwords_is_refused():
 def test_an_impossible_policy_is_refused(bad):
     with pytest.raises(PolicyError):
         PasswordPolicy(**bad)
+
+
+def test_history_counts_the_password_in_use_and_the_n_before_it(app):
+    import sqlalchemy as sa
+
+    from helpdesk.extensions import db
+    from helpdesk.models import PortalAccount
+    from helpdesk.services.credentials import PasswordRejected, SqlCredentialStore
+    from helpdesk.services.portals import update_policy
+
+    update_policy("parent", {"history": 2})
+    store = SqlCredentialStore()
+    account = db.session.execute(
+        sa.select(PortalAccount).where(PortalAccount.account_number == "P500001")
+    ).scalar_one()
+    for chosen in ("Garden-Path-41", "River-Stone-52", "Maple-Leaf-63"):
+        store.set_password(account, chosen)
+    # In use, and the two before it: all refused; the one before those is allowed again.
+    for refused in ("Maple-Leaf-63", "River-Stone-52", "Garden-Path-41"):
+        with pytest.raises(PasswordRejected):
+            store.set_password(account, refused)
+    store.set_password(account, "Brand-New-Owl-74")
+    with pytest.raises(PasswordRejected):
+        store.set_password(account, "Brand-New-Owl-74")  # choosing the one you have

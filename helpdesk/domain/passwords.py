@@ -56,8 +56,10 @@ class PasswordPolicy:
     ) -> list[str]:
         """What the password lacks, one sentence each; empty when it meets the policy.
 
-        ``names`` are the owner's names and username; ``previous`` their last password
-        hashes, checked with ``matches_previous(hash, password)``.
+        ``names`` are the owner's names and username; ``previous`` the hashes of the
+        password in use and of those before it, newest first, checked with
+        ``matches_previous(hash, password)``: with ``history`` N the one in use and the N
+        before it are refused.
         """
         found = []
         if len(password) < self.min_length:
@@ -79,9 +81,12 @@ class PasswordPolicy:
                 found.append("Do not use your name or username in the password.")
                 break
         if self.history and matches_previous is not None:
-            recent = list(previous)[: self.history]
+            recent = list(previous)[: self.history + 1]
             if any(matches_previous(old, password) for old in recent):
-                found.append(f"Choose a password you have not used in your last {self.history}.")
+                found.append(
+                    "Choose a password that is neither the one you have now nor one of your "
+                    f"last {self.history}."
+                )
         return found
 
     def generate(self, *, names: Iterable[str] = (), length: int | None = None) -> str:

@@ -86,10 +86,22 @@ class RecordId(IntegerConverter):
 
 
 def init_web(app: Flask) -> None:
-    from . import access, admin, auth, dashboard, incidents, mailbox, pages, queue, report, reset
+    from . import (
+        access,
+        admin,
+        admin_portals,
+        auth,
+        dashboard,
+        incidents,
+        mailbox,
+        pages,
+        queue,
+        report,
+        reset,
+    )
 
     app.url_map.converters["id"] = RecordId
-    for module in (auth, pages, report, incidents, queue, dashboard, reset):
+    for module in (auth, pages, report, incidents, queue, dashboard, reset, admin_portals):
         app.register_blueprint(module.bp)
     for blueprint in admin.blueprints:
         app.register_blueprint(blueprint)

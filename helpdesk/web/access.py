@@ -38,6 +38,7 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("SLAs", "admin_sla.index_sla"),
         ("Users", "admin_users.index_users"),
         ("Roster", "admin_roster.index_roster"),
+        ("Portals", "admin_portals.index"),
     ),
 }
 
