@@ -8,6 +8,7 @@ Redis; an aiosmtpd server in this process is
 the sink and timestamps each message.
 
     python -m bench.fulfilment [--latency 100] [--burst 500] [--fork]
+    python -m bench.fulfilment --stores     # the reset's cost per credential store
 
 Reported, all in one run:
 - latency: resets filed at 4 a second (the workers idle between), p50 and p99;
@@ -15,6 +16,9 @@ Reported, all in one run:
   accepted, beside RQ's own rate for no-op jobs on the same two workers;
 - overhead: one reset run in-process, less the argon2 hash it must do (timed inside
   each run), with the SMTP server in a process of its own and, for comparison, in this one.
+
+With --stores, one run compares the reset's cost with the passwords in this database
+(sql) and in a private OpenLDAP over LDAPS (ldap), beside the LDAP round trips alone.
 """
 
 from __future__ import annotations
@@ -167,6 +171,60 @@ def overhead(app: Any, token: str, rounds: int = 60) -> tuple[float, float, floa
     return tuple(statistics.median(m) * 1000 for m in (runs, hashes, beyond))  # type: ignore[return-value]
 
 
+DIRECTORY_USERS = ("fiona.campbell1", "alasdair.campbell1", "lorna.fraser5", "steven.fraser5")
+
+
+def stores(environ: dict[str, str], token: str, rounds: int = 60) -> None:
+    """The reset run per store, in one run: sql, then ldap (a private slapd over LDAPS)."""
+    from helpdesk import create_app
+    from helpdesk.extensions import db
+    from helpdesk.services.credentials import policy_row
+    from helpdesk.services.portals import update_policy
+    from helpdesk.services.stores.base import settings_for
+    from helpdesk.services.stores.ldap import LdapStore
+    from tests.servers import SLAPD_BASE, SLAPD_SERVICE, SlapdServer
+
+    service = "bench-" + os.urandom(6).hex()
+    people = [{"uid": u, "cn": u, "sn": u, "password": "Bench-Pass-1"} for u in DIRECTORY_USERS]
+    slapd = SlapdServer(people, service).start()
+    try:
+        sql_app = create_app(environ)
+        sql_run, sql_hash, sql_beyond = overhead(sql_app, token, rounds)
+        os.environ["PARENT_DIRECTORY_SECRET"] = service
+        os.environ["PARENT_DIRECTORY_CA_FILE"] = str(slapd.ca_file)
+        ldap_app = create_app(environ)
+        with ldap_app.app_context():
+            update_policy("parent", {"store": "ldap", "url": slapd.url, "bind_dn": SLAPD_SERVICE,
+                                     "base_dn": f"ou=people,{SLAPD_BASE}"})  # fmt: skip
+            settings = settings_for(policy_row("parent"))
+            db.session.remove()
+        ldap_run, _, _ = overhead(ldap_app, token, rounds)
+        # The directory's own part: what the store asks of it for one reset (connect,
+        # StartTLS-free LDAPS handshake, bind, search, Password Modify, pwdReset; then
+        # the unlock's connection), timed with ldap3 alone.
+        store, trips = LdapStore(settings), []
+        from types import SimpleNamespace
+
+        account = SimpleNamespace(username=DIRECTORY_USERS[0], account_number="P500001",
+                                  guardian=None, student=None, status="active",
+                                  must_change_password=False)  # fmt: skip
+        for _ in range(rounds):
+            started = time.perf_counter()
+            store.set_one_time_password(account, "Bench-Pass-" + os.urandom(4).hex(), None)  # type: ignore[arg-type]
+            store.unlock(account)  # type: ignore[arg-type]
+            trips.append(time.perf_counter() - started)
+        for made in (sql_app, ldap_app):
+            with made.app_context():
+                db.engine.dispose()
+    finally:
+        slapd.close()
+    directory_ms = statistics.median(trips) * 1000
+    print(f"one reset run, {rounds} rounds, SMTP sink in this process:")
+    print(f"  sql  {sql_run:.1f} ms (argon2 {sql_hash:.1f} ms, beyond it {sql_beyond:.1f} ms)")
+    print(f"  ldap {ldap_run:.1f} ms (the directory's round trips alone {directory_ms:.1f} ms; "
+          f"the rest {ldap_run - directory_ms:.1f} ms)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency", type=int, default=100)
@@ -174,6 +232,8 @@ def main() -> None:
     parser.add_argument("--fork", action="store_true",
                         help="run the workers with 'helpdesk worker --fork' (a work-horse "
                              "per job) instead of in process")  # fmt: skip
+    parser.add_argument("--stores", action="store_true",
+                        help="only compare the reset's cost per credential store")  # fmt: skip
     args = parser.parse_args()
 
     import redis
@@ -204,6 +264,9 @@ def main() -> None:
         redis.Redis.from_url(REDIS_URL).flushdb()
         migrate(url)
         token = setup(environ)
+        if args.stores:
+            stores(environ, token)
+            return
         app = create_app(environ)
         client = app.test_client()
         headers = {"Authorization": f"Bearer {token}"}

@@ -11,6 +11,7 @@ minute, and a connection held between jobs would only go stale.
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -164,6 +165,9 @@ class LdapStore:
         )  # fmt: skip
         try:
             self._run(conn.open)
+            # Without it, Nagle's algorithm meets the server's delayed ACK after the TLS
+            # handshake: 40 ms of nothing on every bind (bench/README.md).
+            conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if settings.start_tls and not secure:
                 self._run(conn.start_tls)
             try:
