@@ -60,7 +60,7 @@ def stack(tmp_path_factory, smtp, slapd) -> Iterator[Any]:
     with app_on_fresh_database(
         tmp_path_factory, REDIS_URL=REDIS_URL, MAIL_SERVER="127.0.0.1",
         MAIL_PORT=str(smtp.port), MAIL_TIMEOUT="2", JOB_RETRY_INTERVALS="60,60,60",
-        RATELIMIT_STORAGE_URI="memory://",
+        RATELIMIT_STORAGE_URI="memory://", PUBLIC_BASE_URL="https://help.example.org",
     ) as made:  # fmt: skip
         app = made[0]
         with app.app_context():
@@ -342,3 +342,47 @@ def test_certificates_are_checked_and_starttls_works(desk, slapd, monkeypatch):
     LdapStore(start_tls).check()
     with pytest.raises(DirectoryUnavailable):
         LdapStore(replace(start_tls, ca_file=None)).check()
+
+
+def test_a_reset_link_sets_the_holders_choice_in_the_directory_under_both_policies(desk, slapd):
+    import re
+
+    from .test_fulfilment import reset_link
+
+    with desk.app.app_context():
+        update_policy("parent", {"mode": "reset_link", "min_length": 12})
+        db.session.remove()
+    try:
+        ref = approved_reset(desk)
+        desk.work()
+        (message,) = [m for m in desk.mailbox.to(FIONA) if "password" in m.message["Subject"]]
+        token = reset_link(message)
+        page = desk.client
+        shown = page.get(f"/reset/{token}")
+        csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', shown.text).group(1)
+
+        def choose(password: str) -> Any:
+            return page.post(f"/reset/{token}", data={"csrf_token": csrf, "password": password,
+                                                      "confirm": password})  # fmt: skip
+
+        assert "Use at least 12 characters." in choose("Short-1").text  # the portal's rule
+        chosen = "Heather-Glen-42"
+        done = choose(chosen)
+        assert done.status_code == 200 and "has been changed" in done.text
+        assert slapd.bind_result("fiona.campbell1", chosen) == 0
+        assert slapd.attribute("fiona.campbell1", "pwdReset") == []  # the holder's own choice
+        OLD["fiona.campbell1"] = chosen
+        assert desk.get(ref)["status"] == "resolved"
+        # The directory's own rule: ppolicy's pwdInHistory refuses the password in use.
+        from helpdesk.services.credentials import PasswordRejected, store_for
+
+        with desk.app.app_context():
+            account = db.session.execute(sa.select(PortalAccount).where(
+                PortalAccount.account_number == "P500001")).scalar_one()  # fmt: skip
+            with pytest.raises(PasswordRejected, match="portal refused"):
+                store_for("parent").set_password(account, chosen)
+            db.session.remove()
+    finally:
+        with desk.app.app_context():
+            update_policy("parent", {"mode": "one_time_password", "min_length": 8})
+            db.session.remove()

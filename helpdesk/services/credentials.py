@@ -251,6 +251,13 @@ def complete_reset(token: str, password: str) -> PortalAccount:
     ):
         raise LinkNotUsable(_NO_LINK)
     store = store_for(account.portal)
+    if not isinstance(store, SqlCredentialStore):
+        # The portal's rules first; the directory then applies its own (history, quality).
+        problems = password_policy(policy_row(account.portal)).problems(
+            password, names=owner_names(account)
+        )
+        if problems:
+            raise PasswordRejected(" ".join(problems), errors={"fields": {"password": problems}})
     store.set_password(account, password)
     account.reset_selector = account.reset_token_hash = account.reset_expires_at = None
     store.unlock(account)
