@@ -386,3 +386,20 @@ def test_a_reset_link_sets_the_holders_choice_in_the_directory_under_both_polici
         with desk.app.app_context():
             update_policy("parent", {"mode": "one_time_password", "min_length": 8})
             db.session.remove()
+
+
+def test_a_replace_of_user_password_works_as_password_modify_does(desk, slapd):
+    with desk.app.app_context():
+        update_policy("parent", {"password_change": "replace"})
+        db.session.remove()
+    try:
+        approved_reset(desk)
+        desk.work()
+        secret = one_time_password(reset_emails(desk)[0])
+        assert slapd.bind_result("fiona.campbell1", secret) == 0
+        assert slapd.attribute("fiona.campbell1", "pwdReset") == ["TRUE"]
+        OLD["fiona.campbell1"] = secret
+    finally:
+        with desk.app.app_context():
+            update_policy("parent", {"password_change": "exop"})
+            db.session.remove()

@@ -188,3 +188,39 @@ def test_the_domain_controller_down_before_the_set_then_exactly_one_email(desk, 
     assert samba.bind_result("icampbell1", secret) == "773"
     assert desk.get(ref)["status"] == "resolved"
     OLD["icampbell1"] = secret
+
+
+def test_two_entries_matching_send_nothing(desk, samba):
+    samba.add_user("icampbell1-old", "Old-Isla-Pass-2")
+    with desk.app.app_context():
+        update_policy("student", {"find": "(&(objectClass=user)(|(sAMAccountName={username})"
+                                          "(sAMAccountName={username}-old)))"})  # fmt: skip
+        db.session.remove()
+    try:
+        ref = desk.file(ISLA_RESET)["ref"]
+        desk.work()
+        (fulfilment,) = desk.fulfilments(ref)
+        assert fulfilment.state == "abandoned"
+        assert "2 entries in the student directory match" in fulfilment.last_error
+        assert student_emails(desk) == []
+    finally:
+        with desk.app.app_context():
+            update_policy("student", {"find": None})
+            db.session.remove()
+
+
+def test_the_domain_controller_gone_between_the_set_and_the_send(desk, samba):
+    desk.mailbox.refuse = 1
+    ref = desk.file(ISLA_RESET)["ref"]
+    desk.work()
+    (fulfilment,) = desk.fulfilments(ref)
+    assert fulfilment.state == "delivery_failed"
+    samba.stop()
+    try:
+        retry_now(desk)
+    finally:
+        samba.start()
+    (message,) = student_emails(desk)
+    secret = one_time_password(message)
+    assert samba.bind_result("icampbell1", secret) == "773"
+    OLD["icampbell1"] = secret

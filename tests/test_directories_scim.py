@@ -165,3 +165,36 @@ def test_the_providers_own_error_is_the_reason(desk, scim):
         assert "no entry in the parent directory" in fulfilment.last_error
     finally:
         scim.add_user("lorna.fraser5", USERS["lorna.fraser5"])
+
+
+def test_two_users_matching_send_nothing(desk, scim):
+    scim.add_user("fiona.campbell1-old", "Old-Fiona-2")
+    with desk.app.app_context():
+        update_policy("parent", {"find": 'userName sw "{username}"'})
+        db.session.remove()
+    try:
+        ref = approved(desk)
+        desk.work()
+        (fulfilment,) = desk.fulfilments(ref)
+        assert fulfilment.state == "abandoned"
+        assert "2 entries in the parent directory match" in fulfilment.last_error
+        assert reset_emails(desk) == []
+    finally:
+        with desk.app.app_context():
+            update_policy("parent", {"find": None})
+            db.session.remove()
+
+
+def test_the_provider_gone_between_the_set_and_the_send(desk, scim):
+    desk.mailbox.refuse = 1
+    ref = approved(desk)
+    desk.work()
+    (fulfilment,) = desk.fulfilments(ref)
+    assert fulfilment.state == "delivery_failed"
+    scim.failing = True
+    retry_now(desk)  # the send needs the mail server only
+    scim.failing = False
+    (message,) = reset_emails(desk)
+    secret = one_time_password(message)
+    assert scim.password_is("fiona.campbell1", secret)
+    USERS["fiona.campbell1"] = secret
