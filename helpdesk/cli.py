@@ -340,8 +340,8 @@ def sla_hours(school: str, spec: str) -> None:
 def scheduler(once: bool, batch: int, tick: float) -> None:
     """Run the periodic jobs (SLA escalation, closing quiet incidents); one at a time."""
     from . import scheduler as periodic
-    from .services.incidents import close_quiet_resolved
     from .services.sla import run_escalation_pass
+    from .services.transitions import close_quiet_resolved
 
     if once:
         report = run_escalation_pass(batch=batch)

@@ -17,9 +17,9 @@ from typing import Any
 from .extensions import db
 from .outages import TRANSIENT, Outage
 from .redis_client import get_redis
-from .services.incidents import close_quiet_resolved
 from .services.outbox import relay
 from .services.sla import run_escalation_pass
+from .services.transitions import close_quiet_resolved
 
 log = logging.getLogger(__name__)
 LEASE_KEY = "helpdesk:scheduler:leader"

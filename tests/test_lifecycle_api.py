@@ -331,7 +331,7 @@ def test_a_resolved_incident_closes_itself_after_the_quiet_period(client, actors
 
     from helpdesk.extensions import db
     from helpdesk.models import Incident
-    from helpdesk.services.incidents import close_quiet_resolved
+    from helpdesk.services.transitions import close_quiet_resolved
 
     recent = file(client, actors.ashgrove, **ISLA_RESET).json["ref"]
     for r in (ref, recent):

@@ -17,7 +17,7 @@ from ..schemas.incidents import (
     TransitionIn,
     schema_name,
 )
-from ..services import incidents
+from ..services import filing, incidents, transitions
 from .auth import authenticate
 
 blp = Blueprint(
@@ -49,7 +49,7 @@ class Incidents(MethodView):
     @blp.response(201, IncidentDetailOut)
     def post(self) -> Any:
         """File an incident; the filer and school come from the token."""
-        return incidents.file_incident(g.user, request.get_json(silent=True))
+        return filing.file_incident(g.user, request.get_json(silent=True))
 
     @blp.arguments(IncidentQuery, location="query", as_kwargs=False)
     @blp.response(200, IncidentPageOut)
@@ -81,7 +81,7 @@ class IncidentTransitions(MethodView):
     @blp.response(200, IncidentDetailOut)
     def post(self, body: dict[str, Any], ref: str) -> Any:
         """Claim, comment, escalate, fulfil, resolve, reject, cancel or reopen."""
-        incident = incidents.transition(
+        incident = transitions.transition(
             g.user, ref, body["action"], body.get("message"), body.get("queue")
         )
         return incidents.view_for(g.user, incident)

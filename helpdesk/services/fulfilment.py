@@ -44,9 +44,9 @@ from ..models import (
     utcnow,
 )
 from ..models.fulfilment import LIVE_FULFILMENT_STATES
-from ..models.incidents import INSERT_EVENTS
 from ..security import seal, unseal
-from . import mail, outbox
+from . import audit, mail, outbox
+from .audit import Event
 from .credentials import (
     AccountStatus,
     DirectoryRefused,
@@ -79,11 +79,8 @@ def _event(
     incident: Incident, kind: str, after: str | None, message: str,
     actor_id: int | None = None, **data: Any,
 ) -> None:  # fmt: skip
-    db.session.execute(INSERT_EVENTS, {
-        "incident_id": incident.id, "at": utcnow(), "actor_id": actor_id, "kind": kind,
-        "from_status": incident.status, "to_status": after or incident.status,
-        "message": message, "data": data,
-    })  # fmt: skip
+    audit.record(Event(incident.id, kind, incident.status, after or incident.status, message,
+                       actor_id=actor_id, data=data))  # fmt: skip
 
 
 def _write(row: Fulfilment | Incident, **values: Any) -> None:

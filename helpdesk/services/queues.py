@@ -19,7 +19,8 @@ from ..models import (
     queue_members,
     utcnow,
 )
-from ..models.incidents import INSERT_EVENTS
+from . import audit
+from .audit import Event
 from .users import Principal
 
 
@@ -135,13 +136,12 @@ def remove_member(slug: str, email: str) -> int:
         )
     )
     if held:
-        db.session.execute(INSERT_EVENTS, [
-            {"incident_id": incident_id, "at": now, "actor_id": None, "kind": "unassigned",
-             "from_status": status, "to_status": status,
-             "message": f"{user.email} left {slug}: back in the queue for someone to claim",
-             "data": {"assignee": user.email}}
+        audit.record_all(
+            Event(incident_id, "unassigned", status, status,
+                  f"{user.email} left {slug}: back in the queue for someone to claim", at=now,
+                  data={"assignee": user.email})
             for incident_id, status in held
-        ])  # fmt: skip
+        )  # fmt: skip
     db.session.commit()
     return len(held)
 

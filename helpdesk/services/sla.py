@@ -23,9 +23,10 @@ from ..domain.moments import shown
 from ..domain.rules import PRIORITIES
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
-from ..models import ClosureDay, Incident, IncidentEvent, Queue, School, SlaPlan, utcnow
+from ..models import ClosureDay, Incident, Queue, School, SlaPlan, utcnow
 from ..models.incidents import OPEN_STATUS_SQL
-from . import notifications, outbox
+from . import audit, notifications, outbox
+from .audit import Event
 
 log = logging.getLogger(__name__)
 
@@ -250,11 +251,10 @@ def _escalate(incident: Incident, clock_name: str, now: datetime) -> None:
     incident.updated_at = now
     restart_clock(incident)
     after_queue = target.slug if target else before_queue
-    db.session.add(IncidentEvent(
-        incident_id=incident.id, actor_id=None, kind="sla_breach", from_status=incident.status,
-        to_status=incident.status, at=now,
-        message=f"{clock_name} deadline passed: escalated to {after_queue}, "
-                f"priority {before_priority} → {incident.priority}",
+    audit.record(Event(
+        incident.id, "sla_breach", incident.status, incident.status,
+        f"{clock_name} deadline passed: escalated to {after_queue}, "
+        f"priority {before_priority} → {incident.priority}", at=now,
         data={"clock": clock_name, "from_queue": before_queue, "to_queue": after_queue,
               "from_priority": before_priority, "to_priority": incident.priority,
               "notify": [f"queue:{after_queue}"] if after_queue else []},
@@ -267,10 +267,9 @@ def _escalate(incident: Incident, clock_name: str, now: datetime) -> None:
 
 def _warn(incident: Incident, now: datetime) -> None:
     queue = settings().by_id.get(incident.queue_id or -1)
-    db.session.add(IncidentEvent(
-        incident_id=incident.id, actor_id=None, kind="sla_warning", from_status=incident.status,
-        to_status=incident.status, at=now,
-        message=f"resolution deadline {incident.resolution_due_at:%Y-%m-%d %H:%M} UTC is near",
+    audit.record(Event(
+        incident.id, "sla_warning", incident.status, incident.status,
+        f"resolution deadline {incident.resolution_due_at:%Y-%m-%d %H:%M} UTC is near", at=now,
         data={"clock": "resolution", "due_at": incident.resolution_due_at.isoformat()
               if incident.resolution_due_at else None,
               "notify": [f"queue:{queue.slug}"] if queue else []},

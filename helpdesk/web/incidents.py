@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 from ..domain.lifecycle import Action
 from ..errors import Conflict, Forbidden, NotFound
 from ..models import format_ref, parse_ref
-from ..services import incidents
+from ..services import incidents, transitions
 from ..services.queues import queue_choices
 from .access import page_for
 from .forms import FORMS, next_steps
@@ -101,7 +101,7 @@ def act(ref: str) -> Any:
     message = (request.form.get(f"message-{action}") or "").strip() or None
     queue = (request.form.get("queue") or "").strip() or None
     try:
-        incidents.transition(g.user, ref, action, message, queue)
+        transitions.transition(g.user, ref, action, message, queue)
     except ValidationError as error:
         messages = error.messages if isinstance(error.messages, dict) else {}
         field = {"message": f"message-{action}", "queue": "queue"}

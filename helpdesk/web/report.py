@@ -8,7 +8,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from marshmallow import ValidationError
 
 from ..models import Role
-from ..services import incidents
+from ..services import filing
 from ..services.verification_limits import VerificationLimited
 from .access import page_for
 from .forms import FORMS, friendly_errors, payload_from
@@ -42,7 +42,7 @@ def form(kind: str) -> Any:
     if request.method == "POST":
         values = {f.name: request.form.get(f.name, "") for f in incident_form.fields}
         try:
-            filed = incidents.file_incident(g.user, payload_from(incident_form, request.form))
+            filed = filing.file_incident(g.user, payload_from(incident_form, request.form))
         except ValidationError as error:
             messages = error.messages if isinstance(error.messages, dict) else {}
             errors = friendly_errors(incident_form, messages)

@@ -1,0 +1,174 @@
+"""Filing an incident: validate → limit → verify → route → start the SLA clock → insert
+→ follow-ups, in one unit of work, the same on every database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from marshmallow import ValidationError
+
+from ..domain.lifecycle import FULFILLABLE_TYPES, Status, allowed_actions
+from ..domain.rules import Outcome
+from ..errors import Forbidden
+from ..extensions import db
+from ..models import Fulfilment, Incident, Queue, Role, School, User, utcnow
+from ..schemas.incidents import SECRET_FIELDS, load_incident
+from . import audit, fulfilment, notifications, routing, sla, verification_limits
+from .audit import Event
+from .incidents import IncidentView, unknown_queue
+from .uow import unit_of_work
+from .users import Principal
+from .verification import Verification, verify
+from .verification_limits import IDENTITY_QUEUE, Attempt, Lock, target_of
+
+AUTO_FULFIL = "approved by the routing rules (auto_fulfil): no person needed"
+RULES_SAID = "The routing rules asked for you to be told."
+
+
+def file_incident(filer: Principal, payload: Any) -> IncidentView:
+    """Validate, check the record limits, verify, place in its first queue and audit, in
+    one commit; then hand what it promised (emails, a fulfilment) to the workers."""
+    if filer.role != Role.EMPLOYEE or filer.school_id is None or filer.school_code is None:
+        raise Forbidden(
+            "Only school employees file incidents, for their own school. Ask an admin for an "
+            "employee account linked to your staff record.",
+        )
+    kind, data = load_incident(payload)
+    if data.get("school") and data["school"] != filer.school_code:
+        message = f"You file for your own school ({filer.school_code}) only; leave this out."
+        raise ValidationError({"school": [message]})
+    attempt = Attempt(filer.id, filer.school_id, target_of(kind, filer.school_id, data))
+    tried = verification_limits.check_allowed(attempt)  # before any record is read
+    per_field = tried < int(current_app.config["VERIFY_DETAIL_TRIES"])
+    result = verify(kind, filer.school_id, data, per_field=per_field)
+    lock = None if result.passed else verification_limits.record_failure(attempt)
+    details = {k: v for k, v in data.items() if k not in SECRET_FIELDS | {"summary", "notes"}}
+    if "child_birth_date" in details:
+        details["child_birth_date"] = details["child_birth_date"].isoformat()
+    now = utcnow()
+    outcome = "passed" if result.passed else "failed"
+    version, decided = routing.route(routing.incident_facts(
+        kind=kind, school_code=filer.school_code, nation=filer.school_nation or "ENG",
+        filer_role=filer.role, verification=outcome, field_results=result.fields,
+        reasons=result.reasons, details=details,
+        business_hours=routing.received_in_business_hours(filer.school_id, now),
+    ))  # fmt: skip
+    placement = _placement(decided)
+    fulfil = decided.auto_fulfil and result.passed and kind in FULFILLABLE_TYPES
+    with unit_of_work():
+        incident = _insert(filer, kind, data, details, result, decided, placement, version, now,
+                           fulfil=fulfil)  # fmt: skip
+        work = _follow_up(incident, filer, decided, result, lock, now, fulfil=fulfil)
+    return IncidentView(incident, allowed_actions(incident.status, filer.role, kind), work)
+
+
+@dataclass(frozen=True)
+class _Placement:
+    queue: str
+    priority: str
+    reason: str
+
+
+def _placement(decided: Outcome) -> _Placement:
+    """Where the rules put a new incident; the service desk when no rule routed it."""
+    if decided.queue is None:
+        return _Placement(
+            routing.FALLBACK_QUEUE,
+            decided.priority or routing.FALLBACK_PRIORITY,
+            "no rule routed it: the service desk looks",
+        )
+    return _Placement(
+        decided.queue,
+        decided.priority or routing.FALLBACK_PRIORITY,
+        "routed by " + ", ".join(repr(name) for name in decided.matched),
+    )
+
+
+def _insert(
+    filer: Principal, kind: str, data: dict[str, Any], details: dict[str, Any],
+    result: Verification, decided: Outcome, placement: _Placement, version: int,
+    now: datetime, *, fulfil: bool,
+) -> Incident:  # fmt: skip
+    """The incident in its first queue with its SLA clock started, and its two events;
+    awaiting fulfilment already when the rules approve it at once."""
+    slugs = {placement.queue, decided.escalate_to} - {None}
+    found = sa.select(Queue).where(Queue.slug.in_(slugs), Queue.active.is_(True))
+    queues = {q.slug: q for q in db.session.execute(found).scalars()}
+    queue = queues.get(placement.queue)
+    if queue is None:
+        raise unknown_queue(placement.queue)
+    current = sla.settings()
+    calendar = current.calendars.get(filer.school_id or -1)
+    deadlines = calendar and sla.clock(
+        calendar, current.by_slug.get(placement.queue), placement.priority, now
+    )
+    outcome = "passed" if result.passed else "failed"
+    # Every relationship the answer reads is set here, so nothing is loaded after the commit.
+    incident = Incident(
+        type=kind, priority=placement.priority,
+        status=(Status.AWAITING_FULFILMENT if fulfil else Status.TRIAGED).value,
+        school=db.session.get(School, filer.school_id), filer=db.session.get(User, filer.id),
+        queue=queue,
+        escalation_queue=queues.get(decided.escalate_to or ""),
+        summary=data.get("summary"), notes=data.get("notes"), details=details,
+        verification=outcome, verification_results=result.results(),
+        student_id=result.student_id, guardian_id=result.guardian_id,
+        portal_account_id=result.account_id, created_at=now, updated_at=now,
+        rule_set_version=version, tags=decided.tags, sla_started_at=now,
+        sla_paused_seconds=0,
+        response_due_at=deadlines.response_due_at if deadlines else None,
+        resolution_due_at=deadlines.resolution_due_at if deadlines else None,
+        sla_warn_at=deadlines.warn_at if deadlines else None,
+    )  # fmt: skip
+    db.session.add(incident)
+    db.session.flush()
+    routed = {"rule_set_version": version, **decided.to_dict(), "queue": placement.queue,
+              "priority": placement.priority}  # fmt: skip
+    audit.record(
+        Event(incident.id, "filed", None, Status.NEW.value, actor_id=filer.id, at=now,
+              data={"verification": outcome, "reasons": result.reasons}),
+        Event(incident.id, "routed", Status.NEW.value, Status.TRIAGED.value, placement.reason,
+              at=now, data=routed),
+    )  # fmt: skip
+    return incident
+
+
+def _follow_up(
+    incident: Incident, filer: Principal, decided: Outcome, result: Verification,
+    lock: Lock | None, now: datetime, *, fulfil: bool,
+) -> Fulfilment | None:  # fmt: skip
+    """What follows the placing, in the same transaction: the lock's notice, the rules'
+    notices, and the fulfilment the rules approve — or the filer's acknowledgement when
+    the incident waits for a person (one fulfilled at once sends its outcome instead)."""
+    if lock is not None:
+        _record_lock(incident, filer, lock, now)
+    for audience in decided.notify:
+        notifications.notify(incident.id, "queue_notice", audience, why=RULES_SAID)
+    if fulfil:
+        # Inserted as awaiting fulfilment already; the timeline shows the rules' approval.
+        audit.record(Event(incident.id, "fulfil", Status.TRIAGED.value, incident.status,
+                           AUTO_FULFIL, at=now, data={"rules": decided.matched}))  # fmt: skip
+        return fulfilment.request_fulfilment(incident)
+    notifications.notify(incident.id, "acknowledgement", "filer", verification=incident.
+                         verification, reasons="; ".join(result.reasons))  # fmt: skip
+    return None
+
+
+def _record_lock(incident: Incident, filer: Principal, lock: Lock, now: datetime) -> None:
+    """The check that locked its target: in the audit trail, and the identity queue told."""
+    message = (
+        f"record checks for {lock.target} failed repeatedly and are locked until "
+        f"{lock.until}; {IDENTITY_QUEUE} was told"
+    )
+    audit.record(Event(incident.id, "verification_locked", incident.status, incident.status,
+                       message, actor_id=filer.id, at=now,
+                       data={"target": lock.target, "until": lock.until,
+                             "filer": filer.email}))  # fmt: skip
+    notifications.notify(
+        incident.id, "verification_locked", f"queue:{IDENTITY_QUEUE}",
+        target=lock.target, until=lock.until, filer=filer.email,
+    )  # fmt: skip
