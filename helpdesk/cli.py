@@ -152,6 +152,19 @@ def rules_load(path: Path, note: str | None) -> None:
     click.echo(f"Saved {len(saved.rules)} rules as version {saved.version}; now in force.")
 
 
+@rules_cli.command("rollback")
+@click.argument("version", type=click.IntRange(0))
+def rules_rollback(version: int) -> None:
+    """Put an earlier version back in force as a new version; 0 is the shipped rules."""
+    from .services.routing import roll_back
+
+    try:
+        saved = roll_back(version, actor_id=None)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Version {version} is back in force as version {saved.version}.")
+
+
 @rules_cli.command("export")
 @click.option("--version", type=int, help="A saved version; default: the one in force.")
 def rules_export(version: int | None) -> None:

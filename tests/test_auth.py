@@ -100,3 +100,15 @@ def test_an_employee_sees_only_their_own_schools_queues(client, actors):
     assert [q["slug"] for q in mine] == ["school-office-5231234"]
     everything = client.get("/api/v1/queues", headers=actors.agent.headers).json
     assert {"its-identity", "school-office-8864021"} <= {q["slug"] for q in everything}
+
+
+def test_a_tokens_last_use_is_recorded_after_the_response_not_in_its_transaction(client, actors):
+    token = db.session.execute(sa.select(ApiToken).join(User).where(
+        User.email == actors.agent.email)).scalars().first()  # fmt: skip
+    db.session.execute(sa.update(ApiToken).where(ApiToken.id == token.id)
+                       .values(last_used_at=None))  # fmt: skip
+    assert client.get("/api/v1/queues", headers=actors.agent.headers).status_code == 200
+    used = db.session.execute(
+        sa.select(ApiToken.last_used_at).where(ApiToken.id == token.id)
+    ).scalar_one()
+    assert used is not None

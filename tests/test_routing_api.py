@@ -249,3 +249,36 @@ def test_out_of_hours_is_judged_by_the_schools_own_calendar(client, actors, app)
     put_rules(client, actors.admin, [*tag_by_hours, *default_rules()])
     filed = file(client, actors.ashgrove, **ISLA_RESET).json
     assert filed["tags"] == ["out-of-hours" if default_open else "in-hours"]
+
+
+def test_the_shipped_rules_are_version_0_in_the_history_and_can_be_rolled_back_to(
+    app, client, actors
+):
+    from .test_pages import csrf_token, signed_in
+
+    headers = actors.admin.headers
+    mine = [{"name": "everything to identity", "conditions": {"all": []},
+             "actions": [{"route_to": "its-identity"}], "stop": True}]  # fmt: skip
+    assert client.put("/api/v1/routing-rules", json={"rules": mine},
+                      headers=headers).status_code == 200  # fmt: skip
+    history = client.get("/api/v1/routing-rules/versions", headers=headers).json
+    assert history[-1]["version"] == 0 and history[-1]["created_at"] is None
+    assert history[-1]["rule_count"] >= 5
+    back = client.post("/api/v1/routing-rules/rollback", json={"version": 0}, headers=headers)
+    assert back.status_code == 200, back.json
+    in_force = client.get("/api/v1/routing-rules", headers=headers).json
+    assert in_force["rules"][0]["name"] == "revocations go to identity at once"
+    # The CLI does the same, and the page offers it.
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["rules", "rollback", "0"])
+    assert result.exit_code == 0 and "Version 0 is back in force" in result.output
+    admin = signed_in(app, actors.admin.email)
+    client.put("/api/v1/routing-rules", json={"rules": mine}, headers=headers)
+    page = admin.get("/admin/rules").text
+    assert "ships with the helpdesk" in page and 'name="version" value="0"' in page
+    rolled = admin.post(
+        "/admin/rules/rollback",
+        data={"version": "0", "csrf_token": csrf_token(admin, "/admin/rules")},
+    )
+    assert rolled.status_code == 302
+    assert "Version 0 is back in force" in admin.get("/admin/rules").text

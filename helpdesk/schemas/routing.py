@@ -23,8 +23,8 @@ class RuleSetOut(Schema):
 
 
 class RuleSetVersionOut(Schema):
-    version = fields.Integer()
-    created_at = fields.DateTime()
+    version = fields.Integer(metadata={"description": "0: the shipped rules"})
+    created_at = fields.DateTime(allow_none=True)
     created_by = fields.Function(lambda v: v.created_by_email)
     note = fields.String(allow_none=True)
     rule_count = fields.Function(lambda v: len(v.rules))
@@ -34,7 +34,10 @@ class RollbackIn(Schema):
     class Meta:
         unknown = RAISE
 
-    version = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_VERSION))
+    version = fields.Integer(
+        required=True, validate=validate.Range(min=0, max=MAX_VERSION),
+        metadata={"description": "a saved version, or 0 for the shipped rules"},
+    )  # fmt: skip
 
 
 class ExampleIncident(Schema):

@@ -15,7 +15,7 @@ from ..domain.lifecycle import FULFILLABLE_TYPES, Status, allowed_actions
 from ..domain.rules import Outcome
 from ..errors import Forbidden
 from ..extensions import db
-from ..models import Fulfilment, Incident, Queue, Role, School, User, utcnow
+from ..models import Fulfilment, Incident, Queue, Role, utcnow
 from ..schemas.incidents import SECRET_FIELDS, load_incident
 from . import audit, fulfilment, notifications, routing, sla, verification_limits
 from .audit import Event
@@ -62,8 +62,11 @@ def file_incident(filer: Principal, payload: Any) -> IncidentView:
     with unit_of_work():
         incident = _insert(filer, kind, data, details, result, decided, placement, version, now,
                            fulfil=fulfil)  # fmt: skip
-        work = _follow_up(incident, filer, decided, result, lock, now, fulfil=fulfil)
-    return IncidentView(incident, allowed_actions(incident.status, filer.role, kind), work)
+        audit.record(*_timeline(incident, filer, decided, result, placement, version, lock, now,
+                                fulfil=fulfil))  # fmt: skip
+        work = _follow_up(incident, filer, decided, result, lock, fulfil=fulfil)
+    known = {"school_code": filer.school_code, "filer_email": filer.email}
+    return IncidentView(incident, allowed_actions(incident.status, filer.role, kind), work, known)
 
 
 @dataclass(frozen=True)
@@ -107,12 +110,12 @@ def _insert(
         calendar, current.by_slug.get(placement.queue), placement.priority, now
     )
     outcome = "passed" if result.passed else "failed"
-    # Every relationship the answer reads is set here, so nothing is loaded after the commit.
+    # The queues are set as loaded objects, and the answer takes the school and filer from
+    # the filer's principal (file_incident), so nothing is loaded after the commit.
     incident = Incident(
         type=kind, priority=placement.priority,
         status=(Status.AWAITING_FULFILMENT if fulfil else Status.TRIAGED).value,
-        school=db.session.get(School, filer.school_id), filer=db.session.get(User, filer.id),
-        queue=queue,
+        school_id=filer.school_id, filer_id=filer.id, queue=queue,
         escalation_queue=queues.get(decided.escalate_to or ""),
         summary=data.get("summary"), notes=data.get("notes"), details=details,
         verification=outcome, verification_results=result.results(),
@@ -126,49 +129,55 @@ def _insert(
     )  # fmt: skip
     db.session.add(incident)
     db.session.flush()
+    return incident
+
+
+def _timeline(
+    incident: Incident, filer: Principal, decided: Outcome, result: Verification,
+    placement: _Placement, version: int, lock: Lock | None, now: datetime, *, fulfil: bool,
+) -> list[Event]:  # fmt: skip
+    """What the filing's timeline says, in order: filed, routed, and the rules' approval
+    or the lock it caused (one INSERT for them all)."""
+    outcome = "passed" if result.passed else "failed"
     routed = {"rule_set_version": version, **decided.to_dict(), "queue": placement.queue,
               "priority": placement.priority}  # fmt: skip
-    audit.record(
+    events = [
         Event(incident.id, "filed", None, Status.NEW.value, actor_id=filer.id, at=now,
               data={"verification": outcome, "reasons": result.reasons}),
         Event(incident.id, "routed", Status.NEW.value, Status.TRIAGED.value, placement.reason,
               at=now, data=routed),
-    )  # fmt: skip
-    return incident
+    ]  # fmt: skip
+    if lock is not None:
+        events.append(Event(
+            incident.id, "verification_locked", Status.TRIAGED.value, Status.TRIAGED.value,
+            f"record checks for {lock.target} failed repeatedly and are locked until "
+            f"{lock.until}; {IDENTITY_QUEUE} was told", actor_id=filer.id, at=now,
+            data={"target": lock.target, "until": lock.until, "filer": filer.email},
+        ))  # fmt: skip
+    if fulfil:
+        # Inserted as awaiting fulfilment already; the timeline shows the rules' approval.
+        events.append(Event(incident.id, "fulfil", Status.TRIAGED.value, incident.status,
+                            AUTO_FULFIL, at=now, data={"rules": decided.matched}))  # fmt: skip
+    return events
 
 
 def _follow_up(
     incident: Incident, filer: Principal, decided: Outcome, result: Verification,
-    lock: Lock | None, now: datetime, *, fulfil: bool,
+    lock: Lock | None, *, fulfil: bool,
 ) -> Fulfilment | None:  # fmt: skip
-    """What follows the placing, in the same transaction: the lock's notice, the rules'
-    notices, and the fulfilment the rules approve — or the filer's acknowledgement when
-    the incident waits for a person (one fulfilled at once sends its outcome instead)."""
+    """What follows the placing, in the same transaction: the identity queue told of a
+    lock, the rules' notices, and the fulfilment the rules approve — or the filer's
+    acknowledgement when the incident waits for a person (one fulfilled at once sends its
+    outcome instead)."""
     if lock is not None:
-        _record_lock(incident, filer, lock, now)
+        notifications.notify(
+            incident.id, "verification_locked", f"queue:{IDENTITY_QUEUE}",
+            target=lock.target, until=lock.until, filer=filer.email,
+        )  # fmt: skip
     for audience in decided.notify:
         notifications.notify(incident.id, "queue_notice", audience, why=RULES_SAID)
     if fulfil:
-        # Inserted as awaiting fulfilment already; the timeline shows the rules' approval.
-        audit.record(Event(incident.id, "fulfil", Status.TRIAGED.value, incident.status,
-                           AUTO_FULFIL, at=now, data={"rules": decided.matched}))  # fmt: skip
         return fulfilment.request_fulfilment(incident)
     notifications.notify(incident.id, "acknowledgement", "filer", verification=incident.
                          verification, reasons="; ".join(result.reasons))  # fmt: skip
     return None
-
-
-def _record_lock(incident: Incident, filer: Principal, lock: Lock, now: datetime) -> None:
-    """The check that locked its target: in the audit trail, and the identity queue told."""
-    message = (
-        f"record checks for {lock.target} failed repeatedly and are locked until "
-        f"{lock.until}; {IDENTITY_QUEUE} was told"
-    )
-    audit.record(Event(incident.id, "verification_locked", incident.status, incident.status,
-                       message, actor_id=filer.id, at=now,
-                       data={"target": lock.target, "until": lock.until,
-                             "filer": filer.email}))  # fmt: skip
-    notifications.notify(
-        incident.id, "verification_locked", f"queue:{IDENTITY_QUEUE}",
-        target=lock.target, until=lock.until, filer=filer.email,
-    )  # fmt: skip

@@ -136,6 +136,14 @@ def job_queue(kind: FulfilmentKind) -> str:
     return _QUEUE_FOR_KIND[kind]
 
 
+# How the account's portal delivers a reset (its policy's mode; the default without one).
+_DELIVERY_MODE = (
+    sa.select(PortalPolicy.delivery_mode)
+    .join(PortalAccount, PortalAccount.portal == PortalPolicy.portal)
+    .where(PortalAccount.id == sa.bindparam("account"))
+)
+
+
 def request_fulfilment(incident: Incident) -> Fulfilment:
     """Promise the incident's job in the current transaction (an approval, or auto_fulfil)."""
     kind = KIND_FOR_TYPE[incident.type]
@@ -150,8 +158,8 @@ def request_fulfilment(incident: Incident) -> Fulfilment:
             )
     mode = None
     if kind is FulfilmentKind.RESET and incident.portal_account_id is not None:
-        account = db.session.get(PortalAccount, incident.portal_account_id)
-        mode = policy_row(account.portal).delivery_mode if account else None
+        account = {"account": incident.portal_account_id}
+        mode = db.session.execute(_DELIVERY_MODE, account).scalar_one_or_none()
     fulfilment = Fulfilment(
         incident_id=incident.id, kind=kind.value, state=FulfilmentState.PENDING.value,
         portal_account_id=incident.portal_account_id, mode=mode,

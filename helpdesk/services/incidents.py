@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,8 +43,14 @@ class IncidentView:
     incident: Incident
     allowed_actions: list[str]
     fulfilment: Any = None
+    # What the viewer already knows, so that showing it loads nothing (a filing's school
+    # and filer are the filer's own).
+    known: dict[str, Any] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
+        known = self.__dict__.get("known") or {}
+        if name in known:
+            return known[name]
         return getattr(self.incident, name)
 
 

@@ -22,7 +22,6 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ..extensions import db
@@ -34,12 +33,12 @@ log = logging.getLogger(__name__)
 
 # Queues named for their purpose; a worker serves them in this order.
 QUEUES = ("revocations", "fulfilment", "mail")
-_TO_DISPATCH = "outbox_to_dispatch"  # ids promised in this session, in Session.info
+_TO_DISPATCH = "outbox_to_dispatch"  # what this session promised, in Session.info
 _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 class Promise(NamedTuple):
-    """An outbox row as dispatch needs it, when the caller already holds its values."""
+    """An outbox row as dispatch needs it, kept from when it was promised."""
 
     id: int
     job: str
@@ -75,78 +74,29 @@ def promise(job: str, target_id: int, queue: str) -> int:
         {"job": job, "target_id": target_id, "queue": queue, "state": "pending",
          "created_at": now, "relay_after": relay_after(now), "enqueues": 0},
     ).scalar_one()  # fmt: skip
-    pending: list[int] = db.session.info.setdefault(_TO_DISPATCH, [])
-    pending.append(entry_id)
+    pending: list[Promise] = db.session.info.setdefault(_TO_DISPATCH, [])
+    pending.append(Promise(entry_id, job, target_id, queue))  # no read-back to dispatch it
     return entry_id
 
 
 def dispatch_committed() -> int:
     """Enqueue what this session promised and has committed; the relay covers any failure."""
-    ids: list[int] = db.session.info.pop(_TO_DISPATCH, [])
-    if not ids:
+    promised: list[Promise] = db.session.info.pop(_TO_DISPATCH, [])
+    if not promised:
         return 0
     sent = 0
     try:
-        entries = db.session.execute(
-            sa.select(OutboxEntry).where(OutboxEntry.id.in_(ids), OutboxEntry.state == "pending")
-        ).scalars()
-        for entry in entries:
+        # Nothing is written back: a promise stays pending until its job completes it,
+        # and the relay asks RQ, not the row, whether its job is alive.
+        for entry in promised:
             enqueue(entry)
             sent += 1
-        db.session.execute(_MARK_ENQUEUED, {"ids": ids, "now": utcnow()})
-        db.session.commit()
     except RedisError as error:
         _deferred(error)
-        db.session.rollback()
-    except DBAPIError as error:
-        # The work was committed already: a database that went away now must not turn
-        # the caller's success into "nothing was stored" (a resend would file it twice).
-        # The relay enqueues whatever is still pending.
-        _rollback_quietly()
-        log.warning(
-            "could not dispatch outbox %s after the commit (%s); the relay will", ids,
-            type(error.orig).__name__, extra={"event": "outbox_unrecorded"},
-        )  # fmt: skip
     return sent
 
 
-def _rollback_quietly() -> None:
-    try:
-        db.session.rollback()
-    except DBAPIError:
-        db.session.close()
-
-
 _OUTBOX = OutboxEntry.__table__
-# What both dispatches record once their jobs are in RQ (the relay does it on its rows).
-_MARK_ENQUEUED = (
-    sa.update(_OUTBOX)
-    .where(_OUTBOX.c.id.in_(sa.bindparam("ids", expanding=True)),
-           _OUTBOX.c.enqueued_at.is_(None))
-    .values(enqueued_at=sa.bindparam("now"), enqueues=_OUTBOX.c.enqueues + 1)
-)  # fmt: skip
-
-
-def dispatch(promised: Promise) -> bool:
-    """Enqueue one promise its caller has committed and holds; the relay covers any failure.
-
-    The filing's one-statement path uses it: no read of the row back, and the bookkeeping
-    UPDATE joins whatever connection the caller holds (in autocommit, one round trip).
-    """
-    try:
-        enqueue(promised)
-    except RedisError as error:
-        _deferred(error)
-        return False
-    try:
-        db.session.execute(_MARK_ENQUEUED, {"ids": [promised.id], "now": utcnow()})
-        db.session.commit()
-    except DBAPIError as error:
-        # The job is in RQ and the promise pending: the relay finds it alive and leaves it.
-        _rollback_quietly()
-        log.warning("could not record outbox %s as enqueued (%s)", promised.id,
-                    type(error.orig).__name__, extra={"event": "outbox_unrecorded"})  # fmt: skip
-    return True
 
 
 def _deferred(error: RedisError) -> None:

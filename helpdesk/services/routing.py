@@ -103,12 +103,19 @@ def rule_set(version: int | None = None) -> tuple[int, list[dict[str, Any]]]:
     return version, _rules_of(version)
 
 
+SHIPPED_NOTE = "the rules the helpdesk ships with"
+
+
 def versions() -> list[RoutingRuleSet]:
-    return list(
+    """Every saved version, newest first, then version 0: the shipped rules, which can be
+    rolled back to like any other (never stored, so never added to the session)."""
+    saved = list(
         db.session.execute(
             sa.select(RoutingRuleSet).order_by(RoutingRuleSet.version.desc())
         ).scalars()
     )
+    shipped = RoutingRuleSet(version=0, rules=default_rules(), note=SHIPPED_NOTE)
+    return [*saved, shipped]
 
 
 def check_rules(data: Any) -> CompiledRuleSet:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import after_this_request, has_request_context
 
 from ..domain.addresses import UnusableAddress, checked_address
 from ..errors import InvalidInput, NotFound, Unauthorized
 from ..extensions import db
 from ..models import ApiToken, Role, School, Staff, User, utcnow
 from ..security import hash_password, issue_token, token_digest
+from .uow import unit_of_work
 
 # Writing last_used_at on every request would turn each read into a write.
 _TOKEN_USE_RESOLUTION = timedelta(minutes=15)
@@ -170,8 +172,21 @@ def user_for_token(authorization: str | None) -> Principal:
         raise Unauthorized("That token is not valid: it may have been revoked. Ask an admin.")
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > _TOKEN_USE_RESOLUTION:
-        db.session.execute(
-            sa.update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now)
-        )
-        db.session.commit()
+        _record_use(int(row.token_id), now)
     return Principal.of(row)
+
+
+def _record_use(token_id: int, now: datetime) -> None:
+    """Note when a token was last used, after the response: authenticating writes nothing
+    into the request's own unit of work."""
+    record = sa.update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+    if not has_request_context():
+        with unit_of_work():
+            db.session.execute(record)
+        return
+
+    @after_this_request
+    def _after(response: Any) -> Any:
+        with unit_of_work():
+            db.session.execute(record)
+        return response
