@@ -11,22 +11,20 @@ from typing import Any
 
 import ldap3
 import pytest
-import redis
 import sqlalchemy as sa
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy.orm import Session
 
-from helpdesk.extensions import db, limiter
-from helpdesk.models import Guardian, PortalAccount, parse_ref
-from helpdesk.services import verification_limits
+from helpdesk.extensions import db
+from helpdesk.models import PortalAccount, parse_ref
 from helpdesk.services.portals import update_policy
 
 from .conftest import REDIS_URL, app_on_fresh_database
 from .samples import FIONA_RESET, REMINDER, REVOCATION
 from .servers import SLAPD_BASE, SLAPD_SERVICE, SlapdServer
 from .smtp import SmtpServer
-from .test_fulfilment import FIONA, Desk, assert_secret_nowhere, one_time_password
+from .test_fulfilment import FIONA, Desk, assert_secret_nowhere, desk_on, one_time_password
 
 SERVICE_PASSWORD = "helpdesk-bind-" + os.urandom(6).hex()
 OLD = {"fiona.campbell1": "Old-Fiona-1", "lorna.fraser5": "Old-Lorna-1",
@@ -75,23 +73,8 @@ def stack(tmp_path_factory, smtp, slapd) -> Iterator[Any]:
 
 @pytest.fixture
 def desk(stack, smtp) -> Iterator[Desk]:
-    app, database, actors = stack
-    connection = redis.Redis.from_url(REDIS_URL)
-    connection.flushdb()
-    smtp.mailbox.reset()
-    yield Desk(app, database, actors, smtp.mailbox, connection)
-    smtp.mailbox.reset()
-    with app.app_context():
-        limiter.reset()
-        verification_limits.forget()
-        db.session.execute(sa.update(Guardian).values(access_revoked_at=None,
-                                                       access_revoked_reason=None))  # fmt: skip
-        db.session.execute(sa.update(PortalAccount).values(status="active"))
-        db.session.execute(sa.update(PortalAccount).where(PortalAccount.account_number ==
-                           "P500001").values(username="fiona.campbell1"))  # fmt: skip
-        db.session.commit()
-        db.session.remove()
-    connection.close()
+    with desk_on(stack, smtp, REDIS_URL) as made:
+        yield made
 
 
 def approved_reset(desk: Desk, body: dict[str, Any] = FIONA_RESET) -> str:

@@ -10,12 +10,10 @@ from typing import Any
 
 import ldap3
 import pytest
-import redis
 import sqlalchemy as sa
 
-from helpdesk.extensions import db, limiter
-from helpdesk.models import Guardian, PortalAccount
-from helpdesk.services import verification_limits
+from helpdesk.extensions import db
+from helpdesk.models import PortalAccount
 from helpdesk.services.portals import update_policy
 
 from .conftest import REDIS_URL, app_on_fresh_database
@@ -23,7 +21,7 @@ from .samples import ISLA_RESET, REVOCATION
 from .servers import SAMBA_BASE, SAMBA_REALM, SambaDC
 from .smtp import SmtpServer
 from .test_directories import retry_now
-from .test_fulfilment import FILER, Desk, assert_secret_nowhere, one_time_password
+from .test_fulfilment import FILER, Desk, assert_secret_nowhere, desk_on, one_time_password
 
 OLD = {"icampbell1": "Old-Isla-Pass-1", "steven.fraser5": "Old-Steven-Pass-1"}
 
@@ -70,23 +68,8 @@ def stack(tmp_path_factory, smtp, samba) -> Iterator[Any]:
 
 @pytest.fixture
 def desk(stack, smtp) -> Iterator[Desk]:
-    app, database, actors = stack
-    connection = redis.Redis.from_url(REDIS_URL)
-    connection.flushdb()
-    smtp.mailbox.reset()
-    yield Desk(app, database, actors, smtp.mailbox, connection)
-    smtp.mailbox.reset()
-    with app.app_context():
-        limiter.reset()
-        verification_limits.forget()
-        db.session.execute(sa.update(Guardian).values(access_revoked_at=None,
-                                                       access_revoked_reason=None))  # fmt: skip
-        db.session.execute(sa.update(PortalAccount).values(status="active"))
-        db.session.execute(sa.update(PortalAccount).where(PortalAccount.account_number ==
-                           "S700000").values(username="icampbell1"))  # fmt: skip
-        db.session.commit()
-        db.session.remove()
-    connection.close()
+    with desk_on(stack, smtp, REDIS_URL) as made:
+        yield made
 
 
 def student_emails(desk: Desk) -> list[Any]:

@@ -9,12 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
 
-from helpdesk.extensions import db, limiter
-from helpdesk.models import Guardian, PortalAccount
-from helpdesk.services import verification_limits
+from helpdesk.extensions import db
+from helpdesk.models import PortalAccount
 from helpdesk.services.portals import update_policy
 
 from .conftest import REDIS_URL, app_on_fresh_database
@@ -22,7 +20,7 @@ from .samples import FIONA_RESET, REVOCATION
 from .servers import ScimServer
 from .smtp import SmtpServer
 from .test_directories import reset_emails, retry_now
-from .test_fulfilment import Desk, assert_secret_nowhere, one_time_password
+from .test_fulfilment import Desk, assert_secret_nowhere, desk_on, one_time_password
 
 TOKEN = "scim-token-" + os.urandom(8).hex()
 USERS = {"fiona.campbell1": "Old-Fiona-1", "lorna.fraser5": "Old-Lorna-1",
@@ -64,25 +62,10 @@ def stack(tmp_path_factory, smtp, scim) -> Iterator[Any]:
 
 @pytest.fixture
 def desk(stack, smtp, scim) -> Iterator[Desk]:
-    app, database, actors = stack
-    connection = redis.Redis.from_url(REDIS_URL)
-    connection.flushdb()
-    smtp.mailbox.reset()
     scim.failing = False
-    yield Desk(app, database, actors, smtp.mailbox, connection)
+    with desk_on(stack, smtp, REDIS_URL) as made:
+        yield made
     scim.failing = False
-    smtp.mailbox.reset()
-    with app.app_context():
-        limiter.reset()
-        verification_limits.forget()
-        db.session.execute(sa.update(Guardian).values(access_revoked_at=None,
-                                                       access_revoked_reason=None))  # fmt: skip
-        db.session.execute(sa.update(PortalAccount).values(status="active"))
-        db.session.execute(sa.update(PortalAccount).where(PortalAccount.account_number ==
-                           "P500001").values(username="fiona.campbell1"))  # fmt: skip
-        db.session.commit()
-        db.session.remove()
-    connection.close()
 
 
 def approved(desk: Desk) -> str:

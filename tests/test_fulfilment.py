@@ -165,30 +165,49 @@ def stack(tmp_path_factory, smtp) -> Iterator[tuple[Flask, str, Actors]]:
         yield made
 
 
-@pytest.fixture
-def desk(stack, smtp) -> Iterator[Desk]:
+# The usernames some tests change, as the roster has them.
+ROSTER_USERNAMES = {"P500001": "fiona.campbell1", "S700000": "icampbell1"}
+
+
+@contextlib.contextmanager
+def desk_on(stack: tuple[Flask, str, Actors], smtp: SmtpServer, redis_url: str) -> Iterator[Desk]:
+    """The desk for one test over a module's stack; afterwards the records are as
+    imported again: nobody revoked, every account active, no limits counted."""
     app, database, actors = stack
-    connection = redis.Redis.from_url(WORKER_REDIS)
+    connection = redis.Redis.from_url(redis_url)
     connection.flushdb()
     smtp.mailbox.reset()
-    yield Desk(app, database, actors, smtp.mailbox, connection)
-    smtp.mailbox.reset()
-    with app.app_context():
-        limiter.reset()
-        verification_limits.forget()
-    with app.app_context():
-        # Each test starts from the records as imported: no revocation, default policies.
-        db.session.execute(sa.update(Guardian).values(access_revoked_at=None,
-                                                       access_revoked_reason=None))  # fmt: skip
-        db.session.execute(sa.update(PortalAccount).values(status="active"))
-        db.session.execute(sa.update(GuardianStudent).where(
-            GuardianStudent.guardian_id == sa.select(Guardian.id).where(
-                Guardian.sourced_id == "par-1-0").scalar_subquery()
-        ).values(parental_responsibility=True))  # fmt: skip
-        db.session.commit()
-        update_policy("parent", {"mode": "one_time_password", "min_length": 8, "history": 0})
-        db.session.remove()
-    connection.close()
+    try:
+        yield Desk(app, database, actors, smtp.mailbox, connection)
+    finally:
+        smtp.mailbox.reset()
+        with app.app_context():
+            limiter.reset()
+            verification_limits.forget()
+            db.session.execute(sa.update(Guardian).values(access_revoked_at=None,
+                                                           access_revoked_reason=None))  # fmt: skip
+            db.session.execute(sa.update(PortalAccount).values(status="active"))
+            for number, username in ROSTER_USERNAMES.items():
+                db.session.execute(sa.update(PortalAccount).where(
+                    PortalAccount.account_number == number).values(username=username))  # fmt: skip
+            db.session.commit()
+            db.session.remove()
+        connection.close()
+
+
+@pytest.fixture
+def desk(stack, smtp) -> Iterator[Desk]:
+    with desk_on(stack, smtp, WORKER_REDIS) as made:
+        yield made
+        with stack[0].app_context():
+            # Each test starts from the records as imported, with the default policies.
+            db.session.execute(sa.update(GuardianStudent).where(
+                GuardianStudent.guardian_id == sa.select(Guardian.id).where(
+                    Guardian.sourced_id == "par-1-0").scalar_subquery()
+            ).values(parental_responsibility=True))  # fmt: skip
+            db.session.commit()
+            update_policy("parent", {"mode": "one_time_password", "min_length": 8, "history": 0})
+            db.session.remove()
 
 
 def one_time_password(message: Received) -> str:

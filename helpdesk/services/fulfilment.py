@@ -242,18 +242,32 @@ def _directory_failed(fulfilment_id: int, reason: str) -> str:
     after the last attempt a person gets it back."""
     db.session.rollback()  # whatever the attempt had begun, it did not happen
     fulfilment, incident = _relocked(fulfilment_id)
+    _failed_attempt(
+        fulfilment, incident, reason, FulfilmentState.DIRECTORY_FAILED,
+        retrying=f"{reason}; nothing was sent, trying again",
+        given_back="the directory could not be reached",
+    )  # fmt: skip
+    if fulfilment.state == FulfilmentState.ABANDONED:
+        return fulfilment.state
+    raise DirectoryUnavailable(reason)  # RQ retries it with the configured backoff
+
+
+def _failed_attempt(
+    fulfilment: Fulfilment, incident: Incident, reason: str, state: FulfilmentState, *,
+    retrying: str, given_back: str,
+) -> None:  # fmt: skip
+    """Count a failed attempt, visibly: ``state`` with the reason while retries are left,
+    given back to a person after the last; committed either way."""
     fulfilment.attempts += 1
     fulfilment.last_error = reason
     if fulfilment.attempts >= outbox.attempts_allowed():
-        _abandon(fulfilment, incident, f"the directory could not be reached after "
-                 f"{fulfilment.attempts} attempts: {reason}")  # fmt: skip
-        db.session.commit()
-        return fulfilment.state
-    fulfilment.state = FulfilmentState.DIRECTORY_FAILED.value
-    _event(incident, "directory_failed", None, f"{reason}; nothing was sent, trying again",
-           fulfilment=fulfilment.id, attempt=fulfilment.attempts)  # fmt: skip
+        _abandon(fulfilment, incident,
+                 f"{given_back} after {fulfilment.attempts} attempts: {reason}")  # fmt: skip
+    else:
+        fulfilment.state = state.value
+        _event(incident, state.value, None, retrying, fulfilment=fulfilment.id,
+               attempt=fulfilment.attempts)  # fmt: skip
     db.session.commit()
-    raise DirectoryUnavailable(reason)  # RQ retries it with the configured backoff
 
 
 def _directory_refused(fulfilment_id: int, reason: str) -> str:
@@ -400,18 +414,13 @@ def _result_email(fulfilment: Fulfilment, incident: Incident, recipient: Recipie
 
 
 def _delivery_failed(fulfilment: Fulfilment, incident: Incident, reason: str) -> str:
-    fulfilment.attempts += 1
-    fulfilment.last_error = reason
-    if fulfilment.attempts >= outbox.attempts_allowed():
-        _abandon(fulfilment, incident, f"the email could not be delivered after "
-                 f"{fulfilment.attempts} attempts: {reason}")  # fmt: skip
-        db.session.commit()
+    _failed_attempt(
+        fulfilment, incident, reason, FulfilmentState.DELIVERY_FAILED,
+        retrying=f"the email was not accepted ({reason}); trying again",
+        given_back="the email could not be delivered",
+    )  # fmt: skip
+    if fulfilment.state == FulfilmentState.ABANDONED:
         return fulfilment.state
-    fulfilment.state = FulfilmentState.DELIVERY_FAILED.value
-    _event(incident, "delivery_failed", None,
-           f"the email was not accepted ({reason}); trying again",
-           fulfilment=fulfilment.id, attempt=fulfilment.attempts)  # fmt: skip
-    db.session.commit()
     raise mail.DeliveryFailed(reason)
 
 

@@ -108,6 +108,14 @@ def account_values(account: PortalAccount) -> dict[str, str]:
     }
 
 
+def chosen_refused(refusal: DirectoryRefused) -> PasswordRejected:
+    """A password its holder chose that the directory's own policy refused, in its words."""
+    return PasswordRejected(
+        f"The portal refused that password: {refusal}.",
+        errors={"fields": {"password": [str(refusal)]}},
+    )
+
+
 def refused_for(what: str, count: int, portal: str) -> DirectoryRefused:
     """No entry, or several, for the account: a person must look (nothing is sent)."""
     if count == 0:

@@ -36,8 +36,8 @@ from .base import (
     DirectoryRefused,
     DirectorySettings,
     DirectoryUnavailable,
-    PasswordRejected,
     account_values,
+    chosen_refused,
     refused_for,
 )
 
@@ -85,10 +85,7 @@ class LdapStore:
             except DirectoryRefused as refusal:
                 # The directory's own policy (history, quality) said no: the holder
                 # chooses another, told why in the directory's words.
-                raise PasswordRejected(
-                    f"The portal refused that password: {refusal}.",
-                    errors={"fields": {"password": [str(refusal)]}},
-                ) from None
+                raise chosen_refused(refusal) from None
         account.must_change_password = False
 
     def unlock(self, account: PortalAccount) -> None:

@@ -23,8 +23,8 @@ from .base import (
     DirectoryRefused,
     DirectorySettings,
     DirectoryUnavailable,
-    PasswordRejected,
     account_values,
+    chosen_refused,
     refused_for,
 )
 
@@ -48,10 +48,7 @@ class ScimStore:
         try:
             self._patch(self._user(account)["id"], "password", password)
         except DirectoryRefused as refusal:
-            raise PasswordRejected(
-                f"The portal refused that password: {refusal}.",
-                errors={"fields": {"password": [str(refusal)]}},
-            ) from None
+            raise chosen_refused(refusal) from None
         account.must_change_password = False
 
     def unlock(self, account: PortalAccount) -> None:
