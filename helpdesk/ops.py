@@ -27,7 +27,7 @@ from .models import Fulfilment, OutboxEntry, PortalPolicy, utcnow
 from .models.fulfilment import LIVE_FULFILMENT_STATES
 from .redis_client import get_redis
 from .scheduler import LEASE_KEY
-from .services.credentials import DirectoryUnavailable, store_for
+from .services.credentials import DirectoryRefused, DirectoryUnavailable, store_for
 
 bp = Blueprint("ops", __name__)
 
@@ -100,7 +100,7 @@ def _directories() -> dict[str, str]:
         try:
             store_for(row.portal).check()
             found[f"directory:{row.portal}"] = "ok"
-        except DirectoryUnavailable as error:
+        except (DirectoryUnavailable, DirectoryRefused) as error:
             found[f"directory:{row.portal}"] = f"unreachable: {error}"
     db.session.rollback()  # a read: end it
     return found

@@ -274,7 +274,6 @@ def _directory_refused(fulfilment_id: int, reason: str) -> str:
     """The directory answered no (no such entry, several, its own password policy):
     retrying cannot help, so a person gets it back, told why; nothing is sent."""
     fulfilment, incident = _relocked(fulfilment_id)
-    fulfilment.last_error = reason
     _abandon(fulfilment, incident, f"{reason}; nothing was sent")
     db.session.commit()
     return fulfilment.state

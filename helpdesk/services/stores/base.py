@@ -79,10 +79,13 @@ def secret_for(portal: str, environ: dict[str, str] | None = None) -> str | None
     if value:
         return value
     path = env.get(env_name(portal, "SECRET_FILE"))
-    if path:
+    if not path:
+        return None
+    try:
         with open(path, encoding="utf-8") as handle:
             return handle.read().strip() or None
-    return None
+    except OSError:
+        return None  # shown as not set; the directory then refuses the bind, saying to check it
 
 
 def settings_for(row: PortalPolicy) -> DirectorySettings:
