@@ -50,10 +50,9 @@ def file_incident(filer: Principal, payload: Any) -> IncidentView:
     if "child_birth_date" in details:
         details["child_birth_date"] = details["child_birth_date"].isoformat()
     now = utcnow()
-    outcome = "passed" if result.passed else "failed"
     version, decided = routing.route(routing.incident_facts(
         kind=kind, school_code=filer.school_code, nation=filer.school_nation or "ENG",
-        filer_role=filer.role, verification=outcome, field_results=result.fields,
+        filer_role=filer.role, verification=result.outcome, field_results=result.fields,
         reasons=result.reasons, details=details,
         business_hours=routing.received_in_business_hours(filer.school_id, now),
     ))  # fmt: skip
@@ -96,8 +95,8 @@ def _insert(
     result: Verification, decided: Outcome, placement: _Placement, version: int,
     now: datetime, *, fulfil: bool,
 ) -> Incident:  # fmt: skip
-    """The incident in its first queue with its SLA clock started, and its two events;
-    awaiting fulfilment already when the rules approve it at once."""
+    """The incident in its first queue with its SLA clock started; awaiting fulfilment
+    already when the rules approve it at once."""
     slugs = {placement.queue, decided.escalate_to} - {None}
     found = sa.select(Queue).where(Queue.slug.in_(slugs), Queue.active.is_(True))
     queues = {q.slug: q for q in db.session.execute(found).scalars()}
@@ -109,7 +108,6 @@ def _insert(
     deadlines = calendar and sla.clock(
         calendar, current.by_slug.get(placement.queue), placement.priority, now
     )
-    outcome = "passed" if result.passed else "failed"
     # The queues are set as loaded objects, and the answer takes the school and filer from
     # the filer's principal (file_incident), so nothing is loaded after the commit.
     incident = Incident(
@@ -118,7 +116,7 @@ def _insert(
         school_id=filer.school_id, filer_id=filer.id, queue=queue,
         escalation_queue=queues.get(decided.escalate_to or ""),
         summary=data.get("summary"), notes=data.get("notes"), details=details,
-        verification=outcome, verification_results=result.results(),
+        verification=result.outcome, verification_results=result.results(),
         student_id=result.student_id, guardian_id=result.guardian_id,
         portal_account_id=result.account_id, created_at=now, updated_at=now,
         rule_set_version=version, tags=decided.tags, sla_started_at=now,
@@ -138,12 +136,11 @@ def _timeline(
 ) -> list[Event]:  # fmt: skip
     """What the filing's timeline says, in order: filed, routed, and the rules' approval
     or the lock it caused (one INSERT for them all)."""
-    outcome = "passed" if result.passed else "failed"
     routed = {"rule_set_version": version, **decided.to_dict(), "queue": placement.queue,
               "priority": placement.priority}  # fmt: skip
     events = [
         Event(incident.id, "filed", None, Status.NEW.value, actor_id=filer.id, at=now,
-              data={"verification": outcome, "reasons": result.reasons}),
+              data={"verification": result.outcome, "reasons": result.reasons}),
         Event(incident.id, "routed", Status.NEW.value, Status.TRIAGED.value, placement.reason,
               at=now, data=routed),
     ]  # fmt: skip

@@ -180,13 +180,16 @@ def _record_use(token_id: int, now: datetime) -> None:
     """Note when a token was last used, after the response: authenticating writes nothing
     into the request's own unit of work."""
     record = sa.update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
-    if not has_request_context():
+
+    def write() -> None:
         with unit_of_work():
             db.session.execute(record)
+
+    if not has_request_context():
+        write()
         return
 
     @after_this_request
     def _after(response: Any) -> Any:
-        with unit_of_work():
-            db.session.execute(record)
+        write()
         return response

@@ -57,6 +57,11 @@ class Verification:
     def passed(self) -> bool:
         return not self.reasons and all(r["result"] == MATCH for r in self.fields.values())
 
+    @property
+    def outcome(self) -> str:
+        """``passed`` or ``failed``, as incidents and rules spell it."""
+        return "passed" if self.passed else "failed"
+
     def results(self) -> dict[str, Any]:
         out: dict[str, Any] = {"fields": self.fields, "reasons": self.reasons}
         out.update(self.extra)

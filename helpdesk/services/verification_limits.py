@@ -2,7 +2,7 @@
 
 Every failed verification counts against the filing employee, their school and the
 record it aimed at (a parent account, a student, a child), in sliding windows kept in
-Redis (``RATELIMIT_STORAGE_URI``; process memory on the embedded default). The counts
+the service's Redis (``REDIS_URL``; the in-process stand-in on the embedded default). The counts
 are read *before* the records are: an attempt over any limit is refused with 429 and
 the records are not looked at, so the right answer, once a limit is reached, is
 refused like any other. A target that reaches its limit is also locked for
@@ -23,7 +23,6 @@ from typing import Any
 
 import fakeredis
 import limits
-import redis
 from flask import current_app
 from prometheus_client import Counter
 from redis.exceptions import RedisError
@@ -32,6 +31,7 @@ from ..app_state import per_app
 from ..domain.matching import name_key
 from ..domain.moments import shown
 from ..errors import DomainError
+from ..redis_client import get_redis
 
 REFUSED = Counter(
     "helpdesk_verification_refused_total",
@@ -103,44 +103,35 @@ class _Window:
     seconds: int
 
 
-def _windows() -> list[_Window]:
-    """The configured limits, parsed once per app ("10 per hour; 30 per day")."""
-    config = current_app.config
-    names = {"employee": "VERIFY_LIMIT_PER_EMPLOYEE", "school": "VERIFY_LIMIT_PER_SCHOOL",
+_SETTINGS = {"employee": "VERIFY_LIMIT_PER_EMPLOYEE", "school": "VERIFY_LIMIT_PER_SCHOOL",
              "target": "VERIFY_LIMIT_PER_TARGET"}  # fmt: skip
-    text = tuple(config[name] for name in names.values())
 
-    def parse() -> tuple[tuple[str, ...], list[_Window]]:
-        return text, [
-            _Window(which, item.amount, item.get_expiry())
-            for which, name in names.items()
-            for item in limits.parse_many(config[name])
-        ]
 
-    parsed = per_app("helpdesk_verification_windows", parse)
-    if parsed[0] != text:  # changed since (tests do)
-        parsed = current_app.extensions["helpdesk_verification_windows"] = parse()
-    return parsed[1]
+def _windows() -> list[_Window]:
+    """The configured limits ("10 per hour; 30 per day"), as windows to count in."""
+    return [
+        _Window(which, item.amount, item.get_expiry())
+        for which, name in _SETTINGS.items()
+        for item in limits.parse_many(current_app.config[name])
+    ]
 
 
 class _Counts:
-    """Where failures are counted: Redis, or this process's memory for a while after
-    Redis does not answer (the embedded default always counts in memory)."""
+    """Where failures are counted: the service's Redis, or this process's memory for a
+    while after Redis does not answer."""
 
     RETRY_SECONDS = 15.0
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self) -> None:
         self.memory = fakeredis.FakeRedis()
-        self.primary = redis.Redis.from_url(uri, socket_connect_timeout=2, socket_timeout=2) if (
-            uri.startswith(("redis://", "rediss://", "unix://"))) else self.memory  # fmt: skip
         self._down_until = 0.0
         self._lock = threading.Lock()
 
     def run(self, use: Any) -> Any:
         """``use(client)`` on Redis, or on memory while Redis is away."""
-        if self.primary is not self.memory and time.monotonic() >= self._down_until:
+        if time.monotonic() >= self._down_until:
             try:
-                return use(self.primary)
+                return use(get_redis())
             except RedisError as error:
                 with self._lock:
                     if time.monotonic() >= self._down_until:
@@ -154,10 +145,7 @@ class _Counts:
 
 
 def _counts() -> _Counts:
-    return per_app(
-        "helpdesk_verification_limits",
-        lambda: _Counts(current_app.config["RATELIMIT_STORAGE_URI"]),
-    )
+    return per_app("helpdesk_verification_limits", _Counts)
 
 
 def _until(reset_time: float) -> str:
@@ -220,7 +208,8 @@ def check_allowed(attempt: Attempt) -> int:
         failed = 0
         for window, count in zip(windows, counts, strict=True):
             if count >= window.amount:
-                raise _refuse(window.which, attempt, _frees_at(client, window, attempt, now))
+                frees_at = _frees_at(client, window, attempt, now, int(count))
+                raise _refuse(window.which, attempt, frees_at)
             if window.which == "target":
                 failed = max(failed, int(count))
         return failed
@@ -229,9 +218,8 @@ def check_allowed(attempt: Attempt) -> int:
     return result
 
 
-def _frees_at(client: Any, window: _Window, attempt: Attempt, now: float) -> float:
+def _frees_at(client: Any, window: _Window, attempt: Attempt, now: float, count: int) -> float:
     """When the window next has room: as the failure that filled it leaves the window."""
-    count = int(client.zcount(_key(window.which, attempt), now - window.seconds, "+inf"))
     oldest = client.zrangebyscore(
         _key(window.which, attempt),
         now - window.seconds,
@@ -282,8 +270,7 @@ def record_failure(attempt: Attempt) -> Lock | None:
 
 def forget() -> None:
     """Clear every count and lock (tests; an admin after a false alarm)."""
-    counts = _counts()
-    for client in {id(c): c for c in (counts.primary, counts.memory)}.values():
+    for client in (get_redis(), _counts().memory):
         keys = list(client.scan_iter(_PREFIX + "*", count=1000))
         if keys:
             client.delete(*keys)
