@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -16,6 +17,21 @@ import ldap3
 import redis
 
 from .smtp import free_port
+
+
+def wait_for_port(
+    host: str, port: int, process: subprocess.Popen[bytes], name: str, seconds: float
+) -> None:
+    """Until ``process`` takes connections on ``port``; RuntimeError if it dies or is late."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"{name} did not start on {host}:{port}") from None
+            time.sleep(0.05)
 
 
 class RedisServer:
@@ -268,17 +284,8 @@ userPassword: {person['password']}
             ["/usr/sbin/slapd", "-h", urls, "-f", str(self.folder / "slapd.conf"), "-d", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        import socket
-
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("slapd did not start") from None
-                time.sleep(0.05)
+        wait_for_port("127.0.0.1", self.port, self.process, "slapd", seconds=15)
+        return self
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -453,21 +460,12 @@ class SambaDC:
         return f"ldaps://{self.address}:636"
 
     def start(self) -> SambaDC:
-        import socket
-
         self.process = subprocess.Popen(
             ["samba", "-i", "-M", "single", "-s", str(self.config)],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection((self.address, 636), timeout=0.5).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("samba did not start") from None
-                time.sleep(0.1)
+        wait_for_port(self.address, 636, self.process, "samba", seconds=60)
+        return self
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

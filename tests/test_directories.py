@@ -5,6 +5,7 @@ SCIM 2.0 and Active Directory follow the same shape in their own modules."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -50,25 +51,41 @@ def slapd() -> Iterator[SlapdServer]:
         server.close()
 
 
+@contextlib.contextmanager
+def directory_stack(
+    tmp_path_factory: Any,
+    smtp: SmtpServer,
+    environ: dict[str, str],
+    policies: dict[str, dict[str, Any]],
+) -> Iterator[Any]:
+    """A stack of its own whose portals keep their passwords in a directory: ``environ``
+    holds the directory's secrets, ``policies`` each portal's store settings."""
+    secrets = pytest.MonkeyPatch()
+    for name, value in environ.items():
+        secrets.setenv(name, value)
+    try:
+        with app_on_fresh_database(
+            tmp_path_factory, REDIS_URL=REDIS_URL, MAIL_SERVER="127.0.0.1",
+            MAIL_PORT=str(smtp.port), MAIL_TIMEOUT="2", JOB_RETRY_INTERVALS="60,60,60",
+            RATELIMIT_STORAGE_URI="memory://", PUBLIC_BASE_URL="https://help.example.org",
+        ) as made:  # fmt: skip
+            with made[0].app_context():
+                for portal, policy in policies.items():
+                    update_policy(portal, policy)
+                db.session.remove()
+            yield made
+    finally:
+        secrets.undo()
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, smtp, slapd) -> Iterator[Any]:
-    secrets = pytest.MonkeyPatch()
-    secrets.setenv("PARENT_DIRECTORY_SECRET", SERVICE_PASSWORD)
-    secrets.setenv("PARENT_DIRECTORY_CA_FILE", str(slapd.ca_file))
-    with app_on_fresh_database(
-        tmp_path_factory, REDIS_URL=REDIS_URL, MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=str(smtp.port), MAIL_TIMEOUT="2", JOB_RETRY_INTERVALS="60,60,60",
-        RATELIMIT_STORAGE_URI="memory://", PUBLIC_BASE_URL="https://help.example.org",
-    ) as made:  # fmt: skip
-        app = made[0]
-        with app.app_context():
-            update_policy("parent", {
-                "store": "ldap", "url": slapd.url, "bind_dn": SLAPD_SERVICE,
-                "base_dn": f"ou=people,{SLAPD_BASE}", "password_change": "exop",
-            })  # fmt: skip
-            db.session.remove()
+    environ = {"PARENT_DIRECTORY_SECRET": SERVICE_PASSWORD,
+               "PARENT_DIRECTORY_CA_FILE": str(slapd.ca_file)}  # fmt: skip
+    policy = {"store": "ldap", "url": slapd.url, "bind_dn": SLAPD_SERVICE,
+              "base_dn": f"ou=people,{SLAPD_BASE}", "password_change": "exop"}  # fmt: skip
+    with directory_stack(tmp_path_factory, smtp, environ, {"parent": policy}) as made:
         yield made
-    secrets.undo()
 
 
 @pytest.fixture

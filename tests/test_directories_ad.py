@@ -16,11 +16,11 @@ from helpdesk.extensions import db
 from helpdesk.models import PortalAccount
 from helpdesk.services.portals import update_policy
 
-from .conftest import REDIS_URL, app_on_fresh_database
+from .conftest import REDIS_URL
 from .samples import ISLA_RESET, REVOCATION
 from .servers import SAMBA_BASE, SAMBA_REALM, SambaDC
 from .smtp import SmtpServer
-from .test_directories import retry_now
+from .test_directories import directory_stack, retry_now
 from .test_fulfilment import FILER, Desk, assert_secret_nowhere, desk_on, one_time_password
 
 OLD = {"icampbell1": "Old-Isla-Pass-1", "steven.fraser5": "Old-Steven-Pass-1"}
@@ -45,25 +45,15 @@ def samba() -> Iterator[SambaDC]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, smtp, samba) -> Iterator[Any]:
-    secrets = pytest.MonkeyPatch()
-    for portal in ("STUDENT", "PARENT"):
-        secrets.setenv(f"{portal}_DIRECTORY_SECRET", samba.admin_password)
-        secrets.setenv(f"{portal}_DIRECTORY_CA_FILE", str(samba.ca_file))
-    with app_on_fresh_database(
-        tmp_path_factory, REDIS_URL=REDIS_URL, MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=str(smtp.port), MAIL_TIMEOUT="2", JOB_RETRY_INTERVALS="60,60,60",
-        RATELIMIT_STORAGE_URI="memory://",
-    ) as made:  # fmt: skip
-        with made[0].app_context():
-            for portal in ("student", "parent"):
-                update_policy(portal, {
-                    "store": "active_directory", "url": samba.url,
-                    "bind_dn": f"Administrator@{SAMBA_REALM.lower()}",
-                    "base_dn": f"CN=Users,{SAMBA_BASE}", "min_length": 12,
-                })  # fmt: skip
-            db.session.remove()
+    environ = {f"{portal}_DIRECTORY_{what}": value for portal in ("STUDENT", "PARENT")
+               for what, value in (("SECRET", samba.admin_password),
+                                   ("CA_FILE", str(samba.ca_file)))}  # fmt: skip
+    policy = {"store": "active_directory", "url": samba.url,
+              "bind_dn": f"Administrator@{SAMBA_REALM.lower()}",
+              "base_dn": f"CN=Users,{SAMBA_BASE}", "min_length": 12}  # fmt: skip
+    policies = {"student": policy, "parent": policy}
+    with directory_stack(tmp_path_factory, smtp, environ, policies) as made:
         yield made
-    secrets.undo()
 
 
 @pytest.fixture

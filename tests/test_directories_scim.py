@@ -15,11 +15,11 @@ from helpdesk.extensions import db
 from helpdesk.models import PortalAccount
 from helpdesk.services.portals import update_policy
 
-from .conftest import REDIS_URL, app_on_fresh_database
+from .conftest import REDIS_URL
 from .samples import FIONA_RESET, REVOCATION
 from .servers import ScimServer
 from .smtp import SmtpServer
-from .test_directories import reset_emails, retry_now
+from .test_directories import directory_stack, reset_emails, retry_now
 from .test_fulfilment import Desk, assert_secret_nowhere, desk_on, one_time_password
 
 TOKEN = "scim-token-" + os.urandom(8).hex()
@@ -46,18 +46,10 @@ def scim() -> Iterator[ScimServer]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, smtp, scim) -> Iterator[Any]:
-    secrets = pytest.MonkeyPatch()
-    secrets.setenv("PARENT_DIRECTORY_SECRET", TOKEN)
-    with app_on_fresh_database(
-        tmp_path_factory, REDIS_URL=REDIS_URL, MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=str(smtp.port), MAIL_TIMEOUT="2", JOB_RETRY_INTERVALS="60,60,60",
-        RATELIMIT_STORAGE_URI="memory://",
-    ) as made:  # fmt: skip
-        with made[0].app_context():
-            update_policy("parent", {"store": "scim", "url": scim.url})
-            db.session.remove()
+    policies = {"parent": {"store": "scim", "url": scim.url}}
+    environ = {"PARENT_DIRECTORY_SECRET": TOKEN}
+    with directory_stack(tmp_path_factory, smtp, environ, policies) as made:
         yield made
-    secrets.undo()
 
 
 @pytest.fixture
