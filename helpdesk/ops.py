@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import smtplib
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -26,7 +27,7 @@ from .extensions import db
 from .models import Fulfilment, OutboxEntry, PortalPolicy, utcnow
 from .models.fulfilment import LIVE_FULFILMENT_STATES
 from .redis_client import get_redis
-from .scheduler import LEASE_KEY
+from .scheduler import EMBEDDED_THREAD, LEASE_KEY
 from .services.credentials import DirectoryRefused, DirectoryUnavailable, store_for
 
 bp = Blueprint("ops", __name__)
@@ -75,6 +76,18 @@ _mail_checked: dict[str, tuple[float, str]] = {}
 def background_checks() -> dict[str, str]:
     """The scheduler's lease, live workers and the mail server, each "ok" or what is wrong."""
     found: dict[str, str] = {}
+    if any(t.name == EMBEDDED_THREAD and t.is_alive() for t in threading.enumerate()):
+        found["scheduler"] = found["workers"] = "ok"  # the embedded default's worker thread
+    else:
+        found.update(_worker_and_scheduler())
+    found["mail"] = _mail_server()
+    found.update(_directories())
+    return found
+
+
+def _worker_and_scheduler() -> dict[str, str]:
+    """Whether a scheduler holds the lease and a worker is registered, as Redis says."""
+    found: dict[str, str] = {}
     try:
         redis = get_redis()
         found["scheduler"] = "ok" if redis.exists(LEASE_KEY) else "no scheduler holds the lease"
@@ -87,8 +100,6 @@ def background_checks() -> dict[str, str]:
         found["workers"] = "ok" if workers else "no worker is running"
     except Exception as exc:  # any client error: Redis is away, reported above
         found["scheduler"] = found["workers"] = f"unknown: Redis unreachable ({type(exc).__name__})"
-    found["mail"] = _mail_server()
-    found.update(_directories())
     return found
 
 

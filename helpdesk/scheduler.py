@@ -23,6 +23,9 @@ from .services.transitions import close_quiet_resolved
 
 log = logging.getLogger(__name__)
 LEASE_KEY = "helpdesk:scheduler:leader"
+# The embedded default's `helpdesk run` does the worker's and the scheduler's work in a
+# thread of its own, by this name (workers/worker.py), holding no lease.
+EMBEDDED_THREAD = "helpdesk-embedded-worker"
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,8 @@ def test_the_service_is_ready_on_sqlite_with_its_redis_stand_in(demo):
     ready = requests.get(f"{base}/readyz", timeout=5)
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+    # The worker thread of `helpdesk run` does the worker's and the scheduler's work.
+    assert ready.json()["degraded"] == []
 
 
 def test_a_parent_reset_is_filed_and_checked_on_the_embedded_default(demo):

@@ -131,6 +131,6 @@ def start_embedded(app: Flask, poll_seconds: float = 1.0) -> threading.Thread:
                     db.session.remove()
             time.sleep(poll_seconds)
 
-    thread = threading.Thread(target=loop, name="helpdesk-embedded-worker", daemon=True)
+    thread = threading.Thread(target=loop, name=scheduler.EMBEDDED_THREAD, daemon=True)
     thread.start()
     return thread
