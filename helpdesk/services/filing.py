@@ -15,7 +15,7 @@ from ..domain.lifecycle import FULFILLABLE_TYPES, Status, allowed_actions
 from ..domain.rules import Outcome
 from ..errors import Forbidden
 from ..extensions import db
-from ..models import Fulfilment, Incident, Queue, Role, utcnow
+from ..models import Incident, Queue, Role, utcnow
 from ..schemas.incidents import SECRET_FIELDS, load_incident
 from . import audit, fulfilment, notifications, routing, sla, verification_limits
 from .audit import Event
@@ -64,7 +64,8 @@ def file_incident(filer: Principal, payload: Any) -> IncidentView:
         audit.record(*_timeline(incident, filer, decided, result, placement, version, lock, now,
                                 fulfil=fulfil))  # fmt: skip
         work = _follow_up(incident, filer, decided, result, lock, fulfil=fulfil)
-    known = {"school_code": filer.school_code, "filer_email": filer.email}
+    known = {"school_code": filer.school_code, "filer_email": filer.email,
+             "queue_slug": placement.queue, "assignee_email": None}  # fmt: skip
     return IncidentView(incident, allowed_actions(incident.status, filer.role, kind), work, known)
 
 
@@ -90,44 +91,53 @@ def _placement(decided: Outcome) -> _Placement:
     )
 
 
+# The incident's one writer: a prebuilt Core INSERT (an ORM flush of this wide row cost
+# more than the rest of the filing's writes together, bench/README.md).
+_INCIDENTS = Incident.__table__
+_INSERT_INCIDENT = sa.insert(_INCIDENTS).returning(_INCIDENTS.c.id)
+_ACTIVE_QUEUES = sa.select(Queue.slug, Queue.id).where(
+    Queue.slug.in_(sa.bindparam("slugs", expanding=True)), Queue.active.is_(True)
+)
+
+
 def _insert(
     filer: Principal, kind: str, data: dict[str, Any], details: dict[str, Any],
     result: Verification, decided: Outcome, placement: _Placement, version: int,
     now: datetime, *, fulfil: bool,
 ) -> Incident:  # fmt: skip
-    """The incident in its first queue with its SLA clock started; awaiting fulfilment
-    already when the rules approve it at once."""
-    slugs = {placement.queue, decided.escalate_to} - {None}
-    found = sa.select(Queue).where(Queue.slug.in_(slugs), Queue.active.is_(True))
-    queues = {q.slug: q for q in db.session.execute(found).scalars()}
-    queue = queues.get(placement.queue)
-    if queue is None:
+    """Write the incident in its first queue with its SLA clock started (awaiting
+    fulfilment already when the rules approve it at once); return it as written.
+
+    The returned object is the row's values, not a member of the session: nothing after
+    the commit loads or flushes it, and the answer takes the school, filer and queue from
+    what the filing already knows.
+    """
+    slugs = [slug for slug in {placement.queue, decided.escalate_to} if slug]
+    queue_ids = {slug: id_ for slug, id_ in db.session.execute(_ACTIVE_QUEUES, {"slugs": slugs})}
+    if placement.queue not in queue_ids:
         raise unknown_queue(placement.queue)
     current = sla.settings()
     calendar = current.calendars.get(filer.school_id or -1)
     deadlines = calendar and sla.clock(
         calendar, current.by_slug.get(placement.queue), placement.priority, now
     )
-    # The queues are set as loaded objects, and the answer takes the school and filer from
-    # the filer's principal (file_incident), so nothing is loaded after the commit.
-    incident = Incident(
+    values = dict(
         type=kind, priority=placement.priority,
         status=(Status.AWAITING_FULFILMENT if fulfil else Status.TRIAGED).value,
-        school_id=filer.school_id, filer_id=filer.id, queue=queue,
-        escalation_queue=queues.get(decided.escalate_to or ""),
+        school_id=filer.school_id, filer_id=filer.id, queue_id=queue_ids[placement.queue],
+        assignee_id=None, escalation_queue_id=queue_ids.get(decided.escalate_to or ""),
         summary=data.get("summary"), notes=data.get("notes"), details=details,
         verification=result.outcome, verification_results=result.results(),
         student_id=result.student_id, guardian_id=result.guardian_id,
         portal_account_id=result.account_id, created_at=now, updated_at=now,
-        rule_set_version=version, tags=decided.tags, sla_started_at=now,
+        resolved_at=None, rule_set_version=version, tags=decided.tags, sla_started_at=now,
         sla_paused_seconds=0,
         response_due_at=deadlines.response_due_at if deadlines else None,
         resolution_due_at=deadlines.resolution_due_at if deadlines else None,
         sla_warn_at=deadlines.warn_at if deadlines else None,
     )  # fmt: skip
-    db.session.add(incident)
-    db.session.flush()
-    return incident
+    incident_id = db.session.execute(_INSERT_INCIDENT, values).scalar_one()
+    return Incident(id=incident_id, **values)
 
 
 def _timeline(
@@ -161,7 +171,7 @@ def _timeline(
 def _follow_up(
     incident: Incident, filer: Principal, decided: Outcome, result: Verification,
     lock: Lock | None, *, fulfil: bool,
-) -> Fulfilment | None:  # fmt: skip
+) -> fulfilment.NewFulfilment | None:  # fmt: skip
     """What follows the placing, in the same transaction: the identity queue told of a
     lock, the rules' notices, and the fulfilment the rules approve — or the filer's
     acknowledgement when the incident waits for a person (one fulfilled at once sends its

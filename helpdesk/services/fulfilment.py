@@ -136,15 +136,23 @@ def job_queue(kind: FulfilmentKind) -> str:
     return _QUEUE_FOR_KIND[kind]
 
 
-# How the account's portal delivers a reset (its policy's mode; the default without one).
-_DELIVERY_MODE = (
-    sa.select(PortalPolicy.delivery_mode)
-    .join(PortalAccount, PortalAccount.portal == PortalPolicy.portal)
-    .where(PortalAccount.id == sa.bindparam("account"))
+# The fulfilment's one writer: a prebuilt Core INSERT that reads the delivery mode of the
+# account's portal (its policy's; none without one, or for work that is not a reset) in
+# the same statement.
+_FULFILMENTS = Fulfilment.__table__
+_INSERT_FULFILMENT = (
+    sa.insert(_FULFILMENTS)
+    .values(
+        mode=sa.select(PortalPolicy.delivery_mode)
+        .join(PortalAccount, PortalAccount.portal == PortalPolicy.portal)
+        .where(PortalAccount.id == sa.bindparam("reset_account"))
+        .scalar_subquery()
+    )
+    .returning(_FULFILMENTS.c.id, _FULFILMENTS.c.mode)
 )
 
 
-def request_fulfilment(incident: Incident) -> Fulfilment:
+def request_fulfilment(incident: Incident) -> NewFulfilment:
     """Promise the incident's job in the current transaction (an approval, or auto_fulfil)."""
     kind = KIND_FOR_TYPE[incident.type]
     if kind is not FulfilmentKind.REVOCATION:
@@ -156,18 +164,15 @@ def request_fulfilment(incident: Incident) -> Fulfilment:
                 "or reminder.",
                 code="access_revoked",
             )
-    mode = None
-    if kind is FulfilmentKind.RESET and incident.portal_account_id is not None:
-        account = {"account": incident.portal_account_id}
-        mode = db.session.execute(_DELIVERY_MODE, account).scalar_one_or_none()
-    fulfilment = Fulfilment(
-        incident_id=incident.id, kind=kind.value, state=FulfilmentState.PENDING.value,
-        portal_account_id=incident.portal_account_id, mode=mode,
-    )  # fmt: skip
-    db.session.add(fulfilment)
-    db.session.flush()
-    outbox.promise(kind.value, fulfilment.id, job_queue(kind))
-    return fulfilment
+    now = utcnow()
+    written = db.session.execute(_INSERT_FULFILMENT, {
+        "incident_id": incident.id, "kind": kind.value, "state": FulfilmentState.PENDING.value,
+        "portal_account_id": incident.portal_account_id, "attempts": 0, "created_at": now,
+        "updated_at": now,
+        "reset_account": incident.portal_account_id if kind is FulfilmentKind.RESET else None,
+    }).one()  # fmt: skip
+    outbox.promise(kind.value, written.id, job_queue(kind))
+    return NewFulfilment(kind.value, written.mode)
 
 
 def revoked_guardian(incident: Incident) -> Guardian | None:
