@@ -133,7 +133,7 @@ def overhead(app: Any, token: str, rounds: int = 60) -> tuple[float, float, floa
     from helpdesk.extensions import db
     from helpdesk.models import Fulfilment
     from helpdesk.services import credentials
-    from helpdesk.services.fulfilment import run
+    from helpdesk.services.fulfilment_run import run
 
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}

@@ -279,7 +279,7 @@ def test_a_directory_gone_between_the_set_and_the_send_still_sends_the_secret_it
 def test_a_worker_that_dies_after_the_directory_took_a_password_sets_a_fresh_one(desk, slapd):
     """The process ends between the directory's acceptance and the commit that records
     it: the next attempt sets a new password, and that is the one emailed."""
-    from helpdesk.services import fulfilment as fulfilment_service
+    from helpdesk.services import fulfilment_run as fulfilment_service
 
     ref = approved_reset(desk)
     (pending,) = desk.fulfilments(ref)

@@ -760,7 +760,7 @@ def test_a_worker_killed_mid_job_gives_exactly_one_reset_and_one_message(desk):
     from rq.registry import StartedJobRegistry
     from rq.serializers import JSONSerializer
 
-    from helpdesk.services.fulfilment import run
+    from helpdesk.services.fulfilment_run import run
 
     ref = desk.file(ISLA_RESET)["ref"]
     (fulfilment,) = desk.fulfilments(ref)

@@ -47,21 +47,21 @@ def _run(service: Callable[[int], str], target_id: int) -> str:
 
 def reset_credential(fulfilment_id: int) -> str:
     """Set a one-time password or reset link, then email it to the address on file."""
-    from helpdesk.services.fulfilment import run
+    from helpdesk.services.fulfilment_run import run
 
     return _run(run, fulfilment_id)
 
 
 def send_username_reminder(fulfilment_id: int) -> str:
     """Email the portal username to the address on file."""
-    from helpdesk.services.fulfilment import run
+    from helpdesk.services.fulfilment_run import run
 
     return _run(run, fulfilment_id)
 
 
 def revoke_access(fulfilment_id: int) -> str:
     """Disable the guardians' portal accounts at once, and record it."""
-    from helpdesk.services.fulfilment import run
+    from helpdesk.services.fulfilment_run import run
 
     return _run(run, fulfilment_id)
 
