@@ -23,6 +23,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .app_state import TTLCache
 from .extensions import db
 from .models import Fulfilment, OutboxEntry, PortalPolicy, utcnow
 from .models.fulfilment import LIVE_FULFILMENT_STATES
@@ -69,10 +70,6 @@ def readyz() -> Any:
     return body, 200 if ready else 503
 
 
-_MAIL_CHECK_SECONDS = 15.0
-_mail_checked: dict[str, tuple[float, str]] = {}
-
-
 def background_checks() -> dict[str, str]:
     """The scheduler's lease, live workers and the mail server, each "ok" or what is wrong."""
     found: dict[str, str] = {}
@@ -117,25 +114,26 @@ def _directories() -> dict[str, str]:
     return found
 
 
-def _mail_server() -> str:
-    """Whether the mail server answers (checked at most every 15 s per process)."""
+def _check_mail_server(previous: str | None) -> str:
     config = current_app.config
     server = config.get("MAIL_SERVER")
     if not server:
         return "ok"  # mail is captured to files
-    key = f"{server}:{config['MAIL_PORT']}"
-    checked_at, answer = _mail_checked.get(key, (0.0, ""))
-    if time.monotonic() - checked_at < _MAIL_CHECK_SECONDS:
-        return answer
     timeout = min(2.0, float(config["MAIL_TIMEOUT"]))
     try:
         with smtplib.SMTP(server, int(config["MAIL_PORT"]), timeout=timeout) as host:
             host.noop()
-        answer = "ok"
+        return "ok"
     except (smtplib.SMTPException, OSError) as exc:
-        answer = f"unreachable: {type(exc).__name__}"
-    _mail_checked[key] = (time.monotonic(), answer)
-    return answer
+        return f"unreachable: {type(exc).__name__}"
+
+
+# Whether the mail server answers, asked at most every 15 s per process.
+_MAIL_SERVER: TTLCache[str] = TTLCache("mail_server", _check_mail_server, 15.0)
+
+
+def _mail_server() -> str:
+    return _MAIL_SERVER.get()
 
 
 @bp.get("/metrics")

@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 from helpdesk import create_app
+from helpdesk.app_state import forget_caches
 from helpdesk.extensions import db
 from helpdesk.roster import open_bundle
 from helpdesk.services.queues import add_member
@@ -163,9 +164,8 @@ def _fresh_limits() -> None:
 @pytest.fixture
 def app(seeded_app: Flask) -> Iterator[Flask]:
     """The app inside a transaction that is rolled back after the test."""
-    # Rolled-back rule sets must not outlive their test in the process-wide rule cache.
-    seeded_app.extensions.pop("helpdesk_rule_cache", None)
-    seeded_app.extensions.pop("helpdesk_sla_settings", None)
+    # Rolled-back rule sets and plans must not outlive their test in the app's caches.
+    forget_caches(seeded_app)
     with seeded_app.app_context():
         engines = db.engines
         engine = engines[None]
@@ -179,8 +179,7 @@ def app(seeded_app: Flask) -> Iterator[Flask]:
             transaction.rollback()
             connection.close()
             engines[None] = engine
-            seeded_app.extensions.pop("helpdesk_rule_cache", None)
-            seeded_app.extensions.pop("helpdesk_sla_settings", None)
+            forget_caches(seeded_app)
 
 
 @pytest.fixture

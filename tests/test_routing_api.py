@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import sqlalchemy as sa
 import yaml
 
@@ -266,12 +268,17 @@ def test_the_shipped_rules_are_version_0_in_the_history_and_can_be_rolled_back_t
     assert history[-1]["rule_count"] >= 5
     back = client.post("/api/v1/routing-rules/rollback", json={"version": 0}, headers=headers)
     assert back.status_code == 200, back.json
+    # In force here at once; in every other process once their cache of it (5 s) runs out.
+    saved_at = datetime.fromisoformat(history_of(client, headers)[0]["created_at"])
+    everywhere = datetime.fromisoformat(back.json["in_force_everywhere_at"])
+    assert everywhere - saved_at == timedelta(seconds=app.config["RULES_CACHE_SECONDS"])
     in_force = client.get("/api/v1/routing-rules", headers=headers).json
     assert in_force["rules"][0]["name"] == "revocations go to identity at once"
     # The CLI does the same, and the page offers it.
     runner = app.test_cli_runner()
     result = runner.invoke(args=["rules", "rollback", "0"])
-    assert result.exit_code == 0 and "Version 0 is back in force" in result.output
+    assert result.exit_code == 0 and "Version 0 is back as version" in result.output
+    assert "every process routes new incidents with it by" in result.output
     admin = signed_in(app, actors.admin.email)
     client.put("/api/v1/routing-rules", json={"rules": mine}, headers=headers)
     page = admin.get("/admin/rules").text
@@ -281,4 +288,8 @@ def test_the_shipped_rules_are_version_0_in_the_history_and_can_be_rolled_back_t
         data={"version": "0", "csrf_token": csrf_token(admin, "/admin/rules")},
     )
     assert rolled.status_code == 302
-    assert "Version 0 is back in force" in admin.get("/admin/rules").text
+    assert "Version 0 is back, saved as version" in admin.get("/admin/rules").text
+
+
+def history_of(client, headers):
+    return client.get("/api/v1/routing-rules/versions", headers=headers).json

@@ -43,7 +43,12 @@ class RoutingRules(MethodView):
         """Save the rules as a new version, which is in force from then on."""
         require_role(Role.ADMIN)
         saved = routing.save_rules(body["rules"], actor_id=g.user.id, note=body.get("note"))
-        return {"version": saved.version, "rules": saved.rules}
+        return _saved(saved)
+
+
+def _saved(saved: Any) -> dict[str, Any]:
+    return {"version": saved.version, "rules": saved.rules,
+            "in_force_everywhere_at": routing.in_force_everywhere_by(saved)}  # fmt: skip
 
 
 @blp.route("/versions")
@@ -63,7 +68,7 @@ class RoutingRuleRollback(MethodView):
         """Put an earlier version back in force, saved as a new version."""
         require_role(Role.ADMIN)
         saved = routing.roll_back(body["version"], actor_id=g.user.id)
-        return {"version": saved.version, "rules": saved.rules}
+        return _saved(saved)
 
 
 @blp.route("/dry-run")

@@ -20,6 +20,11 @@ class RulesIn(Schema):
 class RuleSetOut(Schema):
     version = fields.Integer(metadata={"description": "0 is the shipped default rule set"})
     rules = fields.List(fields.Dict())
+    in_force_everywhere_at = fields.DateTime(
+        dump_only=True,
+        metadata={"description": "after a save or rollback: when every process routes with "
+                  "it (at once in the one that saved it)"},
+    )  # fmt: skip
 
 
 class RuleSetVersionOut(Schema):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -14,13 +12,15 @@ import sqlalchemy as sa
 import yaml
 from flask import current_app
 
-from ..app_state import per_app
+from ..app_state import TTLCache
+from ..domain.moments import shown
 from ..domain.rules import CompiledRuleSet, Outcome, RuleError, compile_rules, queues_named
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import Queue, RoutingRuleSet
 from ..models.routing import MAX_VERSION
 from . import sla
+from .uow import unit_of_work
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "default_rules.yaml"
 # Where an incident goes when no rule routes it: a person on the service desk looks.
@@ -43,40 +43,31 @@ def default_rules() -> list[dict[str, Any]]:
     return data
 
 
-class _RuleCache:
-    """The compiled rules in force, looked up again after ``ttl`` seconds.
-
-    Compiling happens once per version; between look-ups a filing reads no rule data at
-    all, so a saved rule set takes effect within ``ttl`` seconds on every process.
-    """
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._lock = threading.Lock()
-        self._checked = 0.0
-        self._active: ActiveRules | None = None
-
-    def get(self) -> ActiveRules:
-        active = self._active
-        if active is not None and time.monotonic() - self._checked < self.ttl:
-            return active
-        with self._lock:
-            version = db.session.execute(sa.select(sa.func.max(RoutingRuleSet.version))).scalar()
-            version = version or 0
-            if self._active is None or self._active.version != version:
-                self._active = ActiveRules(version, compile_rules(_rules_of(version)))
-            self._checked = time.monotonic()
-            return self._active
-
-    def forget(self) -> None:
-        self._active = None
+def _load_rules(previous: ActiveRules | None) -> ActiveRules:
+    """The rules in force: their version is read, and compiled again only when it moved."""
+    version = db.session.execute(sa.select(sa.func.max(RoutingRuleSet.version))).scalar() or 0
+    if previous is not None and previous.version == version:
+        return previous
+    return ActiveRules(version, compile_rules(_rules_of(version)))
 
 
-def _rule_cache() -> _RuleCache:
-    return per_app(
-        "helpdesk_rule_cache",
-        lambda: _RuleCache(float(current_app.config["RULES_CACHE_SECONDS"])),
-    )
+# Between look-ups a filing reads no rule data at all; a saved rule set is in force at
+# once in the process that saved it and within RULES_CACHE_SECONDS in every other
+# (``in_force_everywhere_by`` says when).
+_RULES: TTLCache[ActiveRules] = TTLCache("rules", _load_rules, "RULES_CACHE_SECONDS")
+
+
+def in_force_everywhere_by(saved: RoutingRuleSet) -> datetime:
+    """When every process routes with a version saved at ``saved.created_at``."""
+    seconds = float(current_app.config["RULES_CACHE_SECONDS"])
+    return saved.created_at + timedelta(seconds=seconds)
+
+
+def when_in_force(saved: RoutingRuleSet) -> str:
+    """The same, as the page and the CLI say it."""
+    when = shown(in_force_everywhere_by(saved), current_app.config["DISPLAY_TIMEZONE"])
+    seconds = float(current_app.config["RULES_CACHE_SECONDS"])
+    return f"every process routes new incidents with it by {when} (within {seconds:g} s)"
 
 
 def _rules_of(version: int) -> list[dict[str, Any]]:
@@ -93,7 +84,7 @@ def _rules_of(version: int) -> list[dict[str, Any]]:
 
 
 def active_rules() -> ActiveRules:
-    return _rule_cache().get()
+    return _RULES.get()
 
 
 def rule_set(version: int | None = None) -> tuple[int, list[dict[str, Any]]]:
@@ -144,17 +135,17 @@ def check_rules(data: Any) -> CompiledRuleSet:
 
 def save_rules(data: Any, *, actor_id: int | None, note: str | None = None) -> RoutingRuleSet:
     """Validate and store the rules as the next version, which is then the one in force."""
-    compiled = check_rules(data)
-    latest = db.session.execute(sa.select(sa.func.max(RoutingRuleSet.version))).scalar() or 0
-    saved = RoutingRuleSet(
-        version=latest + 1,
-        rules=[rule.to_dict() for rule in compiled.rules],
-        note=note,
-        created_by_id=actor_id,
-    )
-    db.session.add(saved)
-    db.session.commit()
-    _rule_cache().forget()
+    with unit_of_work():
+        compiled = check_rules(data)
+        latest = db.session.execute(sa.select(sa.func.max(RoutingRuleSet.version))).scalar() or 0
+        saved = RoutingRuleSet(
+            version=latest + 1,
+            rules=[rule.to_dict() for rule in compiled.rules],
+            note=note,
+            created_by_id=actor_id,
+        )
+        db.session.add(saved)
+    _RULES.forget()
     return saved
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -12,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from ..app_state import per_app
+from ..app_state import TTLCache
 from ..domain.business_time import (
     BusinessCalendar,
     CalendarError,
@@ -25,8 +23,9 @@ from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import ClosureDay, Incident, Queue, School, SlaPlan, utcnow
 from ..models.incidents import OPEN_STATUS_SQL
-from . import audit, notifications, outbox
+from . import audit, notifications
 from .audit import Event
+from .uow import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -47,59 +46,49 @@ class Clock:
     warn_at: datetime
 
 
-class _Settings:
-    """Queues with their plans, and each school's calendar, reloaded every ``ttl`` seconds."""
+@dataclass(frozen=True)
+class Settings:
+    """Active queues with their plans, and each school's calendar."""
 
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._lock = threading.Lock()
-        self._loaded = float("-inf")
-        self.by_slug: dict[str, QueueSettings] = {}
-        self.by_id: dict[int, QueueSettings] = {}
-        self.calendars: dict[int, BusinessCalendar] = {}
-
-    def fresh(self) -> _Settings:
-        if time.monotonic() - self._loaded >= self.ttl:
-            with self._lock:
-                self._load()
-        return self
-
-    def _load(self) -> None:
-        rows = db.session.execute(
-            sa.select(Queue.id, Queue.slug, SlaPlan.targets, SlaPlan.warn_at_percent,
-                      Queue.escalation_queue_id)
-            .outerjoin(SlaPlan, Queue.sla_plan_id == SlaPlan.id)
-            .where(Queue.active.is_(True))
-        ).all()  # fmt: skip
-        settings = [QueueSettings(i, s, t, w or 80, e) for i, s, t, w, e in rows]
-        closures: dict[int | None, set[Any]] = {}
-        for school_id, day in db.session.execute(sa.select(ClosureDay.school_id, ClosureDay.day)):
-            closures.setdefault(school_id, set()).add(day)
-        calendars = {
-            school_id: BusinessCalendar.for_nation(
-                nation, closures.get(school_id, set()) | closures.get(None, set()), timezone,
-                parse_weekly_hours(hours) if hours else None,
-            )
-            for school_id, nation, timezone, hours in db.session.execute(
-                sa.select(School.id, School.nation, School.timezone, School.working_hours)
-            )
-        }  # fmt: skip
-        self.by_slug = {q.slug: q for q in settings}
-        self.by_id = {q.id: q for q in settings}
-        self.calendars = calendars
-        self._loaded = time.monotonic()
+    by_slug: dict[str, QueueSettings]
+    by_id: dict[int, QueueSettings]
+    calendars: dict[int, BusinessCalendar]
 
 
-def settings() -> _Settings:
-    cached = per_app(
-        "helpdesk_sla_settings",
-        lambda: _Settings(float(current_app.config["RULES_CACHE_SECONDS"])),
-    )
-    return cached.fresh()
+def _load_settings(previous: Settings | None) -> Settings:
+    rows = db.session.execute(
+        sa.select(Queue.id, Queue.slug, SlaPlan.targets, SlaPlan.warn_at_percent,
+                  Queue.escalation_queue_id)
+        .outerjoin(SlaPlan, Queue.sla_plan_id == SlaPlan.id)
+        .where(Queue.active.is_(True))
+    ).all()  # fmt: skip
+    queues = [QueueSettings(i, s, t, w or 80, e) for i, s, t, w, e in rows]
+    closures: dict[int | None, set[Any]] = {}
+    for school_id, day in db.session.execute(sa.select(ClosureDay.school_id, ClosureDay.day)):
+        closures.setdefault(school_id, set()).add(day)
+    calendars = {
+        school_id: BusinessCalendar.for_nation(
+            nation, closures.get(school_id, set()) | closures.get(None, set()), timezone,
+            parse_weekly_hours(hours) if hours else None,
+        )
+        for school_id, nation, timezone, hours in db.session.execute(
+            sa.select(School.id, School.nation, School.timezone, School.working_hours)
+        )
+    }  # fmt: skip
+    return Settings({q.slug: q for q in queues}, {q.id: q for q in queues}, calendars)
+
+
+# Read by every filing and escalation; a change made here is seen at once in this process
+# and within RULES_CACHE_SECONDS in every other.
+_SETTINGS: TTLCache[Settings] = TTLCache("sla_settings", _load_settings, "RULES_CACHE_SECONDS")
+
+
+def settings() -> Settings:
+    return _SETTINGS.get()
 
 
 def forget_settings() -> None:
-    current_app.extensions.pop("helpdesk_sla_settings", None)
+    _SETTINGS.forget()
 
 
 def clock(
@@ -210,29 +199,31 @@ def run_escalation_pass(now: datetime | None = None, batch: int = 500) -> Escala
             .limit(batch)
             .with_for_update(skip_locked=True)
         )  # fmt: skip
-        while True:
-            ids = list(db.session.execute(claim).scalars())
-            if not ids:
-                db.session.commit()
-                break
-            db.session.execute(
-                sa.update(table).where(table.c.id.in_(ids)).values({flag_column: now})
-            )
-            for incident in db.session.execute(
-                sa.select(Incident).where(Incident.id.in_(ids))
-            ).scalars():
-                if flag_column == "sla_warned_at":
-                    _warn(incident, now)
-                    report.warnings.append(incident.id)
-                else:
-                    clock_name = due_column.removesuffix("_due_at")
-                    _escalate(incident, clock_name, now)
-                    target = (report.resolution_breaches if clock_name == "resolution"
-                              else report.response_breaches)  # fmt: skip
-                    target.append(incident.id)
-            db.session.commit()
-            outbox.dispatch_committed()  # the queues' notices
+        ids = [0]
+        while ids:
+            with unit_of_work():  # a batch at a time, its queues' notices sent after
+                ids = list(db.session.execute(claim).scalars())
+                if ids:
+                    db.session.execute(
+                        sa.update(table).where(table.c.id.in_(ids)).values({flag_column: now})
+                    )
+                    _act_on(ids, due_column, flag_column, now, report)
     return report
+
+
+def _act_on(
+    ids: list[int], due_column: str, flag_column: str, now: datetime, report: EscalationReport
+) -> None:
+    for incident in db.session.execute(sa.select(Incident).where(Incident.id.in_(ids))).scalars():
+        if flag_column == "sla_warned_at":
+            _warn(incident, now)
+            report.warnings.append(incident.id)
+        else:
+            clock_name = due_column.removesuffix("_due_at")
+            _escalate(incident, clock_name, now)
+            target = (report.resolution_breaches if clock_name == "resolution"
+                      else report.response_breaches)  # fmt: skip
+            target.append(incident.id)
 
 
 def _escalate(incident: Incident, clock_name: str, now: datetime) -> None:
@@ -282,24 +273,28 @@ def _warn(incident: Incident, now: datetime) -> None:
 
 def add_closure(day: date, reason: str, school_code: str | None = None) -> ClosureDay:
     """Close a day for SLA clocks: for one school, or every school when none is named."""
-    school_id = None
-    if school_code is not None:
-        school_id = db.session.execute(
-            sa.select(School.id).where(School.code == school_code)
+    with unit_of_work():
+        school_id = None
+        if school_code is not None:
+            school_id = db.session.execute(
+                sa.select(School.id).where(School.code == school_code)
+            ).scalar_one_or_none()
+            if school_id is None:
+                raise NotFound(f"No school with code {school_code}.")
+        same_school = (
+            ClosureDay.school_id.is_(None)
+            if school_id is None
+            else ClosureDay.school_id == school_id
+        )
+        exists = db.session.execute(
+            sa.select(ClosureDay).where(ClosureDay.day == day, same_school)
         ).scalar_one_or_none()
-        if school_id is None:
-            raise NotFound(f"No school with code {school_code}.")
-    same_school = (
-        ClosureDay.school_id.is_(None) if school_id is None else ClosureDay.school_id == school_id
-    )
-    exists = db.session.execute(
-        sa.select(ClosureDay).where(ClosureDay.day == day, same_school)
-    ).scalar_one_or_none()
-    if exists is not None:
-        raise InvalidInput(f"{day} is already closed ({exists.reason}).", code="duplicate_closure")
-    closure = ClosureDay(day=day, reason=reason, school_id=school_id)
-    db.session.add(closure)
-    db.session.commit()
+        if exists is not None:
+            raise InvalidInput(
+                f"{day} is already closed ({exists.reason}).", code="duplicate_closure"
+            )
+        closure = ClosureDay(day=day, reason=reason, school_id=school_id)
+        db.session.add(closure)
     forget_settings()
     return closure
 
@@ -317,17 +312,17 @@ def closures() -> list[tuple[date, str, str | None]]:
 
 def set_working_hours(school_code: str, spec: str) -> str:
     """Set a school's helpdesk hours; returns them as stored (normalised)."""
-    school = db.session.execute(
-        sa.select(School).where(School.code == school_code)
-    ).scalar_one_or_none()
-    if school is None:
-        raise NotFound(f"No school with code {school_code}.")
-    try:
-        hours = format_weekly_hours(parse_weekly_hours(spec))
-    except ValueError as error:
-        raise InvalidInput(str(error), code="invalid_hours") from None
-    school.working_hours = hours
-    db.session.commit()
+    with unit_of_work():
+        school = db.session.execute(
+            sa.select(School).where(School.code == school_code)
+        ).scalar_one_or_none()
+        if school is None:
+            raise NotFound(f"No school with code {school_code}.")
+        try:
+            hours = format_weekly_hours(parse_weekly_hours(spec))
+        except ValueError as error:
+            raise InvalidInput(str(error), code="invalid_hours") from None
+        school.working_hours = hours
     forget_settings()
     return hours
 
@@ -353,33 +348,35 @@ def save_plan(slug: str, name: str, targets: dict[str, dict[str, int]], warn_at:
             )
     if not 1 <= warn_at <= 99:
         raise InvalidInput("Warn at a percentage between 1 and 99.")
-    plan = _by_slug(SlaPlan, slug)
-    if plan is None:
-        plan = SlaPlan(slug=slug)
-        db.session.add(plan)
-    plan.name, plan.targets, plan.warn_at_percent = name, targets, warn_at
-    db.session.commit()
+    with unit_of_work():
+        plan = _by_slug(SlaPlan, slug)
+        if plan is None:
+            plan = SlaPlan(slug=slug)
+            db.session.add(plan)
+        plan.name, plan.targets, plan.warn_at_percent = name, targets, warn_at
     forget_settings()
     return plan
 
 
 def set_queue_plan(queue_slug: str, plan_slug: str, escalates_to: str | None = None) -> None:
     """Give a queue its SLA plan and, optionally, the queue its breaches go to."""
-    queue = db.session.execute(
-        sa.select(Queue).where(Queue.slug == queue_slug)
-    ).scalar_one_or_none()
-    plan = db.session.execute(
-        sa.select(SlaPlan).where(SlaPlan.slug == plan_slug)
-    ).scalar_one_or_none()
-    if queue is None or plan is None:
-        raise NotFound(f"No queue {queue_slug!r}." if queue is None else f"No plan {plan_slug!r}.")
-    queue.sla_plan_id = plan.id
-    if escalates_to is not None:
-        target = _by_slug(Queue, escalates_to)
-        if target is None or target.id == queue.id:
-            raise InvalidInput(f"Queue {escalates_to!r} cannot take this queue's breaches.")
-        queue.escalation_queue_id = target.id
-    db.session.commit()
+    with unit_of_work():
+        queue = db.session.execute(
+            sa.select(Queue).where(Queue.slug == queue_slug)
+        ).scalar_one_or_none()
+        plan = db.session.execute(
+            sa.select(SlaPlan).where(SlaPlan.slug == plan_slug)
+        ).scalar_one_or_none()
+        if queue is None or plan is None:
+            raise NotFound(
+                f"No queue {queue_slug!r}." if queue is None else f"No plan {plan_slug!r}."
+            )
+        queue.sla_plan_id = plan.id
+        if escalates_to is not None:
+            target = _by_slug(Queue, escalates_to)
+            if target is None or target.id == queue.id:
+                raise InvalidInput(f"Queue {escalates_to!r} cannot take this queue's breaches.")
+            queue.escalation_queue_id = target.id
     forget_settings()
 
 
