@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -28,83 +28,189 @@ def _database_uri(url: str) -> str:
     return url
 
 
-def _flag(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        raise ValueError("is not true or false")
+    return lowered in {"1", "true", "yes", "on"}
+
+
+def _whole(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("is not a whole number") from None
+    if number < 0:
+        raise ValueError("is below 0")
+    return number
+
+
+def _number(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("is not a number") from None
+    if not 0 <= number < float("inf"):
+        raise ValueError("is not a number of 0 or more")
+    return number
+
+
+def _limit(value: str) -> str:
+    try:
+        limits.parse_many(value)
+    except ValueError:
+        message = "is not a limit: write it like '5 per day' or '10 per hour; 30 per day'"
+        raise ValueError(message) from None
+    return value
+
+
+def _intervals(value: str) -> str:
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if not all(part.isdigit() for part in parts):
+        raise ValueError("is not a list of seconds: write it like '30,120,600'")
+    return value
+
+
+def _zone(value: str) -> str:
+    try:
+        zone(value)
+    except UnknownZone as error:
+        raise ValueError(str(error).removeprefix(repr(value)).strip()) from None
+    return value
+
+
+def _text(value: str) -> str:
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: how it is read, its default, and what it means. The
+    README's table of settings has one row per setting, written by ``readme_row``."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    meaning: str
+    example: str  # a valid value other than the default (the settings test sets it)
+
+    def read(self, environ: Mapping[str, str]) -> Any:
+        raw = environ.get(self.name, "")
+        if raw == "":
+            return self.default
+        try:
+            return self.parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"{self.name}={raw!r} {str(error).rstrip('.')}.") from None
+
+    def readme_row(self) -> str:
+        if self.default is None:
+            default = "—"
+        elif isinstance(self.default, bool):
+            default = f"`{str(self.default).lower()}`"
+        elif isinstance(self.default, float):
+            default = f"`{self.default:g}`"
+        else:
+            default = f"`{self.default}`"
+        return f"| `{self.name}` | {self.meaning} | {default} |"
+
+
+# The settings read the same way: unset or empty means the default. Those that decide
+# others (HELPDESK_ENV, DATABASE_URL, SECRET_KEY, PIN_PEPPER, REDIS_URL, MAIL_SERVER,
+# MAIL_CAPTURE_DIR, RATELIMIT_STORAGE_URI) are read by ``Config.from_env`` itself.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("MAIL_PORT", _whole, 25, "the mail server's port", "587"),
+    Setting("MAIL_USE_TLS", _flag, False, "STARTTLS with the mail server", "true"),
+    Setting("MAIL_USE_SSL", _flag, False, "TLS from the first byte (port 465)", "true"),
+    Setting("MAIL_USERNAME", _text, None, "the mail server's user name", "helpdesk"),
+    Setting("MAIL_PASSWORD", _text, None, "the mail server's password", "example-only"),
+    Setting("MAIL_DEFAULT_SENDER", _text, "Portal support <portal-support@helpdesk.example>",
+            "the From of every email", "ITS <its@school.example>"),
+    Setting("MAIL_TIMEOUT", _number, 10.0,
+            "seconds an SMTP server may take before a delivery counts as failed", "4"),
+    Setting("MAIL_KEEPALIVE_SECONDS", _number, 30.0,
+            "a worker keeps its SMTP connection for an email that follows within this many "
+            "seconds (checked with NOOP first); `0`: one connection per email", "0"),
+    Setting("PUBLIC_BASE_URL", _text, "http://127.0.0.1:5000",
+            "the address links in emails point to (never a request's Host)",
+            "https://helpdesk.school.example"),
+    Setting("JOB_RETRY_INTERVALS", _intervals, "30,120,600",
+            "backoff between a job's attempts, in seconds; a delivery is tried once more "
+            "than listed", "10,60"),
+    Setting("JOB_TIMEOUT_SECONDS", _whole, 120, "RQ's limit on one job", "60"),
+    Setting("OUTBOX_RELAY_AFTER_SECONDS", _number, 120.0,
+            "a promised job not finished by then is enqueued again", "300"),
+    Setting("RESET_PAGE_RATE_LIMIT", _limit, "20 per minute; 200 per hour",
+            "the reset-link page's limit per address", "5 per minute"),
+    Setting("SESSION_HOURS", _number, 8.0, "how long a sign-in to the pages lasts", "2"),
+    Setting("SIGN_IN_MAX_FAILURES", _whole, 5,
+            "failed sign-ins in a row that lock an account", "3"),
+    Setting("SIGN_IN_LOCKOUT_MINUTES", _number, 15.0,
+            "how long a locked account stays locked", "30"),
+    Setting("SIGN_IN_RATE_LIMIT", _limit, "10 per minute; 100 per hour",
+            "sign-in attempts allowed per address", "3 per minute"),
+    Setting("INVITE_DAYS", _number, 7.0, "how long an invitation link works", "2"),
+    Setting("VERIFY_LIMIT_PER_TARGET", _limit, "5 per day",
+            "failed record checks allowed for one parent account, student or child; "
+            "reaching it locks that record's checks and emails `its-identity`", "3 per day"),
+    Setting("VERIFY_LIMIT_PER_EMPLOYEE", _limit, "10 per hour; 30 per day",
+            "failed record checks allowed per filing employee (sliding windows in Redis)",
+            "5 per hour"),
+    Setting("VERIFY_LIMIT_PER_SCHOOL", _limit, "60 per hour",
+            "failed record checks allowed per school", "30 per hour"),
+    Setting("VERIFY_LOCK_MINUTES", _whole, 1440,
+            "how long a record's checks stay locked once it reached its limit", "60"),
+    Setting("VERIFY_DETAIL_TRIES", _whole, 3,
+            "failed link checks for one child after which results stop saying which field "
+            "differed", "1"),
+    Setting("RESOLVED_QUIET_DAYS", _number, 7.0,
+            "a resolved incident nobody reopens closes itself after this many days", "14"),
+    Setting("RULES_CACHE_SECONDS", _number, 5.0,
+            "how long a process trusts the rules, queues and calendars it loaded; a save is "
+            "in force everywhere this long after it", "1"),
+    Setting("DISPLAY_TIMEZONE", _zone, "Europe/London",
+            "the zone pages and staff emails show times in (families' emails use their "
+            "school's)", "Europe/Dublin"),
+    Setting("LOG_LEVEL", _text, "INFO", "the lowest level logged", "WARNING"),
+)  # fmt: skip
+
+# Settings of the service and its libraries that are not read from the environment.
+_FIXED: dict[str, Any] = {
+    # Flask-Mail would silently drop mail under TESTING; the tests use a real SMTP server.
+    "MAIL_SUPPRESS_SEND": False,
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "API_TITLE": "portal-helpdesk",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api/v1",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "JSON_SORT_KEYS": False,
+    "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+    "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+}
 
 
 @dataclass
 class Config:
-    """Every setting the service reads, with the embedded default when unset."""
+    """Every setting the service reads: those that decide others, then ``SETTINGS``
+    (read as attributes too: ``config.MAIL_PORT``)."""
 
-    ENV: str = "development"
-    SECRET_KEY: str = DEV_SECRET_KEY
-    PIN_PEPPER: str = DEV_SECRET_KEY
-    SQLALCHEMY_DATABASE_URI: str = ""
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = field(default_factory=dict)
-    REDIS_URL: str | None = None
-    MAIL_SERVER: str | None = None
-    MAIL_PORT: int = 25
-    MAIL_USE_TLS: bool = False
-    MAIL_USE_SSL: bool = False
-    MAIL_USERNAME: str | None = None
-    MAIL_PASSWORD: str | None = None
-    MAIL_DEFAULT_SENDER: str = "Portal support <portal-support@helpdesk.example>"
-    MAIL_CAPTURE_DIR: str | None = None
-    # Flask-Mail would silently drop mail under TESTING; the tests use a real SMTP server.
-    MAIL_SUPPRESS_SEND: bool = False
-    # Seconds an SMTP server may take to answer before the delivery counts as failed.
-    MAIL_TIMEOUT: float = 10.0
-    # A worker keeps its SMTP connection for the next email if it comes within this many
-    # seconds (a NOOP checks it first); 0 opens and closes one per email.
-    MAIL_KEEPALIVE_SECONDS: float = 30.0
-    # Links in emails are built from this, never from a request's Host header.
-    PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
-    # Backoff between a job's attempts (seconds); a delivery is tried once more than listed.
-    JOB_RETRY_INTERVALS: str = "30,120,600"
-    JOB_TIMEOUT_SECONDS: int = 120
-    # A promised job not finished by then is enqueued again by the outbox relay.
-    OUTBOX_RELAY_AFTER_SECONDS: float = 120.0
-    # Flask-Limiter's storage: Redis in production, process memory on the embedded default.
-    RATELIMIT_STORAGE_URI: str = "memory://"
-    RATELIMIT_HEADERS_ENABLED: bool = True
-    RESET_PAGE_RATE_LIMIT: str = "20 per minute; 200 per hour"
-    # Staff sign-in (the web pages): cookie session, lockout after repeated failures.
-    SESSION_HOURS: float = 8.0
-    SIGN_IN_MAX_FAILURES: int = 5
-    SIGN_IN_LOCKOUT_MINUTES: float = 15.0
-    SIGN_IN_RATE_LIMIT: str = "10 per minute; 100 per hour"
-    INVITE_DAYS: float = 7.0
-    # Failed record checks allowed in sliding windows (SPEC §3; docs/security.md): per
-    # filing employee, per school, and per record aimed at. A record that reaches its
-    # limit has its checks locked for VERIFY_LOCK_MINUTES and the identity queue is told.
-    VERIFY_LIMIT_PER_EMPLOYEE: str = "10 per hour; 30 per day"
-    VERIFY_LIMIT_PER_SCHOOL: str = "60 per hour"
-    VERIFY_LIMIT_PER_TARGET: str = "5 per day"
-    VERIFY_LOCK_MINUTES: int = 1440
-    # After this many failed link checks for one child, results stop saying which field
-    # differed (the employee is told to contact the parent).
-    VERIFY_DETAIL_TRIES: int = 3
-    # Run jobs in a thread of the web process (the embedded default's `helpdesk run`).
-    EMBEDDED_WORKER: bool = False
-    # A resolved incident nobody reopens closes itself after this many days.
-    RESOLVED_QUIET_DAYS: float = 7.0
-    # How long the routing rules in force are trusted before their version is checked.
-    RULES_CACHE_SECONDS: float = 5.0
-    # Where the people reading pages and staff emails are; families get their school's.
-    DISPLAY_TIMEZONE: str = "Europe/London"
-    LOG_LEVEL: str = "INFO"
-    TESTING: bool = False
-    # flask-smorest / OpenAPI
-    API_TITLE: str = "portal-helpdesk"
-    API_VERSION: str = "v1"
-    OPENAPI_VERSION: str = "3.0.3"
-    OPENAPI_URL_PREFIX: str = "/api/v1"
-    OPENAPI_JSON_PATH: str = "openapi.json"
-    JSON_SORT_KEYS: bool = False
-    SQLALCHEMY_TRACK_MODIFICATIONS: bool = False
-    MAX_CONTENT_LENGTH: int = 64 * 1024 * 1024
+    ENV: str
+    SECRET_KEY: str
+    PIN_PEPPER: str
+    SQLALCHEMY_DATABASE_URI: str
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any]
+    REDIS_URL: str | None
+    MAIL_SERVER: str | None
+    MAIL_CAPTURE_DIR: str | None
+    RATELIMIT_STORAGE_URI: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        settings = self.__dict__.get("settings") or {}
+        if name in settings:
+            return settings[name]
+        raise AttributeError(name)
 
     @property
     def embedded(self) -> bool:
@@ -153,27 +259,7 @@ class Config:
             # that says nothing was stored; SQLAlchemy then replaces the whole pool.
             engine_options = {"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
 
-        display_zone = environ.get("DISPLAY_TIMEZONE") or cls.DISPLAY_TIMEZONE
-        try:
-            zone(display_zone)
-        except UnknownZone as error:
-            raise ConfigError(f"DISPLAY_TIMEZONE={error}") from None
-
-        verify_limits: dict[str, str] = {
-            name: environ.get(name) or getattr(cls, name)
-            for name in (
-                "VERIFY_LIMIT_PER_EMPLOYEE", "VERIFY_LIMIT_PER_SCHOOL", "VERIFY_LIMIT_PER_TARGET"
-            )
-        }  # fmt: skip
-        for name, value in verify_limits.items():
-            try:
-                limits.parse_many(value)
-            except ValueError:
-                raise ConfigError(
-                    f"{name}={value!r} is not a limit: write it like '5 per day' or "
-                    "'10 per hour; 30 per day'."
-                ) from None
-
+        redis_url = environ.get("REDIS_URL") or None
         mail_server = environ.get("MAIL_SERVER") or None
         capture_dir = environ.get("MAIL_CAPTURE_DIR") or (
             None if mail_server else os.path.join(instance_path, "mail")
@@ -184,47 +270,17 @@ class Config:
             PIN_PEPPER=pin_pepper,
             SQLALCHEMY_DATABASE_URI=uri,
             SQLALCHEMY_ENGINE_OPTIONS=engine_options,
-            REDIS_URL=environ.get("REDIS_URL") or None,
+            REDIS_URL=redis_url,
             MAIL_SERVER=mail_server,
-            MAIL_PORT=int(environ.get("MAIL_PORT", "25")),
-            MAIL_USE_TLS=_flag(environ.get("MAIL_USE_TLS"), False),
-            MAIL_USE_SSL=_flag(environ.get("MAIL_USE_SSL"), False),
-            MAIL_USERNAME=environ.get("MAIL_USERNAME") or None,
-            MAIL_PASSWORD=environ.get("MAIL_PASSWORD") or None,
-            MAIL_DEFAULT_SENDER=environ.get("MAIL_DEFAULT_SENDER", cls.MAIL_DEFAULT_SENDER),
             MAIL_CAPTURE_DIR=capture_dir,
-            MAIL_TIMEOUT=float(environ.get("MAIL_TIMEOUT", cls.MAIL_TIMEOUT)),
-            MAIL_KEEPALIVE_SECONDS=float(
-                environ.get("MAIL_KEEPALIVE_SECONDS", cls.MAIL_KEEPALIVE_SECONDS)
-            ),
-            PUBLIC_BASE_URL=environ.get("PUBLIC_BASE_URL", cls.PUBLIC_BASE_URL),
-            JOB_RETRY_INTERVALS=environ.get("JOB_RETRY_INTERVALS", cls.JOB_RETRY_INTERVALS),
-            JOB_TIMEOUT_SECONDS=int(environ.get("JOB_TIMEOUT_SECONDS", cls.JOB_TIMEOUT_SECONDS)),
-            OUTBOX_RELAY_AFTER_SECONDS=float(
-                environ.get("OUTBOX_RELAY_AFTER_SECONDS", cls.OUTBOX_RELAY_AFTER_SECONDS)
-            ),
-            RESET_PAGE_RATE_LIMIT=environ.get("RESET_PAGE_RATE_LIMIT", cls.RESET_PAGE_RATE_LIMIT),
-            RATELIMIT_STORAGE_URI=environ.get("RATELIMIT_STORAGE_URI")
-            or (environ["REDIS_URL"] if environ.get("REDIS_URL") else "memory://"),
-            SESSION_HOURS=float(environ.get("SESSION_HOURS", cls.SESSION_HOURS)),
-            SIGN_IN_MAX_FAILURES=int(environ.get("SIGN_IN_MAX_FAILURES", cls.SIGN_IN_MAX_FAILURES)),
-            SIGN_IN_LOCKOUT_MINUTES=float(
-                environ.get("SIGN_IN_LOCKOUT_MINUTES", cls.SIGN_IN_LOCKOUT_MINUTES)
-            ),
-            SIGN_IN_RATE_LIMIT=environ.get("SIGN_IN_RATE_LIMIT", cls.SIGN_IN_RATE_LIMIT),
-            VERIFY_LIMIT_PER_EMPLOYEE=verify_limits["VERIFY_LIMIT_PER_EMPLOYEE"],
-            VERIFY_LIMIT_PER_SCHOOL=verify_limits["VERIFY_LIMIT_PER_SCHOOL"],
-            VERIFY_LIMIT_PER_TARGET=verify_limits["VERIFY_LIMIT_PER_TARGET"],
-            VERIFY_LOCK_MINUTES=int(environ.get("VERIFY_LOCK_MINUTES", cls.VERIFY_LOCK_MINUTES)),
-            VERIFY_DETAIL_TRIES=int(environ.get("VERIFY_DETAIL_TRIES", cls.VERIFY_DETAIL_TRIES)),
-            DISPLAY_TIMEZONE=display_zone,
-            LOG_LEVEL=environ.get("LOG_LEVEL", "INFO"),
-            TESTING=env == "testing",
+            RATELIMIT_STORAGE_URI=environ.get("RATELIMIT_STORAGE_URI") or redis_url or "memory://",
+            settings={setting.name: setting.read(environ) for setting in SETTINGS},
         )
 
     def as_flask_config(self) -> dict[str, Any]:
         """The settings as the upper-case mapping Flask and its extensions read."""
-        values = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        values = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "settings"}
+        values.update(_FIXED, **self.settings, TESTING=self.ENV == "testing")
         values["EMBEDDED"] = self.embedded
         # Session cookies: HttpOnly, SameSite=Lax, Secure outside development and tests
         # (which speak plain HTTP on localhost); the CSRF token lives as long as the session.

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from helpdesk.config import Config, ConfigError
+from helpdesk import create_app
+from helpdesk.config import SETTINGS, Config, ConfigError
+from helpdesk.services.stores.base import env_name
+
+ROOT = Path(__file__).resolve().parent.parent / "helpdesk"
 
 
 def test_nothing_set_means_the_embedded_default(tmp_path):
@@ -75,3 +81,61 @@ def test_the_cli_refuses_to_start_without_a_secret_key(tmp_path):
     )
     assert result.returncode == 2
     assert "SECRET_KEY is not set" in result.stderr
+
+
+# -- Every documented setting is read, as documented ------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
+def test_each_setting_is_read_from_the_environment(tmp_path, setting):
+    """Set to its example value, the setting is what the app's config holds; unset, its
+    default (what the README says)."""
+    app = create_app({"HELPDESK_INSTANCE": str(tmp_path), setting.name: setting.example})
+    assert app.config[setting.name] == setting.parse(setting.example) != setting.default
+    unset = create_app({"HELPDESK_INSTANCE": str(tmp_path)})
+    assert unset.config[setting.name] == setting.default
+
+
+def _readme_settings() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("| variable | meaning | default |") :].split("\n\n", 1)[0]
+    return table.splitlines()[2:]
+
+
+def test_the_readme_lists_every_setting_as_it_is_read():
+    rows = _readme_settings()
+    for setting in SETTINGS:
+        assert setting.readme_row() in rows, f"README.md: write {setting.readme_row()}"
+
+
+def test_the_readme_names_no_setting_that_is_not_read(tmp_path):
+    """Every variable in the README's table changes something: a table setting, or one
+    read by ``Config.from_env`` (or the directory stores) by name."""
+    read_by_name = set(
+        re.findall(r'environ(?:\.get)?\(\s*"([A-Z_]+)"', (ROOT / "config.py").read_text())
+    ) | {"HELPDESK_INSTANCE"}  # read by create_app  # fmt: skip
+    store_names = {env_name(portal, suffix) for portal in ("parent", "student")
+                   for suffix in ("SECRET", "SECRET_FILE", "CA_FILE")}  # fmt: skip
+    known = {s.name for s in SETTINGS} | read_by_name | store_names
+    for row in _readme_settings():
+        named = re.findall(r"`([A-Z][A-Z_]+)`", row.split("|")[1])
+        assert named, row
+        assert set(named) <= known, f"README.md names {set(named) - known}, which nothing reads"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("MAIL_PORT", "smtp", "MAIL_PORT='smtp' is not a whole number."),
+        ("RULES_CACHE_SECONDS", "-1", "RULES_CACHE_SECONDS='-1' is not a number of 0 or more."),
+        ("MAIL_USE_TLS", "maybe", "MAIL_USE_TLS='maybe' is not true or false."),
+        ("SIGN_IN_RATE_LIMIT", "lots", "SIGN_IN_RATE_LIMIT='lots' is not a limit"),
+        ("JOB_RETRY_INTERVALS", "30s", "JOB_RETRY_INTERVALS='30s' is not a list of seconds"),
+    ],
+)
+def test_a_setting_that_cannot_be_read_says_what_to_write(tmp_path, name, value, says):
+    with pytest.raises(ConfigError) as refused:
+        Config.from_env({name: value}, str(tmp_path))
+    assert says in str(refused.value)
