@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 from typing import Any
 
@@ -13,9 +12,6 @@ from flask.cli import ScriptInfo, get_debug_flag, run_command
 
 from .errors import DomainError
 from .outages import TRANSIENT, Outage
-
-# `helpdesk` names the workers package rather than importing it (STYLE: jobs by dotted name).
-_WORKERS = "workers.worker"
 
 
 @click.command("worker")
@@ -43,7 +39,8 @@ def worker(queues: tuple[str, ...], burst: bool, name: str | None, fork: bool) -
     unknown = sorted(set(chosen) - set(QUEUES))
     if unknown:
         raise click.BadParameter(f"unknown queue(s) {unknown}; known: {list(QUEUES)}")
-    make_worker = importlib.import_module(_WORKERS).make_worker
+    from workers.worker import make_worker  # the CLI starts the workers; the app never does
+
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     # What is loaded by now lives as long as the worker: out of the collector's sight, a
     # full collection no longer walks it (about 2 ms a job on average, measured), and a
@@ -168,7 +165,9 @@ def _serve(**kwargs: Any) -> Any:
     reloading = get_debug_flag() if reload is None else reload
     # With the reloader, only the child that serves requests runs the worker.
     if app.config["EMBEDDED"] and (not reloading or os.environ.get("WERKZEUG_RUN_MAIN")):
-        importlib.import_module(_WORKERS).start_embedded(app)
+        from workers.worker import start_embedded
+
+        start_embedded(app)
         click.echo("embedded worker running: jobs, retries and periodic jobs in-process")
     return context.invoke(run_command, **kwargs)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..models.users import Role
+from .roles import Role
 
 
 class Status(enum.StrEnum):

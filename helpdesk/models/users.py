@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..domain.roles import Role
 from ..extensions import db
 from .records import Staff
 from .types import BigId, UTCDateTime, utcnow
-
-
-class Role(enum.StrEnum):
-    EMPLOYEE = "employee"  # school staff: files incidents for their own school
-    AGENT = "agent"  # ITS support: works queues
-    ADMIN = "admin"  # manages rules, queues, users and imports
 
 
 class User(db.Model):  # type: ignore[name-defined]

@@ -88,8 +88,12 @@ class RecordId(IntegerConverter):
 def init_web(app: Flask) -> None:
     from . import (
         access,
-        admin,
         admin_portals,
+        admin_queues,
+        admin_roster,
+        admin_rules,
+        admin_sla,
+        admin_users,
         auth,
         dashboard,
         incidents,
@@ -101,10 +105,9 @@ def init_web(app: Flask) -> None:
     )
 
     app.url_map.converters["id"] = RecordId
-    for module in (auth, pages, report, incidents, queue, dashboard, reset, admin_portals):
+    admin = (admin_rules, admin_queues, admin_sla, admin_users, admin_roster, admin_portals)
+    for module in (auth, pages, report, incidents, queue, dashboard, reset, *admin):
         app.register_blueprint(module.bp)
-    for blueprint in admin.blueprints:
-        app.register_blueprint(blueprint)
     if app.config["EMBEDDED"] and app.config["ENV"] == "development":
         app.register_blueprint(mailbox.bp)  # the demo's mail, never in production
 
