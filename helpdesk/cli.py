@@ -70,6 +70,7 @@ def users_create(
     """
     from .services.sign_in import invite as make_invite
     from .services.sign_in import password_problems, set_password
+    from .services.uow import unit_of_work
     from .services.users import create_user
 
     try:
@@ -84,10 +85,8 @@ def users_create(
             if not problems:
                 break
             click.echo(" ".join(problems), err=True)
-        set_password(user, password)
-        from .extensions import db
-
-        db.session.commit()
+        with unit_of_work():
+            set_password(user, password)
         click.echo("Password set: they can sign in to the pages.")
     if invite:
         _print_invite(*make_invite(user.email))
@@ -138,7 +137,7 @@ rules_cli = click.Group("rules", help="Routing rules.")
 def rules_load(path: Path, note: str | None) -> None:
     """Save the rules in a YAML file as the new version in force."""
     from .domain.rules_yaml import RulesTextError, parse
-    from .services.routing import save_rules
+    from .services.routing import save_rules, when_in_force
 
     try:
         data = parse(path.read_text(encoding="utf-8"))
@@ -149,20 +148,21 @@ def rules_load(path: Path, note: str | None) -> None:
         saved = save_rules(data, actor_id=None, note=note or f"loaded from {path.name}")
     except DomainError as error:
         _fail(error)
-    click.echo(f"Saved {len(saved.rules)} rules as version {saved.version}; now in force.")
+    click.echo(f"Saved {len(saved.rules)} rules as version {saved.version}; "
+               f"{when_in_force(saved)}.")  # fmt: skip
 
 
 @rules_cli.command("rollback")
 @click.argument("version", type=click.IntRange(0))
 def rules_rollback(version: int) -> None:
     """Put an earlier version back in force as a new version; 0 is the shipped rules."""
-    from .services.routing import roll_back
+    from .services.routing import roll_back, when_in_force
 
     try:
         saved = roll_back(version, actor_id=None)
     except DomainError as error:
         _fail(error)
-    click.echo(f"Version {version} is back in force as version {saved.version}.")
+    click.echo(f"Version {version} is back as version {saved.version}; {when_in_force(saved)}.")
 
 
 @rules_cli.command("export")

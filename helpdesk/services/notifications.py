@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from ..extensions import db
 from ..models import Guardian, Incident, Notification, Queue, User, queue_members, utcnow
 from . import mail, outbox
+from .uow import unit_of_work
 
 # Incidents whose result goes to the guardian; the rest go to the filing employee.
 PARENT_TYPES = frozenset({"parent_password_reset", "username_reminder"})
@@ -87,68 +88,69 @@ def deliver_notification(notification_id: int) -> str:
     """Send one notification to its audience as the records say now; idempotent.
 
     Each address is sent to while the notification's row is locked, and recorded as
-    sent before the lock is let go for the next one: a worker that dies between two
-    recipients, or a duplicate job, never emails the earlier ones again.
+    sent in that unit of work before the lock is let go for the next one: a worker that
+    dies between two recipients, or a duplicate job, never emails the earlier ones again.
     """
-    note = _locked(notification_id)
-    if note is None or note.state != "pending":
-        if note is not None:
-            outbox.complete("deliver_email", note.id)
-        db.session.commit()
-        return note.state if note else "missing"
-    incident = db.session.get(Incident, note.incident_id)
-    assert incident is not None
+    unusable: dict[str, str] = {}  # address on file -> why no email can go to it, this run
+    while True:
+        with unit_of_work():
+            note = _locked(notification_id)
+            if note is None or note.state != "pending":
+                if note is not None:
+                    outbox.complete("deliver_email", note.id)
+                return note.state if note else "missing"
+            incident = db.session.get(Incident, note.incident_id)
+            assert incident is not None
+            sent = list(note.sent_to or [])
+            to_send = [a for a in _audience(note.audience, incident)
+                       if a not in sent and a not in unusable]  # fmt: skip
+            if not to_send:
+                return _finish(note, unusable)
+            failure = _send(note, incident, to_send[0], unusable)
+        if failure is not None:
+            raise mail.DeliveryFailed(failure)  # RQ retries it with the backoff
+
+
+def _send(
+    note: Notification, incident: Incident, address: str, unusable: dict[str, str]
+) -> str | None:
+    """Send the notification to one address and record it; the reason when the mail server
+    refused and a retry is left (the attempt is counted, the state kept pending)."""
     context = {**note.context, "ref": incident.ref, "type": incident.type.replace("_", " "),
                "school": incident.school.name, "queue": incident.queue_slug or ""}  # fmt: skip
     subject = _SUBJECTS[note.template].format(ref=incident.ref)
-    domain = mail.message_domain()
-    sent = list(note.sent_to or [])
-    to_send = [address for address in _audience(note.audience, incident) if address not in sent]
-    unusable: list[str] = []
+    # The same Message-ID for an address on every attempt, so a receiver can drop a
+    # repeat sent by a worker that died before recording the acceptance.
+    tag = hashlib.sha256(address.encode()).hexdigest()[:12]
+    message_id = f"<notification-{note.id}.{tag}@{mail.message_domain()}>"
     try:
-        for number, address in enumerate(to_send):
-            if number:
-                # Record the last acceptance, then lock again: another copy of this job
-                # may have gone on meanwhile.
-                note.sent_to = sent
-                db.session.commit()
-                relocked = _locked(notification_id)
-                if relocked is None or relocked.state != "pending":
-                    db.session.commit()
-                    return relocked.state if relocked else "missing"
-                note = relocked
-                sent = list(note.sent_to or [])
-                if address in sent:
-                    continue
-            # The same Message-ID for an address on every attempt, so a receiver can
-            # drop a repeat sent by a worker that died before recording the acceptance.
-            tag = hashlib.sha256(address.encode()).hexdigest()[:12]
-            try:
-                mail.send(mail.Email(address, subject, note.template, context,
-                                     f"<notification-{note.id}.{tag}@{domain}>"))  # fmt: skip
-            except mail.UnusableAddress as error:
-                unusable.append(str(error))  # no retry can help: the record must change
-                continue
-            sent.append(address)
+        mail.send(mail.Email(address, subject, note.template, context, message_id))
+    except mail.UnusableAddress as error:
+        unusable[address] = str(error)  # no retry can help: the record must change
+        return None
     except (smtplib.SMTPException, OSError) as error:
-        note.sent_to = sent
         note.attempts += 1
         note.last_error = mail.failure_reason(error)
         if note.attempts < outbox.attempts_allowed():
-            db.session.commit()
-            raise mail.DeliveryFailed(note.last_error) from None
+            return note.last_error
+        note.state = "failed"
+        outbox.complete("deliver_email", note.id)
+        return None
+    note.sent_to = [*(note.sent_to or []), address]
+    return None
+
+
+def _finish(note: Notification, unusable: dict[str, str]) -> str:
+    """Every address is sent to (or cannot be): the notification is sent, or failed."""
+    if unusable:
+        why = "; ".join(unusable.values())
+        note.last_error = ("not sent to an address on file that is not an email address "
+                           f"(correct the record): {why}")[:500]  # fmt: skip
+    if unusable and not note.sent_to:
         note.state = "failed"
     else:
-        note.sent_to = sent
-        if unusable:
-            note.last_error = ("not sent to an address on file that is not an email address "
-                               "(correct the record): " + "; ".join(unusable))[:500]  # fmt: skip
-        if unusable and not sent:
-            note.state = "failed"
-        else:
-            note.state, note.sent_at = "sent", utcnow()
+        note.state, note.sent_at = "sent", utcnow()
     outbox.complete("deliver_email", note.id)
-    db.session.commit()
     return note.state
 
 

@@ -193,8 +193,10 @@ def relay(now: datetime | None = None, batch: int = 200) -> list[int]:
         .limit(batch)
         .with_for_update(skip_locked=True)
     )
+    from .uow import unit_of_work  # the unit of work dispatches through this module
+
     relayed = []
-    try:
+    with unit_of_work():
         for entry in db.session.execute(claim).scalars():
             entry.relay_after = relay_after(now)
             if _alive(entry):
@@ -203,10 +205,6 @@ def relay(now: datetime | None = None, batch: int = 200) -> list[int]:
             entry.enqueues += 1
             entry.enqueued_at = now
             relayed.append(entry.id)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     if relayed:
         log.info("outbox relay enqueued %d jobs", len(relayed), extra={"event": "outbox_relay"})
     return relayed

@@ -12,6 +12,7 @@ from ..extensions import db
 from ..models import DeliveryMode, PortalPolicy
 from .credentials import check_policy
 from .stores.base import DEFAULT_FIND, STORES, env_name, settings_for
+from .uow import unit_of_work
 
 _COLUMNS = {
     "min_length": "min_length", "upper": "require_upper", "lower": "require_lower",
@@ -29,25 +30,20 @@ def policies() -> list[PortalPolicy]:
 
 def update_policy(portal: str, changes: dict[str, Any]) -> PortalPolicy:
     """Change a portal's policy; a policy no password could meet is refused, nothing stored."""
-    row = db.session.get(PortalPolicy, portal)
-    if row is None:
-        row = PortalPolicy(portal=portal)
-        db.session.add(row)
-    for name, value in changes.items():
-        setattr(row, _COLUMNS[name], value)
-    if row.delivery_mode not in {m.value for m in DeliveryMode}:
-        db.session.rollback()
-        raise InvalidInput("mode is one_time_password or reset_link.", code="invalid_policy")
-    if row.secret_lifetime_minutes is not None and not 5 <= row.secret_lifetime_minutes <= 20160:
-        db.session.rollback()
-        raise InvalidInput("lifetime is between 5 minutes and 14 days.", code="invalid_policy")
-    try:
+    with unit_of_work():  # a refusal rolls the changes back
+        row = db.session.get(PortalPolicy, portal)
+        if row is None:
+            row = PortalPolicy(portal=portal)
+            db.session.add(row)
+        for name, value in changes.items():
+            setattr(row, _COLUMNS[name], value)
+        if row.delivery_mode not in {m.value for m in DeliveryMode}:
+            raise InvalidInput("mode is one_time_password or reset_link.", code="invalid_policy")
+        lifetime = row.secret_lifetime_minutes
+        if lifetime is not None and not 5 <= lifetime <= 20160:
+            raise InvalidInput("lifetime is between 5 minutes and 14 days.", code="invalid_policy")
         check_policy(row)
         _check_store(row)
-    except InvalidInput:
-        db.session.rollback()
-        raise
-    db.session.commit()
     return row
 
 

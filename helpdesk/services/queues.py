@@ -21,6 +21,7 @@ from ..models import (
 )
 from . import audit
 from .audit import Event
+from .uow import unit_of_work
 from .users import Principal
 
 
@@ -53,18 +54,18 @@ def queue_summaries(viewer: Principal | None = None) -> list[dict[str, Any]]:
 
 def set_fulfils(slug: str, kinds: list[str]) -> list[str]:
     """Which incident types the queue may fulfil (replacing what it had)."""
-    unknown = sorted(set(kinds) - FULFILLABLE_TYPES)
-    if unknown:
-        raise InvalidInput(
-            f"{', '.join(unknown)}: not a type that is fulfilled. Choose from "
-            f"{', '.join(sorted(FULFILLABLE_TYPES))}.",
-            code="unknown_incident_type",
-        )
-    queue = db.session.execute(sa.select(Queue).where(Queue.slug == slug)).scalar_one_or_none()
-    if queue is None:
-        raise NotFound(f"No queue {slug!r}.")
-    queue.fulfils = sorted(set(kinds))
-    db.session.commit()
+    with unit_of_work():
+        unknown = sorted(set(kinds) - FULFILLABLE_TYPES)
+        if unknown:
+            raise InvalidInput(
+                f"{', '.join(unknown)}: not a type that is fulfilled. Choose from "
+                f"{', '.join(sorted(FULFILLABLE_TYPES))}.",
+                code="unknown_incident_type",
+            )
+        queue = db.session.execute(sa.select(Queue).where(Queue.slug == slug)).scalar_one_or_none()
+        if queue is None:
+            raise NotFound(f"No queue {slug!r}.")
+        queue.fulfils = sorted(set(kinds))
     return list(queue.fulfils)
 
 
@@ -88,21 +89,21 @@ def _queue_and_user(slug: str, email: str) -> tuple[Queue, User | None]:
 
 def add_member(slug: str, email: str) -> None:
     """Make an agent a member of a queue: they see and work its incidents."""
-    queue, user = _queue_and_user(slug, email)
-    if user is None:
-        raise NotFound(f"No user with email {email}.")
-    if user.role != Role.AGENT:
-        raise InvalidInput(
-            f"{user.email} is {user.role}: only agents are queue members (admins see all)."
-        )
-    exists = db.session.execute(
-        sa.select(queue_members).where(
-            queue_members.c.queue_id == queue.id, queue_members.c.user_id == user.id
-        )
-    ).first()
-    if exists is None:
-        db.session.execute(sa.insert(queue_members).values(queue_id=queue.id, user_id=user.id))
-    db.session.commit()
+    with unit_of_work():
+        queue, user = _queue_and_user(slug, email)
+        if user is None:
+            raise NotFound(f"No user with email {email}.")
+        if user.role != Role.AGENT:
+            raise InvalidInput(
+                f"{user.email} is {user.role}: only agents are queue members (admins see all)."
+            )
+        exists = db.session.execute(
+            sa.select(queue_members).where(
+                queue_members.c.queue_id == queue.id, queue_members.c.user_id == user.id
+            )
+        ).first()
+        if exists is None:
+            db.session.execute(sa.insert(queue_members).values(queue_id=queue.id, user_id=user.id))
 
 
 def remove_member(slug: str, email: str) -> int:
@@ -111,38 +112,38 @@ def remove_member(slug: str, email: str) -> int:
     Their open incidents in it are unassigned, each with an event saying why, so none is
     left with someone who can no longer see it. Returns how many were handed back.
     """
-    queue, user = _queue_and_user(slug, email)
-    not_a_member = NotFound(f"{email} is not a member of {slug}.")
-    if user is None:
-        raise not_a_member
-    left = db.session.execute(
-        sa.delete(queue_members)
-        .where(queue_members.c.queue_id == queue.id, queue_members.c.user_id == user.id)
-        .returning(queue_members.c.user_id)
-    ).first()
-    if left is None:  # nothing deleted, nothing to undo
-        raise not_a_member
-    now = utcnow()
-    held = list(
-        db.session.execute(
-            sa.update(Incident)
-            .where(
-                Incident.queue_id == queue.id,
-                Incident.assignee_id == user.id,
-                Incident.status.in_(OPEN_STATUSES),
+    with unit_of_work():
+        queue, user = _queue_and_user(slug, email)
+        not_a_member = NotFound(f"{email} is not a member of {slug}.")
+        if user is None:
+            raise not_a_member
+        left = db.session.execute(
+            sa.delete(queue_members)
+            .where(queue_members.c.queue_id == queue.id, queue_members.c.user_id == user.id)
+            .returning(queue_members.c.user_id)
+        ).first()
+        if left is None:  # nothing deleted, nothing to undo
+            raise not_a_member
+        now = utcnow()
+        held = list(
+            db.session.execute(
+                sa.update(Incident)
+                .where(
+                    Incident.queue_id == queue.id,
+                    Incident.assignee_id == user.id,
+                    Incident.status.in_(OPEN_STATUSES),
+                )
+                .values(assignee_id=None, updated_at=now)
+                .returning(Incident.id, Incident.status)
             )
-            .values(assignee_id=None, updated_at=now)
-            .returning(Incident.id, Incident.status)
         )
-    )
-    if held:
-        audit.record_all(
-            Event(incident_id, "unassigned", status, status,
-                  f"{user.email} left {slug}: back in the queue for someone to claim", at=now,
-                  data={"assignee": user.email})
-            for incident_id, status in held
-        )  # fmt: skip
-    db.session.commit()
+        if held:
+            audit.record_all(
+                Event(incident_id, "unassigned", status, status,
+                      f"{user.email} left {slug}: back in the queue for someone to claim", at=now,
+                      data={"assignee": user.email})
+                for incident_id, status in held
+            )  # fmt: skip
     return len(held)
 
 

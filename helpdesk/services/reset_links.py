@@ -6,14 +6,14 @@ import sqlalchemy as sa
 
 from ..extensions import db
 from ..models import DeliveryMode, Fulfilment
-from . import outbox
 from .credentials import complete_reset
 from .notifications import notify
+from .uow import unit_of_work
 
 
 def choose_password(token: str, password: str) -> str:
     """Set the password for the link's account; returns the portal. Raises InvalidInput."""
-    try:
+    with unit_of_work():
         account = complete_reset(token, password)
         origin = db.session.execute(
             sa.select(Fulfilment.incident_id)
@@ -29,9 +29,4 @@ def choose_password(token: str, password: str) -> str:
             owner = account.guardian
             notify(origin, "password_changed", "guardian", portal=account.portal,
                    name=owner.full_name if owner else "")  # fmt: skip
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    outbox.dispatch_committed()
     return account.portal

@@ -32,6 +32,7 @@ from ..models import (
 from ..roster import Bundle, BundleProblem, MalformedBundle, RejectedRow, parse_bundle
 from ..roster.bundle import Opener, zip_opener
 from ..security import hash_pin, verify_pin
+from .uow import unit_of_work
 
 OFFICE_SLA_PLAN = "link-failure-5-days"
 ENTITIES = ("schools", "staff", "students", "guardians", "portal_accounts")
@@ -79,15 +80,11 @@ def import_zip(
 def import_roster(opener: Opener, *, source: str, actor_id: int | None = None) -> ImportReport:
     """Check the whole bundle, then apply it in one transaction; on any problem change nothing."""
     bundle = parse_bundle(opener)
-    try:
+    with unit_of_work():
         report = _apply(bundle)
         db.session.add(
             RosterImport(actor_id=actor_id, source=source[:255], report=report.to_dict())
         )
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     return report
 
 

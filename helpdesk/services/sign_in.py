@@ -18,6 +18,7 @@ from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import User, utcnow
 from ..security import hash_password, issue_reset_token, split_reset_token, verify_password
+from .uow import unit_of_work
 from .users import Principal, principal_query
 
 STAFF_PASSWORD_MIN = 12
@@ -63,16 +64,16 @@ CURRENT_WRONG = "Your current password is not right."  # a message, not a passwo
 def change_password(user_id: int, current: str, new: str) -> User:
     """A signed-in user's own change: the current password first, then the new one under
     the staff policy. Every other session of theirs ends (their fingerprint changes)."""
-    user = db.session.execute(
-        sa.select(User).where(User.id == user_id, User.active.is_(True)).with_for_update(of=User)
-    ).scalar_one_or_none()
-    if user is None:
-        raise NotFound("No such user.")
-    if not verify_password(user.password_hash, current):
-        db.session.rollback()
-        raise InvalidInput(CURRENT_WRONG, code="current_password_wrong")
-    set_password(user, new)
-    db.session.commit()
+    with unit_of_work():
+        user = db.session.execute(
+            sa.select(User).where(User.id == user_id, User.active.is_(True))
+            .with_for_update(of=User)
+        ).scalar_one_or_none()  # fmt: skip
+        if user is None:
+            raise NotFound("No such user.")
+        if not verify_password(user.password_hash, current):
+            raise InvalidInput(CURRENT_WRONG, code="current_password_wrong")
+        set_password(user, new)
     return user
 
 
@@ -86,25 +87,24 @@ def _user_by_email(email: str, *, for_update: bool = False) -> User | None:
 def sign_in(email: str, password: str, now: datetime | None = None) -> User:
     """The user these credentials sign in, or SignInRefused (one message for every cause)."""
     now = now or utcnow()
-    user = _user_by_email(email, for_update=True)
-    # Always run the hash, so an unknown email costs as much as a known one.
-    valid = verify_password(user.password_hash if user else None, password)
-    if user is None:
-        raise SignInRefused(SIGN_IN_REFUSED)
-    locked = user.locked_until is not None and user.locked_until > now
-    if valid and user.active and not locked:
-        user.failed_sign_ins = 0
-        user.locked_until = None
-        db.session.commit()
-        return user
-    if not locked:
-        user.failed_sign_ins += 1
-        if user.failed_sign_ins >= int(current_app.config["SIGN_IN_MAX_FAILURES"]):
-            minutes = float(current_app.config["SIGN_IN_LOCKOUT_MINUTES"])
-            user.locked_until = now + timedelta(minutes=minutes)
+    with unit_of_work():
+        user = _user_by_email(email, for_update=True)
+        # Always run the hash, so an unknown email costs as much as a known one.
+        valid = verify_password(user.password_hash if user else None, password)
+        if user is None:
+            raise SignInRefused(SIGN_IN_REFUSED)
+        locked = user.locked_until is not None and user.locked_until > now
+        if valid and user.active and not locked:
             user.failed_sign_ins = 0
-            current_app.logger.warning("sign-in locked for user %s after failures", user.id)
-    db.session.commit()
+            user.locked_until = None
+            return user
+        if not locked:  # the failure is counted (committed), then refused
+            user.failed_sign_ins += 1
+            if user.failed_sign_ins >= int(current_app.config["SIGN_IN_MAX_FAILURES"]):
+                minutes = float(current_app.config["SIGN_IN_LOCKOUT_MINUTES"])
+                user.locked_until = now + timedelta(minutes=minutes)
+                user.failed_sign_ins = 0
+                current_app.logger.warning("sign-in locked for user %s after failures", user.id)
     raise SignInRefused(SIGN_IN_REFUSED)
 
 
@@ -121,10 +121,11 @@ def session_fingerprint(user: User) -> str:
 
 def end_sessions(user_id: int) -> None:
     """End every session of the user, on every device: a copied cookie stops working."""
-    db.session.execute(
-        sa.update(User).where(User.id == user_id).values(session_version=User.session_version + 1)
-    )
-    db.session.commit()
+    with unit_of_work():
+        db.session.execute(
+            sa.update(User).where(User.id == user_id)
+            .values(session_version=User.session_version + 1)
+        )  # fmt: skip
 
 
 # Every page asks this once: columns only, no User object (and its eager staff join).
@@ -144,15 +145,15 @@ def principal_for_session(user_id: int, fingerprint: str) -> Principal | None:
 
 def invite(email: str) -> tuple[str, datetime]:
     """A single-use token with which the user chooses their password; replaces any earlier."""
-    user = _user_by_email(email)
-    if user is None:
-        raise NotFound(f"No user with email {email}.")
-    token = issue_reset_token()
-    expires_at = utcnow() + timedelta(days=float(current_app.config["INVITE_DAYS"]))
-    user.invite_selector = token.selector
-    user.invite_hash = token.verifier_hash
-    user.invite_expires_at = expires_at
-    db.session.commit()
+    with unit_of_work():
+        user = _user_by_email(email)
+        if user is None:
+            raise NotFound(f"No user with email {email}.")
+        token = issue_reset_token()
+        expires_at = utcnow() + timedelta(days=float(current_app.config["INVITE_DAYS"]))
+        user.invite_selector = token.selector
+        user.invite_hash = token.verifier_hash
+        user.invite_expires_at = expires_at
     return token.token, expires_at
 
 
@@ -177,7 +178,7 @@ def invited_user(token: str) -> User:
 
 
 def accept_invite(token: str, password: str) -> User:
-    user = invited_user(token)
-    set_password(user, password)
-    db.session.commit()
+    with unit_of_work():
+        user = invited_user(token)
+        set_password(user, password)
     return user

@@ -29,51 +29,54 @@ def create_user(
     password: str | None = None,
 ) -> User:
     """Add a user; an employee must be linked to an active staff record (their school)."""
-    try:
-        email = checked_address(email.strip()).lower()
-    except UnusableAddress as error:
-        raise InvalidInput(f"{error}.", code="invalid_email") from None
-    if role not in {r.value for r in Role}:
-        raise InvalidInput(f"Role {role!r} is not one of: {', '.join(r.value for r in Role)}.")
-    if db.session.execute(sa.select(User.id).where(User.email == email)).first():
-        raise InvalidInput(f"A user with email {email} already exists.", code="duplicate_user")
-    staff = None
-    if staff_sourced_id:
-        staff = db.session.execute(
-            sa.select(Staff).where(Staff.sourced_id == staff_sourced_id, Staff.active.is_(True))
-        ).scalar_one_or_none()
-        if staff is None:
+    with unit_of_work():
+        try:
+            email = checked_address(email.strip()).lower()
+        except UnusableAddress as error:
+            raise InvalidInput(f"{error}.", code="invalid_email") from None
+        if role not in {r.value for r in Role}:
+            raise InvalidInput(f"Role {role!r} is not one of: {', '.join(r.value for r in Role)}.")
+        if db.session.execute(sa.select(User.id).where(User.email == email)).first():
+            raise InvalidInput(f"A user with email {email} already exists.", code="duplicate_user")
+        staff = None
+        if staff_sourced_id:
+            staff = db.session.execute(
+                sa.select(Staff).where(Staff.sourced_id == staff_sourced_id, Staff.active.is_(True))
+            ).scalar_one_or_none()
+            if staff is None:
+                raise InvalidInput(
+                    f"No active staff record {staff_sourced_id!r}: import the school's roster "
+                    "first.",
+                    code="unknown_staff",
+                )
+        if role == Role.EMPLOYEE and staff is None:
             raise InvalidInput(
-                f"No active staff record {staff_sourced_id!r}: import the school's roster first.",
-                code="unknown_staff",
+                "An employee files for their school, so give their staff record (--staff-id).",
+                code="staff_required",
             )
-    if role == Role.EMPLOYEE and staff is None:
-        raise InvalidInput(
-            "An employee files for their school, so give their staff record (--staff-id).",
-            code="staff_required",
+        user = User(
+            email=email,
+            role=role,
+            staff=staff,
+            display_name=display_name or (staff.full_name if staff else email.split("@")[0]),
+            password_hash=hash_password(password) if password else None,
         )
-    user = User(
-        email=email,
-        role=role,
-        staff=staff,
-        display_name=display_name or (staff.full_name if staff else email.split("@")[0]),
-        password_hash=hash_password(password) if password else None,
-    )
-    db.session.add(user)
-    db.session.commit()
+        db.session.add(user)
     return user
 
 
 def issue_api_token(email: str, name: str = "api") -> str:
     """Create a token for the user and return it; it is never shown again."""
-    user = db.session.execute(
-        sa.select(User).where(User.email == email.strip().lower())
-    ).scalar_one_or_none()
-    if user is None:
-        raise NotFound(f"No user with email {email}.")
-    issued = issue_token()
-    db.session.add(ApiToken(user=user, name=name, token_digest=issued.digest, prefix=issued.prefix))
-    db.session.commit()
+    with unit_of_work():
+        user = db.session.execute(
+            sa.select(User).where(User.email == email.strip().lower())
+        ).scalar_one_or_none()
+        if user is None:
+            raise NotFound(f"No user with email {email}.")
+        issued = issue_token()
+        db.session.add(
+            ApiToken(user=user, name=name, token_digest=issued.digest, prefix=issued.prefix)
+        )
     return issued.token
 
 
@@ -91,11 +94,11 @@ def user_by_id(user_id: int) -> User:
 def set_active(user_id: int, active: bool, *, by: int) -> User:
     """Deactivate a user (a leaver): their sessions and tokens stop working, their history
     stays. An admin cannot deactivate themself, so there is always one to undo it."""
-    user = user_by_id(user_id)
-    if user.id == by and not active:
-        raise InvalidInput("You cannot deactivate yourself; ask another admin.")
-    user.active = active
-    db.session.commit()
+    with unit_of_work():
+        user = user_by_id(user_id)
+        if user.id == by and not active:
+            raise InvalidInput("You cannot deactivate yourself; ask another admin.")
+        user.active = active
     return user
 
 
@@ -109,12 +112,12 @@ def tokens_of(user_id: int) -> list[ApiToken]:
 
 def revoke_token(user_id: int, token_id: int) -> ApiToken:
     """Stop a token working, at once on every process (tokens are looked up per request)."""
-    token = db.session.get(ApiToken, token_id)
-    if token is None or token.user_id != user_id:
-        raise NotFound(f"No token {token_id} for that user.")
-    if token.revoked_at is None:
-        token.revoked_at = utcnow()
-        db.session.commit()
+    with unit_of_work():
+        token = db.session.get(ApiToken, token_id)
+        if token is None or token.user_id != user_id:
+            raise NotFound(f"No token {token_id} for that user.")
+        if token.revoked_at is None:
+            token.revoked_at = utcnow()
     return token
 
 
