@@ -95,8 +95,9 @@ def _placement(decided: Outcome) -> _Placement:
 # more than the rest of the filing's writes together, bench/README.md).
 _INCIDENTS = Incident.__table__
 _INSERT_INCIDENT = sa.insert(_INCIDENTS).returning(_INCIDENTS.c.id)
-_ACTIVE_QUEUES = sa.select(Queue.slug, Queue.id).where(
-    Queue.slug.in_(sa.bindparam("slugs", expanding=True)), Queue.active.is_(True)
+_QUEUES = Queue.__table__.c
+_ACTIVE_QUEUES = sa.select(_QUEUES.slug, _QUEUES.id).where(
+    _QUEUES.slug.in_(sa.bindparam("slugs", expanding=True)), _QUEUES.active.is_(True)
 )
 
 

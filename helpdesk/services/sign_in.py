@@ -129,8 +129,9 @@ def end_sessions(user_id: int) -> None:
 
 
 # Every page asks this once: columns only, no User object (and its eager staff join).
-_SESSION_USER = principal_query(User.password_hash, User.session_version).where(
-    User.id == sa.bindparam("user_id")
+_USERS = User.__table__.c
+_SESSION_USER = principal_query(_USERS.password_hash, _USERS.session_version).where(
+    _USERS.id == sa.bindparam("user_id")
 )
 
 

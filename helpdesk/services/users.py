@@ -143,22 +143,26 @@ def principal_query(*also: Any) -> sa.Select[Any]:
 
     API tokens and session cookies both name a user this way; each adds its own check.
     """
+    # Table columns, not ORM attributes: rows, not objects, so no ORM loading on the path
+    # every request takes.
+    users, staff, schools = User.__table__.c, Staff.__table__.c, School.__table__.c
     return (
-        sa.select(User.id, User.email, User.role, Staff.school_id, School.code, School.nation,
-                  *also)
-        .select_from(User)
-        .outerjoin(Staff, User.staff_id == Staff.id)
-        .outerjoin(School, Staff.school_id == School.id)
-        .where(User.active.is_(True))
+        sa.select(users.id, users.email, users.role, staff.school_id, schools.code,
+                  schools.nation, *also)
+        .select_from(User.__table__)
+        .outerjoin(Staff.__table__, users.staff_id == staff.id)
+        .outerjoin(School.__table__, staff.school_id == schools.id)
+        .where(users.active.is_(True))
         # A user tied to a staff record the roster ended (a leaver) has no access at all.
-        .where(sa.or_(User.staff_id.is_(None), Staff.active.is_(True)))
+        .where(sa.or_(users.staff_id.is_(None), staff.active.is_(True)))
     )  # fmt: skip
 
 
+_TOKENS = ApiToken.__table__.c
 _TOKEN_USER = (
-    principal_query(ApiToken.id.label("token_id"), ApiToken.last_used_at)
-    .join(ApiToken, ApiToken.user_id == User.id)
-    .where(ApiToken.token_digest == sa.bindparam("digest"), ApiToken.revoked_at.is_(None))
+    principal_query(_TOKENS.id.label("token_id"), _TOKENS.last_used_at)
+    .join(ApiToken.__table__, _TOKENS.user_id == User.__table__.c.id)
+    .where(_TOKENS.token_digest == sa.bindparam("digest"), _TOKENS.revoked_at.is_(None))
 )
 
 
