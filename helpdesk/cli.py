@@ -19,7 +19,7 @@ from .roster import MalformedBundle, open_bundle
 DEMO_ROSTER = Path(__file__).parent / "demo" / "roster"
 
 
-def _fail(error: DomainError) -> None:
+def fail(error: DomainError) -> None:
     click.echo(f"Error: {error.message}", err=True)
     for problem in getattr(error, "problems", [])[:50]:
         click.echo(f"  - {problem}", err=True)
@@ -45,7 +45,7 @@ def roster_import(path: Path) -> None:
     try:
         report = import_roster(open_bundle(path), source=str(path))
     except (MalformedBundle, DomainError) as error:
-        _fail(error)
+        fail(error)
     _print_report(report)
 
 
@@ -76,7 +76,7 @@ def users_create(
     try:
         user = create_user(email, role, staff_sourced_id=staff_id, display_name=name)
     except DomainError as error:
-        _fail(error)
+        fail(error)
     click.echo(f"Created {user.role} {user.email}.")
     if ask_password:
         while True:
@@ -109,7 +109,7 @@ def users_invite(email: str) -> None:
     try:
         _print_invite(*make_invite(email))
     except DomainError as error:
-        _fail(error)
+        fail(error)
 
 
 tokens_cli = click.Group("tokens", help="API tokens.")
@@ -125,7 +125,7 @@ def tokens_issue(email: str, name: str) -> None:
     try:
         click.echo(issue_api_token(email, name))
     except DomainError as error:
-        _fail(error)
+        fail(error)
 
 
 rules_cli = click.Group("rules", help="Routing rules.")
@@ -147,7 +147,7 @@ def rules_load(path: Path, note: str | None) -> None:
     try:
         saved = save_rules(data, actor_id=None, note=note or f"loaded from {path.name}")
     except DomainError as error:
-        _fail(error)
+        fail(error)
     click.echo(f"Saved {len(saved.rules)} rules as version {saved.version}; "
                f"{when_in_force(saved)}.")  # fmt: skip
 
@@ -161,7 +161,7 @@ def rules_rollback(version: int) -> None:
     try:
         saved = roll_back(version, actor_id=None)
     except DomainError as error:
-        _fail(error)
+        fail(error)
     click.echo(f"Version {version} is back as version {saved.version}; {when_in_force(saved)}.")
 
 
@@ -176,174 +176,9 @@ def rules_export(version: int | None) -> None:
     try:
         number, rules = rule_set(version)
     except DomainError as error:
-        _fail(error)
+        fail(error)
     click.echo(f"# routing rules, version {number}")
     click.echo(yaml.safe_dump(rules, sort_keys=False, allow_unicode=True), nl=False)
-
-
-queues_cli = click.Group("queues", help="ITS queues.")
-
-
-@queues_cli.command("add-member")
-@click.argument("slug")
-@click.argument("email")
-def queues_add_member(slug: str, email: str) -> None:
-    """Make an agent a member of a queue; agents see only their queues' incidents."""
-    from .services.queues import add_member
-
-    try:
-        add_member(slug, email)
-    except DomainError as error:
-        _fail(error)
-    click.echo(f"{email} is a member of {slug}.")
-
-
-@queues_cli.command("remove-member")
-@click.argument("slug")
-@click.argument("email")
-def queues_remove_member(slug: str, email: str) -> None:
-    """Take an agent out of a queue; their open incidents there go back to the queue."""
-    from .services.queues import remove_member
-
-    try:
-        handed_back = remove_member(slug, email)
-    except DomainError as error:
-        _fail(error)
-    click.echo(f"{email} is no longer a member of {slug}; {handed_back} incident(s) unassigned.")
-
-
-@queues_cli.command("fulfils")
-@click.argument("slug")
-@click.argument("kinds", nargs=-1)
-def queues_fulfils(slug: str, kinds: tuple[str, ...]) -> None:
-    """Set the incident types whose fulfilment the queue's agents may approve (none: no
-    types). The shipped set: identity all, student systems student resets, the service
-    desk username reminders."""
-    from .services.queues import set_fulfils
-
-    try:
-        chosen = set_fulfils(slug, list(kinds))
-    except DomainError as error:
-        _fail(error)
-    click.echo(f"{slug} fulfils {', '.join(chosen) or 'nothing'}")
-
-
-@queues_cli.command("list")
-def queues_list() -> None:
-    """Each queue with its plan, open and breached counts, and members."""
-    from .services.queues import members, queue_summaries
-
-    for queue in queue_summaries():
-        click.echo(
-            f"{queue['slug']:<26} plan {queue['sla_plan'] or '-':<20} open {queue['open']:>4}"
-            f"  breached {queue['breached']:>3}  fulfils: {', '.join(queue['fulfils']) or '-'}"
-            "  members: " + (", ".join(members(queue["slug"])) or "-")
-        )
-
-
-closures_cli = click.Group("closures", help="Days the SLA clocks skip (term holidays...).")
-
-
-@closures_cli.command("add")
-@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
-@click.option("--reason", required=True, help="e.g. 'In-service day'.")
-@click.option("--school", "school_code", help="One school's code; default: every school.")
-def closures_add(day: Any, reason: str, school_code: str | None) -> None:
-    """Close a day (YYYY-MM-DD) for SLA clocks, like a bank holiday."""
-    from .services.sla import add_closure
-
-    try:
-        add_closure(day.date(), reason, school_code)
-    except DomainError as error:
-        _fail(error)
-    click.echo(f"{day:%Y-%m-%d} closed for {school_code or 'every school'}: {reason}")
-
-
-@closures_cli.command("list")
-def closures_list() -> None:
-    """Every configured closure day."""
-    from .services.sla import closures
-
-    for day, reason, code in closures():
-        click.echo(f"{day}  {code or 'all schools':<12} {reason}")
-
-
-sla_cli = click.Group("sla", help="SLA plans and school working hours.")
-
-
-def _targets(values: tuple[str, ...]) -> dict[str, dict[str, int]]:
-    targets = {}
-    for value in values:
-        try:
-            priority, minutes = value.split("=")
-            response, resolution = (int(m) for m in minutes.split("/"))
-        except ValueError:
-            raise click.BadParameter(f"{value!r}: write P1=30/240 (business minutes)") from None
-        targets[priority.upper()] = {"response": response, "resolution": resolution}
-    return targets
-
-
-@sla_cli.command("plan")
-@click.argument("slug")
-@click.option("--name", required=True)
-@click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    required=True,
-    help="PRIORITY=RESPONSE/RESOLUTION in business minutes, e.g. P1=30/240; one per priority.",
-)
-@click.option("--warn-at", default=80, show_default=True, help="Warn at this % of resolution.")
-def sla_plan(slug: str, name: str, targets: tuple[str, ...], warn_at: int) -> None:
-    """Create or change an SLA plan."""
-    from .services.sla import save_plan
-
-    try:
-        save_plan(slug, name, _targets(targets), warn_at)
-    except DomainError as error:
-        _fail(error)
-    click.echo(f"SLA plan {slug} saved.")
-
-
-@sla_cli.command("plans")
-def sla_plans() -> None:
-    """Every SLA plan and its targets."""
-    from .services.sla import plans
-
-    for plan in plans():
-        targets = ", ".join(
-            f"{p} {t['response']}/{t['resolution']} min" for p, t in sorted(plan.targets.items())
-        )
-        click.echo(f"{plan.slug:<22} {plan.name} (warn at {plan.warn_at_percent}%): {targets}")
-
-
-@sla_cli.command("assign")
-@click.argument("queue")
-@click.argument("plan")
-@click.option("--escalates-to", help="The queue this queue's breaches go to.")
-def sla_assign(queue: str, plan: str, escalates_to: str | None) -> None:
-    """Give a queue an SLA plan (and where its breaches escalate)."""
-    from .services.sla import set_queue_plan
-
-    try:
-        set_queue_plan(queue, plan, escalates_to)
-    except DomainError as error:
-        _fail(error)
-    click.echo(f"{queue} now runs on {plan}.")
-
-
-@sla_cli.command("hours")
-@click.argument("school")
-@click.argument("spec")
-def sla_hours(school: str, spec: str) -> None:
-    """Set a school's working hours, e.g. "mon-thu 08:00-16:30, fri 08:00-15:00"."""
-    from .services.sla import set_working_hours
-
-    try:
-        hours = set_working_hours(school, spec)
-    except DomainError as error:
-        _fail(error)
-    click.echo(f"{school} works {hours}.")
 
 
 @click.command("scheduler")
@@ -389,7 +224,7 @@ def demo(roster_path: Path) -> None:
     try:
         users = load_demo(roster_path)
     except DomainError as error:
-        _fail(error)
+        fail(error)
     base = current_app.config["PUBLIC_BASE_URL"]
     click.echo(f"Demo loaded. Sign in at {base}/sign-in; API: {base}/api/v1")
     click.echo("New passwords and API tokens on each run:")
@@ -402,17 +237,15 @@ def demo(roster_path: Path) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from .work_cli import COMMANDS
+    from . import desk_cli, work_cli
 
     for command in (
-        *COMMANDS,
+        *work_cli.COMMANDS,
+        *desk_cli.COMMANDS,
         roster_cli,
         users_cli,
         tokens_cli,
         rules_cli,
-        queues_cli,
-        closures_cli,
-        sla_cli,
         scheduler,
         demo,
     ):
