@@ -110,7 +110,7 @@ def test_the_readme_lists_every_setting_as_it_is_read():
         assert setting.readme_row() in rows, f"README.md: write {setting.readme_row()}"
 
 
-def test_the_readme_names_no_setting_that_is_not_read(tmp_path):
+def test_the_readme_names_no_setting_that_is_not_read():
     """Every variable in the README's table changes something: a table setting, or one
     read by ``Config.from_env`` (or the directory stores) by name."""
     read_by_name = set(

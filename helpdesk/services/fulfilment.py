@@ -64,12 +64,13 @@ def job_queue(kind: FulfilmentKind) -> str:
 # account's portal (its policy's; none without one, or for work that is not a reset) in
 # the same statement.
 _FULFILMENTS = Fulfilment.__table__
+_POLICIES, _ACCOUNTS = PortalPolicy.__table__, PortalAccount.__table__
 _INSERT_FULFILMENT = (
     sa.insert(_FULFILMENTS)
     .values(
-        mode=sa.select(PortalPolicy.delivery_mode)
-        .join(PortalAccount, PortalAccount.portal == PortalPolicy.portal)
-        .where(PortalAccount.id == sa.bindparam("reset_account"))
+        mode=sa.select(_POLICIES.c.delivery_mode)
+        .join(_ACCOUNTS, _ACCOUNTS.c.portal == _POLICIES.c.portal)
+        .where(_ACCOUNTS.c.id == sa.bindparam("reset_account"))
         .scalar_subquery()
     )
     .returning(_FULFILMENTS.c.id, _FULFILMENTS.c.mode)

@@ -112,7 +112,7 @@ def run(fulfilment_id: int) -> str:
             # policy): retrying cannot help, so a person gets it back, told why.
             with unit_of_work():
                 work = _must_lock(fulfilment_id)
-                return _abandon(work.fulfilment, work.incident, f"{error}; nothing was sent")
+                return _abandon(work.fulfilment, work.incident, f"{error}; nothing was sent").value
         if after in _DONE:
             return after.value
         if after is FulfilmentState.DELIVERY_FAILED:

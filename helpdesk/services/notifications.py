@@ -133,8 +133,7 @@ def _send(
         note.last_error = mail.failure_reason(error)
         if note.attempts < outbox.attempts_allowed():
             return note.last_error
-        note.state = "failed"
-        outbox.complete("deliver_email", note.id)
+        note.state = "failed"  # the next turn finds it so, completes the promise and ends
         return None
     note.sent_to = [*(note.sent_to or []), address]
     return None

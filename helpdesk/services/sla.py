@@ -199,16 +199,25 @@ def run_escalation_pass(now: datetime | None = None, batch: int = 500) -> Escala
             .limit(batch)
             .with_for_update(skip_locked=True)
         )  # fmt: skip
-        ids = [0]
-        while ids:
-            with unit_of_work():  # a batch at a time, its queues' notices sent after
-                ids = list(db.session.execute(claim).scalars())
-                if ids:
-                    db.session.execute(
-                        sa.update(table).where(table.c.id.in_(ids)).values({flag_column: now})
-                    )
-                    _act_on(ids, due_column, flag_column, now, report)
+        while _one_batch(claim, due_column, flag_column, now, report):
+            pass
     return report
+
+
+def _one_batch(
+    claim: sa.Select[Any], due_column: str, flag_column: str, now: datetime,
+    report: EscalationReport,
+) -> bool:  # fmt: skip
+    """Claim, flag and act on one batch in its own unit of work (its queues' notices sent
+    after the commit); False when nothing was left to claim."""
+    table = Incident.__table__
+    with unit_of_work():
+        ids = list(db.session.execute(claim).scalars())
+        if not ids:
+            return False
+        db.session.execute(sa.update(table).where(table.c.id.in_(ids)).values({flag_column: now}))
+        _act_on(ids, due_column, flag_column, now, report)
+    return True
 
 
 def _act_on(

@@ -6,9 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .record_checks import CHECKS
-from .verification_result import MISMATCH, NOT_FOUND, NoEmailOnFile, Verification
-
-__all__ = ["NoEmailOnFile", "Verification", "verify"]
+from .verification_result import MISMATCH, NOT_FOUND, Verification
 
 
 def verify(
