@@ -91,13 +91,28 @@ def _placement(decided: Outcome) -> _Placement:
     )
 
 
-# The incident's one writer: a prebuilt Core INSERT (an ORM flush of this wide row cost
-# more than the rest of the filing's writes together, bench/README.md).
+# The incident's one writer: a prebuilt Core INSERT ... SELECT that takes the queue ids
+# from the queues' rows in the same statement and writes nothing when the first queue is
+# missing or inactive (an ORM flush of this wide row cost more than the rest of the
+# filing's writes together, bench/README.md).
 _INCIDENTS = Incident.__table__
-_INSERT_INCIDENT = sa.insert(_INCIDENTS).returning(_INCIDENTS.c.id)
 _QUEUES = Queue.__table__.c
-_ACTIVE_QUEUES = sa.select(_QUEUES.slug, _QUEUES.id).where(
-    _QUEUES.slug.in_(sa.bindparam("slugs", expanding=True)), _QUEUES.active.is_(True)
+# Every column but the id and the queues the SELECT supplies: a value left out of
+# _insert's dict fails loudly rather than taking a default.
+_WRITTEN = [c for c in _INCIDENTS.c if c.name not in {"id", "queue_id", "escalation_queue_id"}]
+_INSERT_INCIDENT = (
+    sa.insert(_INCIDENTS)
+    .from_select(
+        [*_WRITTEN, _INCIDENTS.c.queue_id, _INCIDENTS.c.escalation_queue_id],
+        sa.select(
+            *(sa.bindparam(c.name, type_=c.type) for c in _WRITTEN),
+            _QUEUES.id,
+            sa.select(_QUEUES.id)
+            .where(_QUEUES.slug == sa.bindparam("escalate_to"), _QUEUES.active.is_(True))
+            .scalar_subquery(),
+        ).where(_QUEUES.slug == sa.bindparam("queue"), _QUEUES.active.is_(True)),
+    )
+    .returning(_INCIDENTS.c.id, _INCIDENTS.c.queue_id, _INCIDENTS.c.escalation_queue_id)
 )
 
 
@@ -113,10 +128,6 @@ def _insert(
     the commit loads or flushes it, and the answer takes the school, filer and queue from
     what the filing already knows.
     """
-    slugs = [slug for slug in {placement.queue, decided.escalate_to} if slug]
-    queue_ids = {slug: id_ for slug, id_ in db.session.execute(_ACTIVE_QUEUES, {"slugs": slugs})}
-    if placement.queue not in queue_ids:
-        raise unknown_queue(placement.queue)
     current = sla.settings()
     calendar = current.calendars.get(filer.school_id or -1)
     deadlines = calendar and sla.clock(
@@ -125,20 +136,24 @@ def _insert(
     values = dict(
         type=kind, priority=placement.priority,
         status=(Status.AWAITING_FULFILMENT if fulfil else Status.TRIAGED).value,
-        school_id=filer.school_id, filer_id=filer.id, queue_id=queue_ids[placement.queue],
-        assignee_id=None, escalation_queue_id=queue_ids.get(decided.escalate_to or ""),
+        school_id=filer.school_id, filer_id=filer.id, assignee_id=None,
         summary=data.get("summary"), notes=data.get("notes"), details=details,
         verification=result.outcome, verification_results=result.results(),
         student_id=result.student_id, guardian_id=result.guardian_id,
         portal_account_id=result.account_id, created_at=now, updated_at=now,
         resolved_at=None, rule_set_version=version, tags=decided.tags, sla_started_at=now,
-        sla_paused_seconds=0,
+        sla_paused_at=None, sla_paused_seconds=0, first_response_at=None, sla_warned_at=None,
+        response_breached_at=None, resolution_breached_at=None,
         response_due_at=deadlines.response_due_at if deadlines else None,
         resolution_due_at=deadlines.resolution_due_at if deadlines else None,
         sla_warn_at=deadlines.warn_at if deadlines else None,
     )  # fmt: skip
-    incident_id = db.session.execute(_INSERT_INCIDENT, values).scalar_one()
-    return Incident(id=incident_id, **values)
+    written = db.session.execute(
+        _INSERT_INCIDENT, {**values, "queue": placement.queue, "escalate_to": decided.escalate_to}
+    ).one_or_none()
+    if written is None:
+        raise unknown_queue(placement.queue)
+    return Incident(**written._asdict(), **values)
 
 
 def _timeline(
