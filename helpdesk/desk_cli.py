@@ -88,6 +88,20 @@ def closures_add(day: Any, reason: str, school_code: str | None) -> None:
     click.echo(f"{day:%Y-%m-%d} closed for {school_code or 'every school'}: {reason}")
 
 
+@closures_cli.command("remove")
+@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--school", "school_code", help="One school's code; default: every school.")
+def closures_remove(day: Any, school_code: str | None) -> None:
+    """Open a closed day (YYYY-MM-DD) again, like one added by mistake."""
+    from .services.sla import remove_closure
+
+    try:
+        reason = remove_closure(day.date(), school_code)
+    except DomainError as error:
+        fail(error)
+    click.echo(f"{day:%Y-%m-%d} open again for {school_code or 'every school'} (was: {reason})")
+
+
 @closures_cli.command("list")
 def closures_list() -> None:
     """Every configured closure day."""

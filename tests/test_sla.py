@@ -213,6 +213,23 @@ def test_a_closure_day_is_skipped_by_new_deadlines(client, actors, app):
     assert again.exit_code == 1 and "already closed" in again.output
 
 
+def test_a_closure_added_by_mistake_is_removed_and_deadlines_run_through_it(client, actors, app):
+    day = next(d for d in (datetime.now(UTC).date() + timedelta(days=n) for n in range(1, 9))
+               if SCOTLAND.is_working_day(d))  # fmt: skip
+    runner = app.test_cli_runner()
+    added = runner.invoke(args=["closures", "add", day.isoformat(), "--reason", "typo",
+                                "--school", "5231234"])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    removed = runner.invoke(args=["closures", "remove", day.isoformat(), "--school", "5231234"])
+    assert removed.exit_code == 0, removed.output
+    assert "open again" in removed.output and "typo" in removed.output
+    assert day.isoformat() not in runner.invoke(args=["closures", "list"]).output
+    incident = stored(file(client, actors.ashgrove, **ISLA_RESET).json["ref"])
+    assert SCOTLAND.between(incident.sla_started_at, incident.resolution_due_at) == 1530 * MINUTE
+    again = runner.invoke(args=["closures", "remove", day.isoformat(), "--school", "5231234"])
+    assert again.exit_code == 1 and "is not a closure day for 5231234" in again.output
+
+
 def test_a_schools_own_hours_and_a_new_plan_set_the_deadlines(client, actors, app):
     runner = app.test_cli_runner()
     hours = runner.invoke(args=["sla", "hours", "5231234", "mon-fri 09:00-12:00"])

@@ -283,21 +283,8 @@ def _warn(incident: Incident, now: datetime) -> None:
 def add_closure(day: date, reason: str, school_code: str | None = None) -> ClosureDay:
     """Close a day for SLA clocks: for one school, or every school when none is named."""
     with unit_of_work():
-        school_id = None
-        if school_code is not None:
-            school_id = db.session.execute(
-                sa.select(School.id).where(School.code == school_code)
-            ).scalar_one_or_none()
-            if school_id is None:
-                raise NotFound(f"No school with code {school_code}.")
-        same_school = (
-            ClosureDay.school_id.is_(None)
-            if school_id is None
-            else ClosureDay.school_id == school_id
-        )
-        exists = db.session.execute(
-            sa.select(ClosureDay).where(ClosureDay.day == day, same_school)
-        ).scalar_one_or_none()
+        school_id = _school_id(school_code)
+        exists = _closure(day, school_id)
         if exists is not None:
             raise InvalidInput(
                 f"{day} is already closed ({exists.reason}).", code="duplicate_closure"
@@ -306,6 +293,42 @@ def add_closure(day: date, reason: str, school_code: str | None = None) -> Closu
         db.session.add(closure)
     forget_settings()
     return closure
+
+
+def remove_closure(day: date, school_code: str | None = None) -> str:
+    """Open a closed day again (a closure added by mistake); returns its reason."""
+    with unit_of_work():
+        closure = _closure(day, _school_id(school_code))
+        if closure is None:
+            where = f"for {school_code}" if school_code else "for every school"
+            raise NotFound(f"{day} is not a closure day {where}.")
+        reason = closure.reason
+        db.session.delete(closure)
+    forget_settings()
+    log.info("closure day %s removed (%s)", day, school_code or "every school",
+             extra={"event": "closure_removed"})  # fmt: skip
+    return reason
+
+
+def _school_id(school_code: str | None) -> int | None:
+    if school_code is None:
+        return None
+    school_id = db.session.execute(
+        sa.select(School.id).where(School.code == school_code)
+    ).scalar_one_or_none()
+    if school_id is None:
+        raise NotFound(f"No school with code {school_code}.")
+    return int(school_id)
+
+
+def _closure(day: date, school_id: int | None) -> ClosureDay | None:
+    """The closure of ``day`` for that school (or for every school when None)."""
+    same_school = (
+        ClosureDay.school_id.is_(None) if school_id is None else ClosureDay.school_id == school_id
+    )
+    return db.session.execute(
+        sa.select(ClosureDay).where(ClosureDay.day == day, same_school)
+    ).scalar_one_or_none()
 
 
 def closures() -> list[tuple[date, str, str | None]]:

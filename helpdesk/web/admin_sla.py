@@ -62,6 +62,22 @@ def add_closure() -> Any:
     return redirect(url_for("admin_sla.index_sla"))
 
 
+@bp.post("/closures/remove")
+@admin_page
+def remove_closure() -> Any:
+    try:
+        day = date.fromisoformat(request.form.get("day", ""))
+    except ValueError:
+        return _sla_page({"closures": ["Choose a closure day to remove."]}, 422)
+    try:
+        reason = sla.remove_closure(day, request.form.get("school") or None)
+    except DomainError as error:
+        return _sla_page({"closures": [error.message]}, error.status)
+    flash(f"{day:%d %B %Y} ({reason}) is no longer a closure day: SLA clocks run that day "
+          "again for deadlines worked out from now.", "success")  # fmt: skip
+    return redirect(url_for("admin_sla.index_sla"))
+
+
 @bp.post("/plans/<slug>")
 @admin_page
 def save_plan(slug: str) -> Any:
