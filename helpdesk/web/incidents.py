@@ -31,6 +31,20 @@ ACTION_LABELS = {
     Action.CANCEL: "Cancel incident",
     Action.REOPEN: "Reopen",
 }
+# What the banner says was done, as a sentence after the reference.
+ACTION_DONE = {
+    Action.CLAIM: "claimed by you",
+    Action.COMMENT: "comment added",
+    Action.AWAIT_REPLY: "waiting for a reply; its SLA clock is paused",
+    Action.RESUME: "resumed; its SLA clock runs again",
+    Action.ESCALATE: "escalated to {queue}",
+    Action.FULFIL: "approved; the workers do it now, and any result goes only to the address "
+    "on file",
+    Action.RESOLVE: "resolved",
+    Action.REJECT: "rejected",
+    Action.CANCEL: "cancelled",
+    Action.REOPEN: "reopened",
+}
 # Actions whose form has a message box, and whether it must be filled in.
 MESSAGE_ACTIONS = {Action.REJECT: True, Action.AWAIT_REPLY: True, Action.CANCEL: False}
 
@@ -101,7 +115,7 @@ def act(ref: str) -> Any:
     message = (request.form.get(f"message-{action}") or "").strip() or None
     queue = (request.form.get("queue") or "").strip() or None
     try:
-        transitions.transition(g.user, ref, action, message, queue)
+        moved = transitions.transition(g.user, ref, action, message, queue)
     except ValidationError as error:
         messages = error.messages if isinstance(error.messages, dict) else {}
         field = {"message": f"message-{action}", "queue": "queue"}
@@ -109,10 +123,12 @@ def act(ref: str) -> Any:
         return _detail(ref, errors, 422)
     except (Conflict, Forbidden) as error:
         return _detail(ref, {"action": [error.message]}, error.status)
-    flash(f"{ref}: {ACTION_LABELS[Action(action)].lower()} done.")
+    done = ACTION_DONE[Action(action)]
+    where = moved.queue.name if moved.queue else "no queue"
     try:
         incidents.get_incident(g.user, ref)
-    except NotFound:  # escalated to a queue the viewer does not work
-        flash(f"{ref} has left your queues.")
+    except NotFound:  # escalated to a queue the viewer does not work: back to their own
+        flash(f"{ref} is escalated to {where}. It has left your queues.", "success")
         return redirect(url_for("queue.index"))
+    flash(f"{ref}: {done.format(queue=where)}.", "success")
     return redirect(url_for("incident_pages.show", ref=ref))
