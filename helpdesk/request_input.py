@@ -4,15 +4,20 @@ PostgreSQL cannot hold U+0000 or a lone UTF-16 surrogate in text, Python's JSON 
 gives up (RecursionError) on arrays nested a few thousand deep, and no column holds an
 integer beyond 64 bits. Each is refused here with a clear 4xx naming the field, for the
 API and the pages alike, so no handler meets one half-way through a transaction.
+
+A page whose view is marked ``@keeps_the_form`` is not refused: its form fields arrive
+with the unstorable characters taken out and the view shows the form again, with
+``unstorable_fields()`` as errors on the fields that held them and everything else kept.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-from flask import request
+from flask import current_app, g, request
+from werkzeug.datastructures import ImmutableMultiDict
 
 from .errors import DomainError, InvalidInput
 
@@ -36,6 +41,25 @@ _SURROGATE = "Remove the unpaired UTF-16 surrogate (\\ud800-\\udfff): text canno
 _TOO_BIG = f"Use a whole number between -{_INT64} and {_INT64 - 1}."
 
 
+_View = TypeVar("_View", bound=Callable[..., Any])
+_ON_A_PAGE = (
+    "This answer held a character that cannot be stored (an invisible NUL or a broken "
+    "one), now taken out. Check the answer and send the form again."
+)
+
+
+def keeps_the_form(view: _View) -> _View:
+    """Mark a page's view as showing its form again when a field cannot be stored."""
+    view.keeps_the_form = True  # type: ignore[attr-defined]
+    return view
+
+
+def unstorable_fields() -> dict[str, list[str]]:
+    """For a ``@keeps_the_form`` view: the form fields that held what cannot be stored."""
+    found: dict[str, list[str]] = g.get("unstorable_fields", {})
+    return found
+
+
 def refuse_unstorable_input() -> None:
     """The before-request check: path, query, form and JSON body, each string and number."""
     problems: dict[str, list[str]] = {}
@@ -48,12 +72,35 @@ def refuse_unstorable_input() -> None:
             found = [] if -_INT64 <= value < _INT64 else [_TOO_BIG]
         listed = problems.setdefault(name, []) if found else []
         listed.extend(message for message in found if message not in listed)
+    if problems and _kept_on_the_form(problems):
+        return
     if problems:
         said = "; ".join(f"{name}: {' '.join(found)}" for name, found in sorted(problems.items()))
         raise InvalidInput(
             f"Nothing was stored. {said}",
             code="validation_failed", errors={"fields": problems},
         )  # fmt: skip
+
+
+def _kept_on_the_form(problems: dict[str, list[str]]) -> bool:
+    """When the view keeps its form and only form fields are at fault: take the characters
+    out of those fields and let the view say so on each (nothing is stored by it then)."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if not getattr(view, "keeps_the_form", False) or request.mimetype != (
+        "application/x-www-form-urlencoded"
+    ):
+        return False
+    if not set(problems) <= set(request.form):
+        return False  # the address itself: no form to show it on
+    cleaned = [(name, _storable(value)) for name, value in request.form.items(multi=True)]
+    request.form = ImmutableMultiDict(cleaned)
+    g.unstorable_fields = {name: [_ON_A_PAGE] for name in problems}
+    return True
+
+
+def _storable(text: str) -> str:
+    text = text.replace("\x00", "")
+    return text.encode("utf-8", "ignore").decode("utf-8") if not text.isascii() else text
 
 
 def _has_surrogate(text: str) -> bool:

@@ -143,8 +143,11 @@ def test_a_parent_reset_goes_from_the_school_office_to_the_parents_inbox(site: S
     expect(agent.locator("h1")).to_contain_text("in progress")
     agent.select_option("#queue", "its-identity")
     agent.click("button:has-text('Escalate')")
-    expect(agent.locator(".govuk-notification-banner")).to_contain_text("left your queues")
+    banner = agent.locator(".govuk-notification-banner")
+    expect(banner).to_contain_text(f"{ref} is escalated to ITS Identity & Access")
+    expect(banner).to_contain_text("left your queues")
     expect(agent.locator("h1")).to_have_text("Your queues")
+    check(agent, "queue-after-escalating")
 
     # The identity agent approves the reset; the worker sets it and mails the parent.
     identity = site.sign_in(site.actors.identity.email)
@@ -171,6 +174,60 @@ def test_a_parent_reset_goes_from_the_school_office_to_the_parents_inbox(site: S
     agent.goto(f"{site.base}/dashboard")
     expect(agent.locator("h1")).to_have_text("Dashboard")
     check(agent, "dashboard")
+
+
+def test_a_failed_check_warns_and_filing_again_keeps_what_was_typed(site: Site) -> None:
+    employee = site.signed_in(site.actors.ashgrove.email)
+    employee.goto(f"{site.base}/report/student_password_reset")
+    employee.fill("#student_id", "ASH240891")
+    employee.fill("#student_name", "Isl Campbell")  # the record says Isla
+    employee.fill("#birth_month_year", "042017")
+    employee.click("button:has-text('Send')")
+    banner = employee.locator(".govuk-notification-banner")
+    expect(banner).to_have_count(1)
+    expect(banner).to_contain_text("Important")
+    expect(banner).to_contain_text("did not match the school's records")
+    assert "govuk-notification-banner--success" not in (banner.get_attribute("class") or "")
+    expect(employee.locator(".govuk-warning-text")).to_contain_text("nickname?")
+    assert "?." not in employee.locator("main").inner_text()
+    check(employee, "incident-failed-check")
+    employee.click("a:has-text('file it again')")
+    expect(employee.locator("h1")).to_have_text("Student password reset")
+    assert employee.input_value("#student_id") == "ASH240891"
+    assert employee.input_value("#student_name") == "Isl Campbell"
+    assert employee.input_value("#birth_month_year") == "042017"
+    check(employee, "report-form-filed-again")
+
+
+def test_a_nul_character_keeps_the_form_and_what_else_was_typed(site: Site) -> None:
+    employee = site.signed_in(site.actors.ashgrove.email)
+    employee.goto(f"{site.base}/report/student_password_reset")
+    employee.fill("#student_id", "ASH240891")
+    employee.fill("#student_name", "Isla\x00 Campbell")
+    employee.fill("#birth_month_year", "042017")
+    employee.fill("#summary", "pasted from a spreadsheet")
+    employee.click("button:has-text('Send')")
+    expect(employee.locator(".govuk-error-summary")).to_contain_text("cannot be stored")
+    expect(employee.locator("#student_name-error")).to_be_visible()
+    assert employee.input_value("#student_id") == "ASH240891"
+    assert employee.input_value("#student_name") == "Isla Campbell"
+    assert employee.input_value("#summary") == "pasted from a spreadsheet"
+    check(employee, "report-form-nul")
+
+
+def test_a_closure_day_added_by_mistake_is_removed(site: Site) -> None:
+    admin = site.signed_in(site.actors.admin.email)
+    admin.goto(f"{site.base}/admin/sla")
+    admin.fill("#day", "2031-01-06")
+    admin.fill("#reason", "Typed the wrong year")
+    admin.click("button:has-text('Add closure day')")
+    expect(admin.locator("table").last).to_contain_text("06 January 2031")
+    admin.click("button:has-text('Remove 06 January 2031')")
+    expect(admin.locator(".govuk-notification-banner")).to_contain_text(
+        "06 January 2031 (Typed the wrong year) is no longer a closure day"
+    )
+    expect(admin.get_by_role("row", name=re.compile("06 January 2031"))).to_have_count(0)
+    check(admin, "sla-closure-removed")
 
 
 RULE_WITH_SYNTAX_ERROR = """\

@@ -262,16 +262,41 @@ def test_the_form_shows_the_apis_validation_per_field_and_keeps_no_pin(app, acto
     assert 'value="Fiona Campbell"' in answer.text  # what was typed is kept
 
 
-def test_a_nul_character_in_a_form_is_refused_on_a_page_and_nothing_is_stored(app, actors):
+def test_a_nul_character_shows_the_form_again_with_everything_else_kept(app, actors):
     employee = signed_in(app, actors.ashgrove.email)
     token = csrf_token(employee, "/report/student_password_reset")
     before = db.session.execute(sa.select(sa.func.count(Incident.id))).scalar_one()
-    body = {**ISLA_RESET, "student_name": "Isla\x00 Campbell"}
+    body = {**ISLA_RESET, "student_name": "Isla\x00 Campbell", "summary": "locked out"}
     body.pop("type")
     answer = employee.post("/report/student_password_reset", data={**body, "csrf_token": token})
     assert answer.status_code == 422
-    assert "<h1" in answer.text and "NUL character" in answer.text  # a page, not JSON
+    assert "<h1" in answer.text and "Student password reset" in answer.text  # the form
+    assert 'href="#student_name">This answer held a character that cannot be stored' in (
+        answer.text
+    )
+    assert 'id="student_name-error"' in answer.text
+    for kept in ('value="ASH240891"', 'value="042017"', 'value="locked out"',
+                 'value="Isla Campbell"'):  # fmt: skip
+        assert kept in answer.text
     assert db.session.execute(sa.select(sa.func.count(Incident.id))).scalar_one() == before
+
+
+def test_a_nul_character_on_sign_in_keeps_the_email_and_signs_no_one_in(app, actors):
+    set_password(actors.agent.email)
+    client = app.test_client()
+    form = {"email": actors.agent.email, "password": PASSWORD + "\x00",
+            "csrf_token": csrf_token(client, "/sign-in")}  # fmt: skip
+    answer = client.post("/sign-in", data=form)
+    assert answer.status_code == 422
+    assert f'value="{actors.agent.email}"' in answer.text
+    assert 'id="password-error"' in answer.text
+    assert client.get("/queue").status_code == 302  # still signed out
+
+
+def test_a_nul_character_in_the_address_is_still_refused(app, actors):
+    employee = signed_in(app, actors.ashgrove.email)
+    answer = employee.get("/incidents?q=Isla%00")
+    assert answer.status_code == 422 and "NUL character" in answer.text
 
 
 def test_a_verification_failure_says_what_to_do_next(app, actors):
@@ -284,6 +309,34 @@ def test_a_verification_failure_says_what_to_do_next(app, actors):
     assert "Does not match" in page.text
     assert "Ask the parent which number the school has" in page.text
     assert "nothing will be reset or sent" in page.text
+
+
+def test_a_failed_check_is_announced_as_important_and_filing_again_keeps_the_details(app, actors):
+    employee = signed_in(app, actors.ashgrove.email)
+    token = csrf_token(employee, "/report/student_password_reset")
+    body = {**ISLA_RESET, "student_name": "Isl Campbell", "summary": "forgot it"}
+    body.pop("type")
+    filed = employee.post("/report/student_password_reset", data={**body, "csrf_token": token})
+    page = employee.get(filed.headers["Location"]).text
+    banner = re.search(r'<div class="govuk-notification-banner[^"]*".*?</div>\s*</div>', page, re.S)
+    assert banner and "govuk-notification-banner--success" not in banner.group(0)
+    assert ">Important<" in banner.group(0) and "did not match the school" in banner.group(0)
+    assert "Success" not in page
+    assert "nickname?" in page.lower() and "?." not in page  # one mark, not two
+    again = re.search(r'href="(/report/student_password_reset\?again=INC-\d+)"', page)
+    assert again, "the page links to filing it again"
+    form = employee.get(again.group(1)).text
+    for kept in ('value="ASH240891"', 'value="Isl Campbell"', 'value="042017"',
+                 'value="forgot it"'):  # fmt: skip
+        assert kept in form
+
+
+def test_filing_again_from_another_schools_incident_is_page_not_found(app, actors):
+    ashgrove = signed_in(app, actors.ashgrove.email)
+    filed = file(app.test_client(), actors.ashgrove, **ISLA_RESET).json["ref"]
+    assert ashgrove.get(f"/report/student_password_reset?again={filed}").status_code == 200
+    other = signed_in(app, actors.millbrook.email)
+    assert other.get(f"/report/student_password_reset?again={filed}").status_code == 404
 
 
 # --- The agents' queue view -------------------------------------------------------------

@@ -116,7 +116,8 @@ def rollback() -> Any:
         version = int(request.form.get("version", ""))
         saved = routing.roll_back(version, actor_id=g.user.id)
     except (ValueError, DomainError) as error:
-        flash(f"Nothing rolled back: {getattr(error, 'message', 'choose a version')}.")
+        flash(f"Nothing rolled back: {getattr(error, 'message', 'choose a version')}.",
+              "important")  # fmt: skip
         return redirect(url_for("admin_rules.index"))
     in_force = routing.when_in_force(saved)
     flash(f"Version {version} is back, saved as version {saved.version}; {in_force}.")

@@ -81,7 +81,7 @@ def set_active(user_id: int) -> Any:
     try:
         user = users.set_active(user_id, active, by=g.user.id)
     except DomainError as error:
-        flash(error.message)
+        flash(error.message, "important")
         return redirect(url_for("admin_users.show", user_id=user_id))
     what = "active again" if active else "deactivated: they can no longer sign in or use the API"
     flash(f"{user.email} is {what}.")

@@ -18,6 +18,7 @@ from flask import (
 
 from ..errors import InvalidInput
 from ..extensions import limiter
+from ..request_input import keeps_the_form, unstorable_fields
 from ..services import sign_in as sign_in_service
 from . import token_in_address
 from .access import current_user, page_for
@@ -48,17 +49,18 @@ def _rate() -> str:
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
+@keeps_the_form
 @limiter.limit(_rate, methods=["POST"])
 def sign_in() -> Any:
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = dict(unstorable_fields())
     email = ""
     if request.method == "POST":
         email = request.form.get("email", "").strip()
         password = request.form.get("password", "")
         if not email:
-            errors["email"] = ["Enter your email address."]
+            errors.setdefault("email", ["Enter your email address."])
         if not password:
-            errors["password"] = ["Enter your password."]
+            errors.setdefault("password", ["Enter your password."])
         if not errors:
             try:
                 user = sign_in_service.sign_in(email, password)
@@ -84,14 +86,15 @@ def sign_out() -> Any:
 
 
 @bp.route("/invite/<token>", methods=["GET", "POST"])
+@keeps_the_form
 @limiter.limit(_rate, methods=["POST"])
 def accept_invite(token: str) -> Any:
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = dict(unstorable_fields())
     try:
         user = sign_in_service.invited_user(token)
     except InvalidInput as error:
         return render_template("pages/invite_unusable.html", message=error.message), 404
-    if request.method == "POST":
+    if request.method == "POST" and not errors:
         password = request.form.get("password", "")
         if password != request.form.get("confirm", ""):
             errors["confirm"] = ["The two passwords are not the same."]
@@ -108,14 +111,15 @@ def accept_invite(token: str) -> Any:
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
+@keeps_the_form
 @page_for()
 @limiter.limit(_rate, methods=["POST"])
 def change_password() -> Any:
     """Staff change their own password; their other sessions end, this one goes on."""
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = dict(unstorable_fields())
     user = current_user()
     assert user is not None  # page_for() signed them in
-    if request.method == "POST":
+    if request.method == "POST" and not errors:
         current = request.form.get("current", "")
         password = request.form.get("password", "")
         if not current:

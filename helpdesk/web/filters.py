@@ -1,4 +1,4 @@
-"""Jinja filters for times and durations, as staff read them."""
+"""Jinja filters for times, durations and sentences, as staff read them."""
 
 from __future__ import annotations
 
@@ -26,6 +26,17 @@ def business_hours(value: timedelta) -> str:
     return f"{text} over" if over else f"{text} left"
 
 
+def sentence(text: str) -> str:
+    """A phrase as a sentence: a capital first letter and one full stop, not a second
+    mark after a question ('nickname?' stays 'Nickname?')."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".?!" else text + "."
+
+
 def init_filters(app: Flask) -> None:
     app.add_template_filter(when)
+    app.add_template_filter(sentence)
     app.add_template_filter(business_hours)

@@ -8,7 +8,8 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from marshmallow import ValidationError
 
 from ..models import Role
-from ..services import filing
+from ..request_input import keeps_the_form, unstorable_fields
+from ..services import filing, incidents
 from ..services.verification_limits import VerificationLimited
 from .access import page_for
 from .forms import FORMS, friendly_errors, payload_from
@@ -31,6 +32,7 @@ def choose_type() -> Any:
 
 
 @bp.route("/<kind>", methods=["GET", "POST"])
+@keeps_the_form
 @page_for(Role.EMPLOYEE)
 def form(kind: str) -> Any:
     incident_form = FORMS.get(kind)
@@ -39,8 +41,17 @@ def form(kind: str) -> Any:
     errors: dict[str, list[str]] = {}
     values: dict[str, str] = {}
     status = 0
+    if request.method == "GET" and request.args.get("again"):
+        # "File it again": the form holds what was typed last time, read on the server
+        # from the incident (never carried in the address), for the employee to correct.
+        earlier = incidents.get_incident(g.user, request.args["again"])
+        if earlier.type == kind:
+            typed = {**earlier.details, "summary": earlier.summary, "notes": earlier.notes}
+            values = {f.name: str(typed[f.name]) for f in incident_form.fields if typed.get(f.name)}
     if request.method == "POST":
         values = {f.name: request.form.get(f.name, "") for f in incident_form.fields}
+        errors = dict(unstorable_fields())
+    if request.method == "POST" and not errors:
         try:
             filed = filing.file_incident(g.user, payload_from(incident_form, request.form))
         except ValidationError as error:
@@ -51,7 +62,12 @@ def form(kind: str) -> Any:
             errors = {incident_form.fields[0].name: [error.message]}
             status = error.status
         else:
-            flash(f"{filed.ref} is filed.")
+            if filed.verification == "failed":
+                flash(f"{filed.ref} is filed, but the details did not match the school's "
+                      "records, so nothing will be reset or sent. Check the details below "
+                      "with the person, then file it again.", "important")  # fmt: skip
+            else:
+                flash(f"{filed.ref} is filed.", "success")
             return redirect(url_for("incident_pages.show", ref=filed.ref))
     values.pop("parent_pin", None)  # a PIN is never sent back to the browser
     status = status or (422 if errors else 200)
