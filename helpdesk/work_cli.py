@@ -124,6 +124,7 @@ def portals_list() -> None:
 @click.option("--history", type=int, help="Refuse any of the last N passwords.")
 @click.option("--mode", type=click.Choice(["one_time_password", "reset_link"]))
 @click.option("--lifetime-minutes", type=int, help="How long a password or link stays valid.")
+@click.option("--sign-in-url", help="Where holders sign in to the portal (https://…).")
 @click.option(
     "--store",
     type=click.Choice(["sql", "ldap", "active_directory", "scim"]),

@@ -400,17 +400,24 @@ def test_reset_link_mode_lets_the_holder_choose_a_password_once(desk, caplog):
     selector, _, verifier = token.partition(".")
     assert len(verifier) >= 32  # 192 random bits, well over 128
 
+    with desk.app.app_context():
+        update_policy("parent", {"sign_in_url": "https://parents.portal.example/sign-in"})
+        db.session.remove()
     page = desk.client  # one browser: the form's CSRF token lives in its session cookie
     shown = page.get(f"/reset/{token}")
     assert shown.status_code == 200
     assert shown.headers["Referrer-Policy"] == "no-referrer"
     assert shown.headers["Cache-Control"] == "no-store"
+    # The rules are shown before the first attempt.
+    assert "Your password needs" in shown.text and "at least 12 characters" in shown.text
     csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', shown.text).group(1)
 
     weak = page.post(f"/reset/{token}", data={"csrf_token": csrf, "password": "short",
-                                              "confirm": "short"})  # fmt: skip
+                                              "confirm": "shorter"})  # fmt: skip
     assert weak.status_code == 422
-    assert "Use at least 12 characters." in weak.text
+    for unmet in ("Use at least 12 characters.", "Include a capital letter.",
+                  "Include a digit.", "The two passwords are not the same."):  # fmt: skip
+        assert unmet in weak.text  # every problem at once
     named = "Campbell" + "Xy7!pqrs"
     refused = page.post(f"/reset/{token}", data={"csrf_token": csrf, "password": named,
                                                  "confirm": named})  # fmt: skip
@@ -420,14 +427,22 @@ def test_reset_link_mode_lets_the_holder_choose_a_password_once(desk, caplog):
     done = page.post(f"/reset/{token}", data={"csrf_token": csrf, "password": chosen,
                                               "confirm": chosen})  # fmt: skip
     assert done.status_code == 200 and "has been changed" in done.text
+    assert 'href="https://parents.portal.example/sign-in">Sign in to the parent portal' in (
+        done.text
+    )
     assert desk.sign_in("P500001", chosen) == SignIn.SIGNED_IN
 
+    # A used or unknown link says so when it is opened, before anything is typed.
+    opened_used = page.get(f"/reset/{token}")
+    opened_unknown = page.get(f"/reset/{selector}.{'A' * len(verifier)}")
+    assert opened_used.status_code == opened_unknown.status_code == 404
+    assert opened_used.text == opened_unknown.text and 'type="password"' not in opened_used.text
     used = page.post(f"/reset/{token}", data={"csrf_token": csrf, "password": chosen + "x",
                                               "confirm": chosen + "x"})  # fmt: skip
     unknown = page.post(f"/reset/{selector}.{'A' * len(verifier)}",
                         data={"csrf_token": csrf, "password": chosen + "x",
                               "confirm": chosen + "x"})  # fmt: skip
-    assert used.status_code == unknown.status_code == 422
+    assert used.status_code == unknown.status_code == 404
     # The same answer whether or not the token exists (the form's CSRF token is signed
     # with the time, so it alone may differ between two answers).
     assert without_csrf(used.text) == without_csrf(unknown.text)
@@ -451,7 +466,8 @@ def test_a_new_reset_link_voids_the_old_one_and_links_expire(desk):
         desk.work()
         tokens.append(reset_link(desk.mailbox.to(FIONA)[-1]))
     page = desk.client
-    csrf = re.search(r'value="([^"]+)"', page.get(f"/reset/{tokens[0]}").text).group(1)
+    assert "expired or has already been used" in page.get(f"/reset/{tokens[0]}").text
+    csrf = re.search(r'value="([^"]+)"', page.get(f"/reset/{tokens[1]}").text).group(1)
     form = {"csrf_token": csrf, "password": "Heather-Glen-42", "confirm": "Heather-Glen-42"}
     assert "expired or has already been used" in page.post(f"/reset/{tokens[0]}", data=form).text
     desk.sql(sa.update(PortalAccount).where(PortalAccount.account_number == "P500001")
@@ -462,7 +478,7 @@ def test_a_new_reset_link_voids_the_old_one_and_links_expire(desk):
 def test_the_reset_page_is_rate_limited(desk):
     page = desk.client
     answers = [page.get("/reset/not-a-token").status_code for _ in range(21)]
-    assert answers[:20] == [200] * 20
+    assert answers[:20] == [404] * 20  # the page saying the link cannot be used
     assert answers[20] == 429
 
 

@@ -581,9 +581,10 @@ def test_the_demo_mailbox_exists_only_on_the_embedded_default(client):
     assert client.get("/dev/mail").status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/sign-in", "/reset/a.b"])
-def test_public_pages_need_no_sign_in(client, path):
-    assert client.get(path).status_code == 200
+@pytest.mark.parametrize(("path", "status"), [("/sign-in", 200), ("/reset/a.b", 404)])
+def test_public_pages_need_no_sign_in(client, path, status):
+    answer = client.get(path)  # a page of its own, not a redirect to sign in
+    assert answer.status_code == status and "<h1" in answer.text
 
 
 def test_an_admin_changes_a_plans_targets_and_a_schools_hours(app, actors):

@@ -46,6 +46,18 @@ class PasswordPolicy:
         if self.history < 0:
             raise PolicyError("history counts previous passwords: 0 or more")
 
+    def rules(self) -> list[str]:
+        """What a password must be, one phrase each, to show before anyone tries one."""
+        said = [f"at least {self.min_length} characters"]
+        said += [words for wanted, words in (
+            (self.upper, "a capital letter"), (self.lower, "a small letter"),
+            (self.digit, "a digit"), (self.symbol, "a symbol such as !"),
+        ) if wanted]  # fmt: skip
+        said.append("not your name or username")
+        if self.history:
+            said.append(f"not the password you have now, nor one of your last {self.history}")
+        return said
+
     def problems(
         self,
         password: str,

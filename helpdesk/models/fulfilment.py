@@ -41,6 +41,8 @@ class PortalPolicy(db.Model):  # type: ignore[name-defined]
     )
     # How long a one-time password or a reset link stays usable.
     secret_lifetime_minutes: Mapped[int] = mapped_column(default=72 * 60)
+    # Where the holder signs in to the portal: the reset page and its emails link to it.
+    sign_in_url: Mapped[str | None] = mapped_column(sa.String(255))
     # Where the portal's passwords live: "sql" (this database), "ldap", "active_directory"
     # or "scim" (helpdesk/services/stores). Secrets for a directory (bind password, SCIM
     # token, CA file) come from the environment, never from here: docs/directories.md.

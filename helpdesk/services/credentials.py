@@ -226,8 +226,8 @@ class LinkNotUsable(InvalidInput):
     code = "link_not_usable"
 
 
-def complete_reset(token: str, password: str) -> PortalAccount:
-    """Set the password a reset link's holder chose; the link then stops working.
+def reset_link_account(token: str, *, for_update: bool = False) -> PortalAccount:
+    """The account a reset link can still reset, or LinkNotUsable.
 
     An unknown, expired, used or voided token all give the same answer after the same
     work, so the page reveals nothing about which tokens exist.
@@ -235,10 +235,9 @@ def complete_reset(token: str, password: str) -> PortalAccount:
     parts = split_reset_token(token)
     account = None
     if parts is not None:
+        query = sa.select(PortalAccount).where(PortalAccount.reset_selector == parts[0])
         account = db.session.execute(
-            sa.select(PortalAccount)
-            .where(PortalAccount.reset_selector == parts[0])
-            .with_for_update()
+            query.with_for_update() if for_update else query
         ).scalar_one_or_none()
     verifier = parts[1] if parts else token
     valid = verify_password(account.reset_token_hash if account else None, verifier)
@@ -250,6 +249,12 @@ def complete_reset(token: str, password: str) -> PortalAccount:
         or account.reset_expires_at <= utcnow()
     ):
         raise LinkNotUsable(_NO_LINK)
+    return account
+
+
+def complete_reset(token: str, password: str) -> PortalAccount:
+    """Set the password a reset link's holder chose; the link then stops working."""
+    account = reset_link_account(token, for_update=True)
     store = store_for(account.portal)
     if not isinstance(store, SqlCredentialStore):
         # The portal's rules first; the directory then applies its own (history, quality).

@@ -21,6 +21,7 @@ _COLUMNS = {
     "store": "store", "url": "directory_url", "bind_dn": "directory_bind_dn",
     "base_dn": "directory_base_dn", "find": "directory_find",
     "password_change": "directory_password_change", "start_tls": "directory_start_tls",
+    "sign_in_url": "sign_in_url",
 }  # fmt: skip
 
 
@@ -39,6 +40,11 @@ def update_policy(portal: str, changes: dict[str, Any]) -> PortalPolicy:
             setattr(row, _COLUMNS[name], value)
         if row.delivery_mode not in {m.value for m in DeliveryMode}:
             raise InvalidInput("mode is one_time_password or reset_link.", code="invalid_policy")
+        if row.sign_in_url and not row.sign_in_url.startswith(("https://", "http://")):
+            raise InvalidInput(
+                "The portal's sign-in address starts with https://, like "
+                "https://parents.example.org/sign-in.", code="invalid_policy",
+            )  # fmt: skip
         lifetime = row.secret_lifetime_minutes
         if lifetime is not None and not 5 <= lifetime <= 20160:
             raise InvalidInput("lifetime is between 5 minutes and 14 days.", code="invalid_policy")

@@ -16,7 +16,8 @@ from wtforms.validators import DataRequired, EqualTo
 
 from ..errors import InvalidInput
 from ..extensions import limiter
-from ..services.reset_links import choose_password
+from ..services.credentials import LinkNotUsable
+from ..services.reset_links import choose_password, open_link
 from . import token_in_address
 
 bp = Blueprint("reset", __name__)
@@ -41,18 +42,30 @@ def _rate() -> str:
 @bp.route("/reset/<token>", methods=["GET", "POST"])
 @limiter.limit(_rate)
 def choose(token: str) -> Any:
-    """Show the form; on a valid submission, set the password and void the link."""
+    """Check the link first; show its rules; on a submission list every problem at once,
+    or set the password, void the link and point to the portal."""
     form = ChoosePasswordForm()
+    typed = form.password.data if form.is_submitted() else None
+    try:
+        link = open_link(token, typed)
+    except LinkNotUsable as error:
+        # The same page for a link that never existed, expired or was used.
+        return render_template("reset/unusable.html", message=error.message), 404
     problems: list[str] = []
-    if form.validate_on_submit():
+    if form.is_submitted():
+        form.validate()  # both boxes filled in, and the same
+        errors = form.errors
+        rest = [m for name, found in errors.items() if name != "password" for m in found]
+        problems = list(dict.fromkeys([*errors.get("password", []), *link.unmet, *rest]))
+    if form.is_submitted() and not problems:
         try:
-            portal = choose_password(token, form.password.data or "")
-        except InvalidInput as error:
+            choose_password(token, form.password.data or "")
+        except LinkNotUsable as error:  # used in another tab a moment ago
+            return render_template("reset/unusable.html", message=error.message), 404
+        except InvalidInput as error:  # the store's own rules (history, a directory's)
             fields = error.details.get("errors", {}).get("fields", {})
             problems = fields.get("password") or [error.message]
         else:
-            return render_template("reset/done.html", portal=portal), 200
-    else:
-        problems = [message for messages in form.errors.values() for message in messages]
+            return render_template("reset/done.html", link=link), 200
     status = 422 if problems else 200
-    return render_template("reset/choose.html", form=form, problems=problems), status
+    return render_template("reset/choose.html", form=form, problems=problems, link=link), status
