@@ -80,8 +80,9 @@ class IncidentTransitions(MethodView):
     @blp.arguments(TransitionIn)
     @blp.response(200, IncidentDetailOut)
     def post(self, body: dict[str, Any], ref: str) -> Any:
-        """Claim, comment, escalate, fulfil, resolve, reject, cancel or reopen."""
+        """Claim (or assign), comment, escalate, fulfil, resolve, reject, cancel or reopen."""
         incident = transitions.transition(
-            g.user, ref, body["action"], body.get("message"), body.get("queue")
-        )
+            g.user, ref, body["action"], body.get("message"), body.get("queue"),
+            assignee=body.get("assignee"),
+        )  # fmt: skip
         return incidents.view_for(g.user, incident)

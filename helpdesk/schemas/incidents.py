@@ -240,3 +240,8 @@ class TransitionIn(Schema):
     )
     message = Text(max_length=5000, metadata={"description": "comment, or reason for the move"})
     queue = Text(max_length=64, metadata={"description": "target queue slug, for escalate"})
+    assignee = Text(
+        max_length=254,
+        metadata={"description": "for claim: the email of the agent of the incident's queue "
+                  "who takes it (default: you)"},
+    )  # fmt: skip

@@ -20,7 +20,7 @@ from ..domain.lifecycle import (
 )
 from ..errors import Conflict, Forbidden
 from ..extensions import db
-from ..models import Incident, Role, User, utcnow
+from ..models import Incident, Role, User, queue_members, utcnow
 from . import audit, fulfilment, notifications, routing, sla
 from .audit import Event
 from .incidents import actions_for, fulfilling_queues, get_incident, queue_by_slug, queue_fulfils
@@ -95,18 +95,23 @@ def _run_clock(
 
 
 def transition(
-    user: Principal, ref: str, action: str, message: str | None = None, queue: str | None = None
-) -> Incident:
-    """Apply one lifecycle action, checking role and state, and record it in the audit trail."""
+    user: Principal, ref: str, action: str, message: str | None = None, queue: str | None = None,
+    *, assignee: str | None = None,
+) -> Incident:  # fmt: skip
+    """Apply one lifecycle action, checking role and state, and record it in the audit trail.
+
+    ``assignee`` (claim only) names the agent of the incident's queue who takes it.
+    """
     with unit_of_work():
         incident = get_incident(user, ref, for_update=True)
-        _apply(incident, user, Action(action), message, queue)
+        _apply(incident, user, Action(action), message, queue, assignee)
     return incident
 
 
 def _apply(
-    incident: Incident, user: Principal, act: Action, message: str | None, queue: str | None
-) -> None:
+    incident: Incident, user: Principal, act: Action, message: str | None, queue: str | None,
+    assignee: str | None = None,
+) -> None:  # fmt: skip
     before = incident.status
     allowed = actions_for(user, incident)
     if act.value not in allowed_actions(before, Role.ADMIN, incident.type) or (
@@ -141,9 +146,16 @@ def _apply(
     data: dict[str, Any] = {}
     now = utcnow()
     watched = _watched(incident)
+    kind: str = "comment" if act is Action.COMMENT else act.value
+    if assignee is not None and act is not Action.CLAIM:
+        raise ValidationError({"assignee": ["Name an assignee only when claiming."]})
     if act is Action.CLAIM:
-        incident.assignee = db.session.get(User, user.id)
-        data["assignee"] = user.email
+        taker = _assignee(incident, assignee) if assignee else db.session.get(User, user.id)
+        incident.assignee = taker
+        data["assignee"] = taker.email if taker else user.email
+        if taker is not None and taker.id != user.id:
+            kind = "assigned"
+            message = message or f"assigned to {taker.email} by {user.email}"
     elif act is Action.ESCALATE:
         # Without a queue named, the escalation target its routing rules set is used.
         if queue:
@@ -173,13 +185,30 @@ def _apply(
         incident.resolved_at = now
     incident.status = after
     incident.updated_at = now
-    kind = "comment" if act is Action.COMMENT else act.value
     db.session.flush()
     audit.record(Event(incident.id, kind, before, after, message, actor_id=user.id, at=now,
                        data=data))  # fmt: skip
     if act is Action.FULFIL:
         fulfilment.request_fulfilment(incident)
     _rules_on_update(incident, watched, now)
+
+
+def _assignee(incident: Incident, email: str) -> User:
+    """The active agent of the incident's queue that ``email`` names (admins too)."""
+    taker = db.session.execute(
+        sa.select(User).where(sa.func.lower(User.email) == email.strip().lower())
+    ).scalar_one_or_none()
+    member = taker is not None and db.session.execute(
+        sa.select(queue_members.c.user_id).where(
+            queue_members.c.user_id == taker.id, queue_members.c.queue_id == incident.queue_id
+        )
+    ).first() is not None  # fmt: skip
+    if taker is None or not taker.active or not (member or taker.role == Role.ADMIN):
+        queue = incident.queue_slug or "its queue"
+        raise ValidationError(
+            {"assignee": [f"Choose an agent who works {queue}: {email} does not."]}
+        )
+    return taker
 
 
 def close_quiet_resolved(now: datetime | None = None, batch: int = 500) -> list[int]:

@@ -12,7 +12,7 @@ from ..domain.lifecycle import Action
 from ..errors import Conflict, Forbidden, NotFound
 from ..models import format_ref, parse_ref
 from ..services import incidents, transitions
-from ..services.queues import queue_choices
+from ..services.queues import members, queue_choices
 from .access import page_for
 from .forms import FORMS, next_steps
 
@@ -92,11 +92,12 @@ def _detail(ref: str, errors: dict[str, list[str]] | None = None, status: int = 
     events = incidents.incident_events(g.user, ref)
     verification = view.verification_summary
     queues = queue_choices()
+    agents = members(view.queue.slug) if view.queue is not None else []
     return render_template(
         "pages/incident.html", incident=view, events=events, verification=verification,
         steps=next_steps(verification) if verification["outcome"] == "failed" else [],
         form=FORMS.get(view.type), labels=ACTION_LABELS, message_actions=MESSAGE_ACTIONS,
-        queues=queues, errors=errors or {}, Action=Action,
+        queues=queues, agents=agents, errors=errors or {}, Action=Action,
     ), status  # fmt: skip
 
 
@@ -114,11 +115,12 @@ def act(ref: str) -> Any:
         return _detail(ref, {"action": ["Choose one of the actions shown."]}, 422)
     message = (request.form.get(f"message-{action}") or "").strip() or None
     queue = (request.form.get("queue") or "").strip() or None
+    assignee = (request.form.get("assignee") or "").strip() or None
     try:
-        moved = transitions.transition(g.user, ref, action, message, queue)
+        moved = transitions.transition(g.user, ref, action, message, queue, assignee=assignee)
     except ValidationError as error:
         messages = error.messages if isinstance(error.messages, dict) else {}
-        field = {"message": f"message-{action}", "queue": "queue"}
+        field = {"message": f"message-{action}", "queue": "queue", "assignee": "assignee"}
         errors = {field.get(k, k): list(v) for k, v in messages.items()}
         return _detail(ref, errors, 422)
     except (Conflict, Forbidden) as error:
@@ -130,5 +132,7 @@ def act(ref: str) -> Any:
     except NotFound:  # escalated to a queue the viewer does not work: back to their own
         flash(f"{ref} is escalated to {where}. It has left your queues.", "success")
         return redirect(url_for("queue.index"))
+    if assignee and moved.assignee_email != g.user.email:
+        done = f"assigned to {moved.assignee_email}"
     flash(f"{ref}: {done.format(queue=where)}.", "success")
     return redirect(url_for("incident_pages.show", ref=ref))
