@@ -137,7 +137,7 @@ def test_a_parent_reset_goes_from_the_school_office_to_the_parents_inbox(site: S
     expect(agent.locator("h1")).to_have_text("Your queues")
     expect(agent.locator("table")).to_contain_text(ref)
     check(agent, "queue")
-    agent.click(f"text={ref}")
+    agent.click(f"a[href='/incidents/{ref}']")
     check(agent, "incident-agent")
     agent.click("button:has-text('Claim')")
     expect(agent.locator("h1")).to_contain_text("in progress")
@@ -152,7 +152,7 @@ def test_a_parent_reset_goes_from_the_school_office_to_the_parents_inbox(site: S
     # The identity agent approves the reset; the worker sets it and mails the parent.
     identity = site.sign_in(site.actors.identity.email)
     expect(identity.locator("table")).to_contain_text(ref)
-    identity.click(f"text={ref}")
+    identity.click(f"a[href='/incidents/{ref}']")
     expect(identity.locator("main")).to_contain_text("Moved from its-service-desk to its-identity")
     identity.click("button:has-text('Approve fulfilment')")
     expect(identity.locator("h1")).to_contain_text("awaiting fulfilment")
@@ -402,3 +402,47 @@ def test_the_reset_page_checks_its_link_first_and_lists_every_rule(site: Site) -
         with site.app.app_context():
             update_policy("parent", {"mode": "one_time_password"})
             db.session.remove()
+
+
+def test_an_agent_sorts_the_queue_works_several_at_once_and_assigns_one(site: Site) -> None:
+    from helpdesk.services.queues import add_member
+
+    from .samples import ISLA_RESET
+
+    with site.app.app_context():
+        add_member("its-service-desk", site.actors.identity.email)
+        db.session.remove()
+    client = site.app.test_client()
+    refs = []
+    for _ in range(3):  # failed checks: they stay with the service desk
+        body = {**ISLA_RESET, "student_name": "Isl Campbell"}
+        filed = client.post("/api/v1/incidents", json=body, headers=site.actors.ashgrove.headers)
+        refs.append(filed.json["ref"])
+    agent = site.signed_in(site.actors.agent.email)
+    agent.goto(f"{site.base}/queue")
+    agent.click("th >> text=Incident")  # sort by reference, then again: newest first
+    expect(agent.locator("th[aria-sort=ascending]")).to_contain_text("Incident")
+    agent.click("th >> text=Incident")
+    expect(agent.locator("th[aria-sort=descending]")).to_contain_text("Incident")
+    first = agent.locator("tbody tr").first
+    expect(first).to_contain_text(refs[-1])
+    expect(first).to_contain_text("Isl Campbell")
+    check(agent, "queue-sorted")
+
+    agent.check(f"#pick-{refs[-1]}")
+    agent.check(f"#pick-{refs[-2]}")
+    agent.select_option("#bulk_action", "claim")
+    agent.click("button:has-text('Apply to the ticked incidents')")
+    banner = agent.locator(".govuk-notification-banner")
+    expect(banner).to_contain_text(f"2 incidents claimed by you: {refs[-1]}, {refs[-2]}.")
+    expect(agent.locator("th[aria-sort=descending]")).to_contain_text("Incident")  # kept
+    check(agent, "queue-bulk-claimed")
+
+    agent.click(f"a[href='/incidents/{refs[0]}']")
+    agent.select_option("#assignee", site.actors.identity.email)
+    agent.click("button:has-text('Assign')")
+    expect(agent.locator(".govuk-notification-banner")).to_contain_text(
+        f"{refs[0]}: assigned to {site.actors.identity.email}."
+    )
+    expect(agent.locator("main")).to_contain_text(site.actors.identity.email)
+    check(agent, "incident-assigned")

@@ -10,6 +10,7 @@ import io
 import re
 import zipfile
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -397,6 +398,108 @@ def test_the_queue_view_filters_and_marks_breaches(app, client, actors):
     assert late not in agent.get("/queue?type=student_password_reset").text
     identity = signed_in(app, actors.identity.email)
     assert late not in identity.get("/queue").text  # not one of the identity agent's queues
+
+
+def _queue_rows(page: str) -> list[str]:
+    """The references in the queue table, in the order shown."""
+    return re.findall(r'<a class="govuk-link[^"]*" href="/incidents/(INC-\d+)">', page)
+
+
+def test_the_queue_says_who_it_is_about_which_deadline_and_when_its_clock_is_paused(
+    app, client, actors
+):
+    fiona = file(client, actors.ashgrove, **FIONA_RESET, summary="locked out").json["ref"]
+    agent_api = actors.agent.headers
+    client.post(f"/api/v1/incidents/{fiona}/transitions", headers=agent_api,
+                json={"action": "claim"})  # fmt: skip
+    waiting = client.post(f"/api/v1/incidents/{fiona}/transitions", headers=agent_api,
+                          json={"action": "await_reply", "message": "which phone?"})  # fmt: skip
+    assert waiting.status_code == 200, waiting.json
+    fresh = file(client, actors.ashgrove, **FIONA_RESET).json["ref"]
+    page = signed_in(app, actors.agent.email).get("/queue").text
+    assert "Fiona Campbell" in page and "locked out" in page
+    row = page[page.index(f">{fresh}<") :]
+    row = row[: row.index("</tr>")]
+    assert "Response:" in row  # nobody at ITS has answered yet
+    row = page[page.index(f">{fiona}<") :]
+    row = row[: row.index("</tr>")]
+    assert "Paused" in row and "Resolution:" in row  # claimed: the response is given
+
+
+def test_the_queue_sorts_by_any_column_both_ways(app, client, actors):
+    refs = [file(client, actors.ashgrove, **FIONA_RESET).json["ref"] for _ in range(3)]
+    claimed = client.post(f"/api/v1/incidents/{refs[1]}/transitions",
+                          headers=actors.agent.headers, json={"action": "claim"})  # fmt: skip
+    assert claimed.status_code == 200
+    agent = signed_in(app, actors.agent.email)
+    assert _queue_rows(agent.get("/queue?sort=ref").text) == refs
+    newest_first = agent.get("/queue?sort=ref&order=desc").text
+    assert _queue_rows(newest_first) == refs[::-1]
+    assert 'aria-sort="descending"' in newest_first
+    by_assignee = _queue_rows(agent.get("/queue?sort=assignee").text)
+    assert by_assignee[0] == refs[1]  # the one assigned; nobody's come after
+    by_status = _queue_rows(agent.get("/queue?sort=status&order=desc").text)
+    assert by_status[0] != refs[1]  # triaged after in progress, descending: triaged first
+    assert _queue_rows(agent.get("/queue?sort=nonsense").text) == _queue_rows(
+        agent.get("/queue").text
+    )  # an unknown sort is the deadline order
+
+
+def test_bulk_actions_claim_assign_and_move_with_a_banner_of_what_changed(app, client, actors):
+    from helpdesk.services.queues import add_member
+
+    add_member("its-service-desk", actors.identity.email)
+    refs = [file(client, actors.ashgrove, **FIONA_RESET).json["ref"] for _ in range(3)]
+    agent = signed_in(app, actors.agent.email)
+    token = csrf_token(agent, "/queue")
+
+    def bulk(**form: Any) -> str:
+        answer = agent.post("/queue/bulk", data={"csrf_token": token, **form})
+        assert answer.status_code == 302
+        return agent.get(answer.headers["Location"]).text
+
+    claimed = bulk(ref=refs[:2], bulk_action="claim")
+    assert f"2 incidents claimed by you: {refs[0]}, {refs[1]}." in claimed
+    assigned = bulk(ref=refs[1:], bulk_action="assign", agent=actors.identity.email)
+    assert f"2 incidents assigned to {actors.identity.email}" in assigned
+    stranger = bulk(ref=[refs[0]], bulk_action="assign", agent=actors.ashgrove.email)
+    assert f"{refs[0]}: Choose an agent who works its-service-desk" in stranger
+    moved = bulk(ref=refs, bulk_action="move", queue_to="its-identity")
+    assert f"3 incidents moved to its-identity: {', '.join(refs)}." in moved
+    nothing = bulk(bulk_action="claim")
+    assert "Tick at least one incident" in nothing
+    for ref in refs:
+        shown = client.get(f"/api/v1/incidents/{ref}", headers=actors.identity.headers).json
+        assert shown["queue"] == "its-identity" and shown["assignee"] is None
+    timeline = client.get(f"/api/v1/incidents/{refs[2]}/events", headers=actors.identity.headers)
+    kinds = [event["kind"] for event in timeline.json]
+    assert "assigned" in kinds and kinds.index("assigned") < kinds.index("escalate")
+
+
+def test_an_agent_assigns_an_incident_to_a_named_agent_of_its_queue(app, client, actors):
+    from helpdesk.services.queues import add_member
+
+    add_member("its-service-desk", actors.identity.email)
+    ref = file(client, actors.ashgrove, **FIONA_RESET).json["ref"]
+    agent = signed_in(app, actors.agent.email)
+    page = agent.get(f"/incidents/{ref}").text
+    assert f'<option value="{actors.identity.email}"' in page
+    token = csrf_token(agent, f"/incidents/{ref}")
+    done = agent.post(f"/incidents/{ref}/actions", data={
+        "csrf_token": token, "action": "claim", "assignee": actors.identity.email})  # fmt: skip
+    assert done.status_code == 302
+    shown = agent.get(done.headers["Location"]).text
+    assert f"{ref}: assigned to {actors.identity.email}." in shown
+    refused = client.post(
+        f"/api/v1/incidents/{ref}/transitions",
+        headers=actors.agent.headers,
+        json={"action": "claim", "assignee": actors.admin.email + "x"},
+    )
+    assert refused.status_code == 422
+    assert "Choose an agent who works its-service-desk" in str(refused.json)
+    mine = agent.get("/queue?assignee=me").text
+    assert ref not in mine  # it is the identity agent's now
+    assert ref in signed_in(app, actors.identity.email).get("/queue?assignee=me").text
 
 
 # --- Admin pages --------------------------------------------------------------------------

@@ -157,3 +157,18 @@ def members(slug: str) -> list[str]:
             .order_by(User.email)
         ).scalars()
     )
+
+
+def agents_of(queue_ids: list[int]) -> list[tuple[str, str]]:
+    """(email, queue slugs) of the active members of these queues, for 'assign to'."""
+    rows = db.session.execute(
+        sa.select(User.email, Queue.slug)
+        .join(queue_members, queue_members.c.user_id == User.id)
+        .join(Queue, Queue.id == queue_members.c.queue_id)
+        .where(Queue.id.in_(queue_ids), User.active.is_(True))
+        .order_by(User.email, Queue.slug)
+    )
+    works: dict[str, list[str]] = {}
+    for email, slug in rows:
+        works.setdefault(email, []).append(slug)
+    return [(email, ", ".join(slugs)) for email, slugs in works.items()]

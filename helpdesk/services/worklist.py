@@ -36,13 +36,27 @@ class Filters:
     assignee: str | None = None  # an email, "me" or "nobody"
     queue: str | None = None  # one of the viewer's queues
     breached: bool | None = None
+    sort: str = "deadline"  # one of SORTS
+    descending: bool = False
 
 
 @dataclass
 class Row:
     incident: Incident
-    time_left: timedelta | None  # business time to the resolution deadline
+    time_left: timedelta | None  # business time to the next deadline
     breached: bool
+    deadline: str | None = None  # which one comes next: "response" or "resolution"
+    paused: bool = False  # awaiting a reply: the clock is stopped
+
+    @property
+    def about(self) -> str | None:
+        """Who the incident is about, as the employee typed it."""
+        details = self.incident.details or {}
+        for name in ("student_name", "parent_name", "child_name"):
+            if details.get(name):
+                return str(details[name])
+        given, family = details.get("parent_given_name"), details.get("parent_family_name")
+        return " ".join(p for p in (given, family) if p) or None
 
 
 @dataclass
@@ -185,10 +199,42 @@ def _ids_after(
     return found
 
 
+# The other orders a desk sorts by (the deadline order is the keyset seek above): plain
+# ORDER BY ... LIMIT/OFFSET over the viewer's open incidents, id breaking ties.
+SORTS: dict[str, Any] = {
+    "ref": Incident.id,
+    "age": Incident.created_at,
+    "type": Incident.type,
+    "school": School.name,
+    "assignee": User.email,
+    "status": Incident.status,
+}
+
+
+def _sorted_ids(
+    queue_ids: list[int], statuses: list[str], shape: tuple[str, ...], values: dict[str, Any],
+    filters: Filters, offset: int, limit: int,
+) -> list[int]:  # fmt: skip
+    key = SORTS[filters.sort]
+    order = key.desc() if filters.descending else key.asc()
+    tiebreak = Incident.id.desc() if filters.descending else Incident.id.asc()
+    query = (
+        sa.select(Incident.id)
+        .join(School, School.id == Incident.school_id)
+        .outerjoin(User, User.id == Incident.assignee_id)
+        .where(Incident.queue_id.in_(queue_ids), Incident.status.in_(statuses),
+               *(_FILTERS[name]() for name in shape))
+        .order_by(order.nulls_last(), tiebreak)
+        .offset(offset)
+        .limit(limit)
+    )  # fmt: skip
+    return list(db.session.execute(query, values).scalars())
+
+
 def worklist(
     user: Principal, filters: Filters, cursor: str | None = None, *, page_size: int = PAGE_SIZE
 ) -> Page:
-    """One page of the user's queue view, soonest resolution deadline first."""
+    """One page of the user's queue view, soonest deadline first, or by ``filters.sort``."""
     now = utcnow()
     mine = queue_ids = queues_of(user)
     if filters.queue:
@@ -199,10 +245,15 @@ def worklist(
     statuses = [s for s in filters.statuses if s in {st.value for st in Status}]
     if not queue_ids or not statuses:
         return Page(queue_ids=mine)
-    position = decode_cursor(cursor) if cursor else None
-    pairs = [(q, s) for q in queue_ids for s in statuses]
     shape, values = _filter_values(user, filters, now)
-    ids = _ids_after(pairs, shape, values, position, page_size + 1)
+    if filters.sort in SORTS:
+        offset = int(cursor[1:]) if cursor and cursor[:1] == "o" and cursor[1:].isdigit() else 0
+        found = _sorted_ids(queue_ids, statuses, shape, values, filters, offset, page_size + 1)
+        ids: list[tuple[int, datetime | None]] = [(i, None) for i in found]
+    else:
+        position = decode_cursor(cursor) if cursor else None
+        pairs = [(q, s) for q in queue_ids for s in statuses]
+        ids = _ids_after(pairs, shape, values, position, page_size + 1)
     more = len(ids) > page_size
     ids = ids[:page_size]
     by_id = {
@@ -217,19 +268,27 @@ def worklist(
         incident = by_id[incident_id]
         rows.append(_row(incident, calendars.get(incident.school_id), now))
     next_cursor = None
-    if more:
+    if more and filters.sort in SORTS:
+        done = int(cursor[1:]) if cursor and cursor[:1] == "o" and cursor[1:].isdigit() else 0
+        next_cursor = f"o{done + page_size}"
+    elif more:
         last_id, last_due = ids[-1]
         next_cursor = encode_cursor(last_due, last_id)
     return Page(rows, next_cursor, mine)
 
 
 def _row(incident: Incident, calendar: Any, now: datetime) -> Row:
-    due = incident.resolution_due_at
+    """The row's SLA: the next deadline (the response one until ITS has answered), the
+    business time left to it, and whether the clock is paused."""
     is_open = incident.status in OPEN_STATUSES
-    breached = bool(
-        incident.resolution_breached_at or incident.response_breached_at or (due and due < now)
-    )
+    responding = incident.first_response_at is None and incident.response_due_at is not None
+    deadline = "response" if responding else "resolution"
+    due = incident.response_due_at if responding else incident.resolution_due_at
+    paused = incident.sla_paused_at is not None
+    late = not paused and any(d and d < now for d in (due, incident.resolution_due_at))
+    breached = bool(incident.resolution_breached_at or incident.response_breached_at or late)
     left = None
     if due is not None and is_open and calendar is not None:
-        left = calendar.between(now, due) if due > now else -calendar.between(due, now)
-    return Row(incident, left, breached and is_open)
+        at = incident.sla_paused_at or now  # a paused clock shows what was left when it stopped
+        left = calendar.between(at, due) if due > at else -calendar.between(due, at)
+    return Row(incident, left, breached and is_open, deadline if due else None, paused)

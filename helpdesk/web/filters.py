@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from flask import Flask, current_app
 
 from ..domain.moments import shown
+from ..models import utcnow
 
 
 def when(value: datetime | None) -> str:
@@ -26,6 +27,18 @@ def business_hours(value: timedelta) -> str:
     return f"{text} over" if over else f"{text} left"
 
 
+def age(value: datetime | None) -> str:
+    """How long ago, as a desk says it: '5 min', '3 h', '2 days'."""
+    if value is None:
+        return "—"
+    seconds = max(0, int((utcnow() - value).total_seconds()))
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
 def sentence(text: str) -> str:
     """A phrase as a sentence: a capital first letter and one full stop, not a second
     mark after a question ('nickname?' stays 'Nickname?')."""
@@ -39,4 +52,5 @@ def sentence(text: str) -> str:
 def init_filters(app: Flask) -> None:
     app.add_template_filter(when)
     app.add_template_filter(sentence)
+    app.add_template_filter(age)
     app.add_template_filter(business_hours)
