@@ -187,11 +187,20 @@ def main() -> None:
                 walked.append((time.perf_counter() - start) * 1000)
                 url = base + next_page(html)
             page_500 = url
-            figures: dict[str, list[float]] = {"bare": [], "first": [], "page 500": []}
+            # A column sort is an ORDER BY over every open incident of the agent's queues
+            # (no keyset seek): the assignee's, with its join, is the dearest.
+            sorted_ = f"{base}/queue?sort=assignee"
+            figures: dict[str, list[float]] = {
+                "bare": [],
+                "first": [],
+                "page 500": [],
+                "sorted by assignee": [],
+            }
             for _ in range(args.requests // 20):  # interleaved, so drift hits all alike
                 figures["bare"] += timed(requests.Session(), f"{bare_base}/page", 20)
                 figures["first"] += timed(session, first, 20)
                 figures["page 500"] += timed(session, page_500, 20)
+                figures["sorted by assignee"] += timed(session, sorted_, 20)
         finally:
             for server in (helpdesk, bare):
                 server.terminate()
