@@ -328,7 +328,7 @@ def test_the_demo_mailbox_passes_axe_at_both_widths(site: Site, tmp_path) -> Non
         page.goto(f"{base}/dev/mail")
         expect(page.locator("h1")).to_have_text("Demo mailbox")
         check(page, "demo-mailbox")
-        page.click("text=Your new portal password")
+        page.click("text=New portal password for Isla Campbell (ASH240891)")
         expect(page.locator("body")).to_contain_text("One-time password")
         check(page, "demo-mailbox-message")
 

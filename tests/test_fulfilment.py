@@ -315,6 +315,10 @@ def test_a_student_reset_is_fulfilled_at_once_to_the_filing_employees_staff_emai
     desk.work()
     results = [m for m in desk.mailbox.to(FILER) if "portal password" in m.message["Subject"]]
     assert len(results) == 1
+    # Whom it is for, from the record: the employee may have filed several at once.
+    assert results[0].message["Subject"] == "New portal password for Isla Campbell (ASH240891)"
+    assert "Isla Campbell (ASH240891)" in results[0].text
+    assert "Isla Campbell (ASH240891)" in results[0].html
     assert "give the student this one-time password" in results[0].text
     assert "the student's old password no longer works" in results[0].text
     assert "your old password" not in results[0].text  # the employee's own is untouched

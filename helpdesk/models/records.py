@@ -79,6 +79,10 @@ class Student(db.Model):  # type: ignore[name-defined]
     active: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    @property
+    def full_name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
 
 class Guardian(db.Model):  # type: ignore[name-defined]
     """A parent or guardian; their email and phone are *the address on file*."""

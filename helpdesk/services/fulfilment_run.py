@@ -266,6 +266,10 @@ def _result_email(work: Work, recipient: Recipient) -> mail.Email:
         "portal": account.portal, "school": incident.school.name,
         "for_student": incident.type == "student_password_reset",
     }  # fmt: skip
+    student = account.student if context["for_student"] else None
+    # The employee who gives it to the student reads whom it is for, from the record.
+    context["student"] = f"{student.full_name} ({student.student_number})" if student else None
+    for_whom = f" for {context['student']}" if student else ""
     message_id = f"<fulfilment-{fulfilment.id}@{mail.message_domain()}>"
     if fulfilment.kind == FulfilmentKind.REMINDER:
         # The name the holder signs in with, as the portal's store has it now.
@@ -277,11 +281,11 @@ def _result_email(work: Work, recipient: Recipient) -> mail.Email:
     if fulfilment.mode == DeliveryMode.RESET_LINK:
         base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
         context["link"] = f"{base}/reset/{secret}"  # the configured URL, never a request's Host
-        return mail.Email(recipient.address, "Choose a new portal password", "reset_link",
-                          context, message_id)  # fmt: skip
+        subject = f"Choose a new portal password{for_whom}"
+        return mail.Email(recipient.address, subject, "reset_link", context, message_id)
     context["password"] = secret
-    return mail.Email(recipient.address, "Your new portal password", "reset_result", context,
-                      message_id)  # fmt: skip
+    subject = f"New portal password{for_whom}" if student else "Your new portal password"
+    return mail.Email(recipient.address, subject, "reset_result", context, message_id)
 
 
 def _revoke(work: Work) -> FulfilmentState:
