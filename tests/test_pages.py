@@ -340,6 +340,24 @@ def test_filing_again_from_another_schools_incident_is_page_not_found(app, actor
     assert other.get(f"/report/student_password_reset?again={filed}").status_code == 404
 
 
+def test_choosing_no_problem_type_is_an_error_not_a_reload(app, actors):
+    employee = signed_in(app, actors.ashgrove.email)
+    answer = employee.get("/report?chosen=1")  # the form sent with no radio chosen
+    assert answer.status_code == 422
+    assert 'href="#type">Choose what the problem is.' in answer.text
+    assert 'id="type-error"' in answer.text
+
+
+def test_a_number_alone_finds_the_incident_with_that_reference(app, client, actors):
+    refs = [file(client, actors.ashgrove, **ISLA_RESET).json["ref"] for _ in range(4)]
+    employee = signed_in(app, actors.ashgrove.email)
+    number = str(int(refs[-1][4:]))  # "4" for INC-000004
+    found = employee.get(f"/incidents?q={number}")
+    assert found.status_code == 302 and found.headers["Location"].endswith(f"/{refs[-1]}")
+    other = signed_in(app, actors.millbrook.email)  # not theirs: no shortcut, no leak
+    assert other.get(f"/incidents?q={number}").status_code == 422
+
+
 # --- The agents' queue view -------------------------------------------------------------
 
 

@@ -57,12 +57,12 @@ def index() -> Any:
         query["cursor"] = request.args["cursor"]
     q = request.args.get("q", "").strip()
     find_error = None
+    found = _by_reference(q) if q and len(q) <= 100 else None
+    if found is not None:  # a reference, or its number alone ("4" opens INC-000004)
+        return redirect(url_for("incident_pages.show", ref=found))
     if len(q) > 100 or len(q) == 1:
         find_error = "Type between 2 and 100 characters to find an incident."
     elif q:
-        found = _by_reference(q)
-        if found is not None:
-            return redirect(url_for("incident_pages.show", ref=found))
         query["q"] = q
     try:
         rows, next_cursor = incidents.list_incidents(g.user, query)
@@ -78,7 +78,8 @@ def index() -> Any:
 def _by_reference(text: str) -> str | None:
     """The reference of the incident ``text`` names (INC-000123 or 123), if the viewer may
     see it: a search for a reference goes straight to it."""
-    ref = text if parse_ref(text) else format_ref(int(text)) if text.isdigit() else None
+    number = text.isascii() and text.isdigit()
+    ref = text if parse_ref(text) else format_ref(int(text)) if number else None
     if ref is None or parse_ref(ref) is None:
         return None
     try:

@@ -24,7 +24,7 @@ def choose_type() -> Any:
     chosen = request.args.get("type")
     if chosen in FORMS:
         return redirect(url_for("report.form", kind=chosen))
-    if "type" in request.args:
+    if "type" in request.args or "chosen" in request.args:
         errors["type"] = ["Choose what the problem is."]
     status = 422 if errors else 200
     options = [(f.kind, f.title, f.description) for f in FORMS.values()]
