@@ -92,3 +92,40 @@ def test_history_counts_the_password_in_use_and_the_n_before_it(app):
     store.set_password(account, "Brand-New-Owl-74")
     with pytest.raises(PasswordRejected):
         store.set_password(account, "Brand-New-Owl-74")  # choosing the one you have
+
+
+@pytest.mark.parametrize(
+    ("password", "said"),
+    [
+        ("aaaaaaaaaaaa", "Avoid repeated characters"),
+        ("123456789012", "Avoid repeated characters"),
+        ("qwertyuiop12", "Avoid repeated characters"),
+        ("password1234", "too common"),
+        ("iloveyou2020", "dates"),
+        ("trustno1trustno1", "Avoid repeated characters"),
+        ("Password123!", "too common"),
+        ("Baillie2026!!", "from your name or email"),
+        ("m.baillie@ashgrove", "from your name or email"),
+        ("Moira-Baillie-99", "from your name or email"),  # the staff record's names
+    ],
+)
+def test_a_staff_password_that_is_common_patterned_or_their_own_name_is_refused(password, said):
+    from helpdesk.models import Staff, User
+    from helpdesk.services.sign_in import password_problems
+
+    user = User(email="m.baillie@ashgrove.sch.example", role="employee",
+                staff=Staff(given_name="Moira", family_name="Baillie"))  # fmt: skip
+    (problem,) = password_problems(user, password)
+    assert said in problem
+
+
+@pytest.mark.parametrize(
+    "password", ["correct horse battery staple", "Heather-Glen-42-otter", "ashgrove tram ladder"]
+)
+def test_a_long_unguessable_staff_password_is_accepted(password):
+    from helpdesk.models import Staff, User
+    from helpdesk.services.sign_in import password_problems
+
+    user = User(email="m.baillie@ashgrove.sch.example", role="employee",
+                staff=Staff(given_name="Moira", family_name="Baillie"))  # fmt: skip
+    assert password_problems(user, password) == []

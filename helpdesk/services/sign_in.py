@@ -9,10 +9,12 @@ for ``SIGN_IN_LOCKOUT_MINUTES``; a success clears the count.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from zxcvbn import zxcvbn
 
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
@@ -36,15 +38,43 @@ class SignInRefused(InvalidInput):
 
 
 def password_problems(user: User, password: str) -> list[str]:
-    """What a staff password lacks, in words the person choosing it can act on."""
+    """What a staff password lacks, in words the person choosing it can act on.
+
+    As NIST SP 800-63B-4 asks: a length, and a check against what is commonly chosen
+    (zxcvbn's lists of common and breached passwords, words and names, and its patterns:
+    repeats, sequences, keyboard rows, dates), with the person's own email and names as
+    words to refuse; no composition rules.
+    """
     problems = []
     if len(password) < STAFF_PASSWORD_MIN:
         problems.append(f"Use at least {STAFF_PASSWORD_MIN} characters.")
     if len(password) > 256:
         problems.append("Use at most 256 characters.")
-    if password.strip().lower() in {user.email, user.email.split("@")[0]}:
-        problems.append("Do not use your email address as your password.")
+    if not problems:
+        problems += _guessable(user, password)
     return problems
+
+
+_PATTERNS = {"repeat", "sequence", "spatial", "date"}
+
+
+def _guessable(user: User, password: str) -> list[str]:
+    """Why a password of a good length is still easy to guess, if it is."""
+    personal = re.split(r"[@._+-]+", user.email.lower())
+    if user.staff is not None:
+        personal += [user.staff.given_name.lower(), user.staff.family_name.lower()]
+    words = {w for w in personal if len(w) >= 3}
+    lowered = password.lower()
+    if sum(len(w) for w in words if w in lowered) * 2 >= len(password):
+        return ["Do not build your password from your name or email address."]
+    found = zxcvbn(password[:100], user_inputs=[user.email, *words])
+    if found["score"] >= 3:
+        return []
+    if {m["pattern"] for m in found["sequence"]} & _PATTERNS:
+        return ["Avoid repeated characters, sequences, keyboard rows and dates (like aaaa, "
+                "1234, qwerty or 2015): they are guessed first."]  # fmt: skip
+    return ["This password is too common to be safe. Try three or four words that have "
+            "nothing to do with each other."]  # fmt: skip
 
 
 def set_password(user: User, password: str) -> None:
