@@ -153,7 +153,9 @@ def test_a_parent_reset_goes_from_the_school_office_to_the_parents_inbox(site: S
     identity = site.sign_in(site.actors.identity.email)
     expect(identity.locator("table")).to_contain_text(ref)
     identity.click(f"a[href='/incidents/{ref}']")
-    expect(identity.locator("main")).to_contain_text("Moved from its-service-desk to its-identity")
+    expect(identity.locator("main")).to_contain_text(
+        "Moved from ITS Service Desk to ITS Identity & Access"
+    )
     identity.click("button:has-text('Approve fulfilment')")
     expect(identity.locator("h1")).to_contain_text("awaiting fulfilment")
     site.work()
@@ -446,3 +448,10 @@ def test_an_agent_sorts_the_queue_works_several_at_once_and_assigns_one(site: Si
     )
     expect(agent.locator("main")).to_contain_text(site.actors.identity.email)
     check(agent, "incident-assigned")
+
+    agent.fill("#message-comment", "Rang the office.\nThey will call back after lunch.")
+    agent.click("button:has-text('Add comment')")
+    comment = agent.locator(".app-timeline__item", has_text="Rang the office.").locator(
+        "p.app-lines"
+    )
+    assert comment.inner_text() == "Rang the office.\nThey will call back after lunch."

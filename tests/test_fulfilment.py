@@ -607,8 +607,8 @@ def test_the_scheduler_emails_a_queue_before_a_deadline_and_when_it_escalates(de
     (escalated,) = [m for m in desk.mailbox.to("identity@its.example")
                     if breached in m.message["Subject"]]  # fmt: skip
     assert "escalated to your queue" in escalated.message["Subject"]
-    assert "escalated to its-identity" in escalated.text
-    assert "resolution deadline passed in its-service-desk" in escalated.text
+    assert "escalated to ITS Identity & Access" in escalated.text
+    assert "resolution deadline passed in ITS Service Desk" in escalated.text
     assert f"{BASE_URL}/incidents/{breached}" in escalated.text
     (warning,) = [m for m in desk.mailbox.to("agent@its.example")
                   if warned in m.message["Subject"]]  # fmt: skip
@@ -643,7 +643,7 @@ def test_a_rule_that_notifies_on_an_update_emails_the_queue(desk):
         desk.work()
         (notice,) = [m for m in desk.mailbox.to("identity@its.example")
                      if ref in m.message["Subject"]]  # fmt: skip
-        assert "is waiting in its-identity" in notice.text
+        assert "is waiting in ITS Identity & Access" in notice.text
         assert "routing rules asked" in notice.text
     finally:
         with desk.app.app_context():

@@ -364,6 +364,19 @@ def test_a_number_alone_finds_the_incident_with_that_reference(app, client, acto
     assert answer.status_code != 302 and refs[-1] not in answer.text
 
 
+def test_the_employees_list_says_who_each_is_about_and_its_status_in_plain_words(
+    app, client, actors
+):
+    ref = file(client, actors.ashgrove, **FIONA_RESET, summary="locked out again").json["ref"]
+    page = signed_in(app, actors.ashgrove.email).get("/incidents").text
+    row = page[page.index(f">{ref}<") :]
+    row = row[: row.index("</tr>")]
+    assert "Fiona Campbell" in row and "locked out again" in row
+    assert "waiting for ITS" in row and "triaged" not in row
+    agent_view = signed_in(app, actors.agent.email).get(f"/incidents/{ref}").text
+    assert "triaged</strong>" in agent_view  # the desk keeps its own word
+
+
 # --- The agents' queue view -------------------------------------------------------------
 
 

@@ -171,6 +171,16 @@ class Incident(db.Model):  # type: ignore[name-defined]
     def assignee_email(self) -> str | None:
         return self.assignee.email if self.assignee else None
 
+    @property
+    def about(self) -> str | None:
+        """Who the incident is about, as the employee typed it (never a record's value)."""
+        details = self.details or {}
+        for name in ("student_name", "parent_name", "child_name"):
+            if details.get(name):
+                return str(details[name])
+        given, family = details.get("parent_given_name"), details.get("parent_family_name")
+        return " ".join(str(p) for p in (given, family) if p) or None
+
 
 class IncidentEvent(db.Model):  # type: ignore[name-defined]
     """One entry of an incident's audit trail: who did what, when, from which state to which."""

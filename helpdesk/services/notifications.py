@@ -117,7 +117,8 @@ def _send(
     """Send the notification to one address and record it; the reason when the mail server
     refused and a retry is left (the attempt is counted, the state kept pending)."""
     context = {**note.context, "ref": incident.ref, "type": incident.type.replace("_", " "),
-               "school": incident.school.name, "queue": incident.queue_slug or ""}  # fmt: skip
+               "school": incident.school.name,
+               "queue": incident.queue.name if incident.queue else ""}  # fmt: skip
     subject = _SUBJECTS[note.template].format(ref=incident.ref)
     # The same Message-ID for an address on every attempt, so a receiver can drop a
     # repeat sent by a worker that died before recording the acceptance.

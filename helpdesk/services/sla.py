@@ -37,6 +37,7 @@ class QueueSettings:
     targets: dict[str, Any] | None  # from the queue's SLA plan; None: no clock
     warn_at_percent: int
     escalation_queue_id: int | None
+    name: str = ""  # as people read it, in timelines and emails
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,11 @@ class Settings:
 def _load_settings(previous: Settings | None) -> Settings:
     rows = db.session.execute(
         sa.select(Queue.id, Queue.slug, SlaPlan.targets, SlaPlan.warn_at_percent,
-                  Queue.escalation_queue_id)
+                  Queue.escalation_queue_id, Queue.name)
         .outerjoin(SlaPlan, Queue.sla_plan_id == SlaPlan.id)
         .where(Queue.active.is_(True))
     ).all()  # fmt: skip
-    queues = [QueueSettings(i, s, t, w or 80, e) for i, s, t, w, e in rows]
+    queues = [QueueSettings(i, s, t, w or 80, e, n) for i, s, t, w, e, n in rows]
     closures: dict[int | None, set[Any]] = {}
     for school_id, day in db.session.execute(sa.select(ClosureDay.school_id, ClosureDay.day)):
         closures.setdefault(school_id, set()).add(day)
@@ -251,9 +252,11 @@ def _escalate(incident: Incident, clock_name: str, now: datetime) -> None:
     incident.updated_at = now
     restart_clock(incident)
     after_queue = target.slug if target else before_queue
+    placed = target or queue
+    now_in = placed.name if placed is not None else "no queue"
     audit.record(Event(
         incident.id, "sla_breach", incident.status, incident.status,
-        f"{clock_name} deadline passed: escalated to {after_queue}, "
+        f"{clock_name} deadline passed: escalated to {now_in}, "
         f"priority {before_priority} → {incident.priority}", at=now,
         data={"clock": clock_name, "from_queue": before_queue, "to_queue": after_queue,
               "from_priority": before_priority, "to_priority": incident.priority,
@@ -261,7 +264,7 @@ def _escalate(incident: Incident, clock_name: str, now: datetime) -> None:
     ))  # fmt: skip
     if after_queue:
         notifications.notify(incident.id, "escalation_notice", f"queue:{after_queue}",
-                             clock=clock_name, from_queue=before_queue or "",
+                             clock=clock_name, from_queue=queue.name if queue else "",
                              priority=incident.priority)  # fmt: skip
 
 

@@ -48,16 +48,6 @@ class Row:
     deadline: str | None = None  # which one comes next: "response" or "resolution"
     paused: bool = False  # awaiting a reply: the clock is stopped
 
-    @property
-    def about(self) -> str | None:
-        """Who the incident is about, as the employee typed it."""
-        details = self.incident.details or {}
-        for name in ("student_name", "parent_name", "child_name"):
-            if details.get(name):
-                return str(details[name])
-        given, family = details.get("parent_given_name"), details.get("parent_family_name")
-        return " ".join(p for p in (given, family) if p) or None
-
 
 @dataclass
 class Page:
