@@ -455,3 +455,24 @@ def test_an_agent_sorts_the_queue_works_several_at_once_and_assigns_one(site: Si
         "p.app-lines"
     )
     assert comment.inner_text() == "Rang the office.\nThey will call back after lunch."
+
+
+def test_cancelling_an_incident_asks_first(site: Site) -> None:
+    from .samples import ISLA_RESET
+
+    body = {**ISLA_RESET, "student_name": "Isl Campbell"}  # failed: it waits for a person
+    client = site.app.test_client()
+    ref = client.post("/api/v1/incidents", json=body, headers=site.actors.ashgrove.headers)
+    ref = ref.json["ref"]
+    employee = site.signed_in(site.actors.ashgrove.email)
+    employee.goto(f"{site.base}/incidents/{ref}")
+    employee.click("button:has-text('Cancel incident')")
+    expect(employee.locator("h1")).to_have_text(f"Cancel {ref}?")
+    check(employee, "confirm-cancel")
+    employee.click("text=No, go back")
+    expect(employee.locator("h1")).to_contain_text(ref)
+    expect(employee.locator("h1")).not_to_contain_text("cancelled")
+    employee.click("button:has-text('Cancel incident')")
+    employee.click("button:has-text('Yes, cancel it')")
+    expect(employee.locator(".govuk-notification-banner")).to_contain_text(f"{ref}: cancelled.")
+    expect(employee.locator("h1")).to_contain_text("cancelled")

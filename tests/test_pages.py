@@ -562,12 +562,16 @@ def test_rule_errors_point_at_their_line_and_a_saved_version_can_be_rolled_back(
     assert versions == [1]
     admin.post("/admin/rules/edit", data={"rules": good.replace("first", "second"),
                                           "intent": "save", "csrf_token": token})  # fmt: skip
-    admin.post("/admin/rules/rollback", data={"version": "1", "csrf_token": token})
+    asked = admin.post("/admin/rules/rollback", data={"version": "1", "csrf_token": token})
+    assert asked.status_code == 200 and "Roll back to version 1?" in asked.text
+    assert db.session.execute(sa.select(sa.func.count(RoutingRuleSet.version))).scalar_one() == 2
+    admin.post("/admin/rules/rollback", data={"version": "1", "csrf_token": token,
+                                              "confirmed": "yes"})  # fmt: skip
     page = admin.get("/admin/rules").text
     assert "Version 3" in page and "roll back to version 1" in page
     assert "name: first" in page
-    beyond = admin.post("/admin/rules/rollback", data={"version": str(2**80), "csrf_token": token},
-                        follow_redirects=True)  # fmt: skip
+    beyond = admin.post("/admin/rules/rollback", data={"version": str(2**80), "csrf_token": token,
+                        "confirmed": "yes"}, follow_redirects=True)  # fmt: skip
     assert f"Nothing rolled back: There is no rule-set version {2**80}." in beyond.text
 
 
@@ -603,6 +607,12 @@ def test_a_new_token_is_shown_once_and_a_revoked_one_stops_working(app, client, 
 
 
 def test_adding_a_user_gives_a_one_time_invitation_link(app, actors):
+    from helpdesk.models import School, Staff
+
+    school = db.session.execute(sa.select(School).where(School.code == "5231234")).scalar_one()
+    db.session.add(Staff(sourced_id="stf-new", school_id=school.id, role="teacher",
+                         given_name="Ailsa", family_name="Reid"))  # fmt: skip
+    db.session.commit()
     admin = signed_in(app, actors.admin.email)
     token = csrf_token(admin, "/admin/users")
     missing = admin.post("/admin/users", data={"email": "", "role": "agent", "csrf_token": token})
@@ -612,6 +622,15 @@ def test_adding_a_user_gives_a_one_time_invitation_link(app, actors):
         data={"email": "new@school.example", "role": "employee", "csrf_token": token},
     )
     assert no_staff.status_code == 422 and "staff record" in no_staff.text
+    # The staff record is picked by name; those who already have an account are not offered.
+    options = dict(re.findall(r'<option value="(stf-[^"]+)"[^>]*>([^<]+)</option>', no_staff.text))
+    assert "stf-1" not in options  # m.baillie has an account
+    assert options == {"stf-new": "Ailsa Reid, Ashgrove Primary School (teacher)"}
+    sourced, said = "stf-new", options["stf-new"]
+    employee = admin.post("/admin/users", data={
+        "email": "second@school.example", "role": "employee", "staff_id": sourced,
+        "csrf_token": token})  # fmt: skip
+    assert employee.status_code == 200 and "invite-link" in employee.text, said
     made = admin.post(
         "/admin/users",
         data={"email": "new.agent@its.example", "role": "agent", "csrf_token": token},
@@ -642,6 +661,10 @@ def test_an_admin_takes_an_agent_off_a_queue_and_their_incidents_go_back_to_it(a
     form = {"queue": "its-service-desk", "email": actors.agent.email,
             "csrf_token": csrf_token(admin, "/admin/queues")}  # fmt: skip
     try:
+        asked = admin.post("/admin/queues/members/remove", data=form)
+        assert asked.status_code == 200 and "their open ones in it go back" in asked.text
+        assert 'name="confirmed" value="yes"' in asked.text
+        form["confirmed"] = "yes"
         assert admin.post("/admin/queues/members/remove", data=form).status_code == 302
         assert "went back to the queue" in admin.get("/admin/queues").text
         incident = client.get(f"/api/v1/incidents/{ref}", headers=actors.admin.headers).json
@@ -654,6 +677,11 @@ def test_an_admin_takes_an_agent_off_a_queue_and_their_incidents_go_back_to_it(a
         assert gone.status_code == 404
         again = admin.post("/admin/queues/members/remove", data=form)
         assert again.status_code == 422 and "is not a member of its-service-desk" in again.text
+        typo = admin.post("/admin/queues/members", data={
+            "queue": "its-service-desk", "email": "nobody@its.example", "csrf_token": form[
+                "csrf_token"]})  # fmt: skip
+        assert typo.status_code == 422 and 'class="govuk-error-summary"' in typo.text
+        assert 'value="nobody@its.example"' in typo.text  # kept in its box
     finally:
         add_member("its-service-desk", actors.agent.email)
 

@@ -84,6 +84,23 @@ def users() -> list[User]:
     return list(db.session.execute(sa.select(User).order_by(User.role, User.email)).scalars())
 
 
+def staff_without_account() -> list[tuple[str, str]]:
+    """(sourcedId, "Name, School (role)") of active staff records no user is tied to yet,
+    for an admin adding a school employee by name."""
+    from ..models import School, Staff
+
+    rows = db.session.execute(
+        sa.select(Staff.sourced_id, Staff.given_name, Staff.family_name, Staff.role,
+                  School.name)
+        .join(School, School.id == Staff.school_id)
+        .outerjoin(User, User.staff_id == Staff.id)
+        .where(Staff.active.is_(True), User.id.is_(None))
+        .order_by(Staff.family_name, Staff.given_name, School.name)
+    )  # fmt: skip
+    return [(sid, f"{given} {family}, {school} ({role})") for sid, given, family, role, school
+            in rows]  # fmt: skip
+
+
 def user_by_id(user_id: int) -> User:
     user = db.session.get(User, user_id)
     if user is None:

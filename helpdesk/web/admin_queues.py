@@ -10,6 +10,7 @@ from ..errors import DomainError, InvalidInput
 from ..models import Role
 from ..services import queues as queue_service
 from .access import page_for
+from .confirm import confirm_first
 
 bp = Blueprint("admin_queues", __name__, url_prefix="/admin/queues")
 admin_page = page_for(Role.ADMIN)
@@ -19,7 +20,11 @@ def _queues_page(errors: dict[str, list[str]] | None = None, status: int = 200) 
     summaries = queue_service.queue_summaries()
     for summary in summaries:
         summary["members"] = queue_service.members(summary["slug"])
-    return render_template("admin/queues.html", queues=summaries, errors=errors or {}), status
+    # What was typed stays in the box it was typed in, beside its error.
+    typed = {f"email-{request.form.get('queue', '')}": request.form.get("email", "")}
+    return render_template(
+        "admin/queues.html", queues=summaries, errors=errors or {}, typed=typed
+    ), status
 
 
 @bp.get("")
@@ -46,6 +51,14 @@ def add_member() -> Any:
 @admin_page
 def remove_member() -> Any:
     slug, email = request.form.get("queue", ""), request.form.get("email", "")
+    asked = confirm_first(
+        f"Remove {email} from {slug}?",
+        "They stop seeing this queue's incidents, and their open ones in it go back to the "
+        "queue, unassigned.",
+        "Yes, remove them", url_for("admin_queues.index_queues"),
+    )  # fmt: skip
+    if asked is not None:
+        return asked
     try:
         handed_back = queue_service.remove_member(slug, email)
     except DomainError as error:

@@ -16,6 +16,7 @@ from ..schemas.incidents import INCIDENT_TYPES
 from ..schemas.routing import ExampleIncident
 from ..services import roster, routing
 from .access import page_for
+from .confirm import confirm_first
 from .forms import FORMS
 
 bp = Blueprint("admin_rules", __name__, url_prefix="/admin/rules")
@@ -112,6 +113,14 @@ def edit() -> Any:
 @bp.post("/rollback")
 @admin_page
 def rollback() -> Any:
+    asked = confirm_first(
+        f"Roll back to version {request.form.get('version', '')}?",
+        "Its rules are saved as a new version and route every new incident from then on; "
+        "the rules in force now stay in the history.",
+        "Yes, roll back", url_for("admin_rules.index"),
+    )  # fmt: skip
+    if asked is not None:
+        return asked
     try:
         version = int(request.form.get("version", ""))
         saved = routing.roll_back(version, actor_id=g.user.id)

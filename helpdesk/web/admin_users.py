@@ -23,7 +23,10 @@ def _invite_link(token: str) -> str:
 @bp.get("")
 @admin_page
 def index_users() -> Any:
-    return render_template("admin/users.html", users=users.users(), errors={}, form={})
+    return render_template(
+        "admin/users.html", users=users.users(), errors={}, form={},
+        staff=users.staff_without_account(),
+    )  # fmt: skip
 
 
 @bp.post("")
@@ -53,8 +56,9 @@ def create() -> Any:
             )
     status = 422 if errors else 200
     return render_template(
-        "admin/users.html", users=users.users(), errors=errors, form=form
-    ), status
+        "admin/users.html", users=users.users(), errors=errors, form=form,
+        staff=users.staff_without_account(),
+    ), status  # fmt: skip
 
 
 @bp.get("/<id:user_id>")

@@ -14,6 +14,7 @@ from ..models import format_ref, parse_ref
 from ..services import incidents, transitions
 from ..services.queues import members, queue_choices
 from .access import page_for
+from .confirm import confirm_first
 from .forms import FORMS, next_steps
 
 bp = Blueprint("incident_pages", __name__, url_prefix="/incidents")
@@ -114,6 +115,15 @@ def act(ref: str) -> Any:
     action = request.form.get("action", "")
     if action not in {a.value for a in Action}:
         return _detail(ref, {"action": ["Choose one of the actions shown."]}, 422)
+    if action == Action.CANCEL:
+        asked = confirm_first(
+            f"Cancel {ref}?",
+            "Nothing more is done for it, and it cannot be reopened: file a new one if it is "
+            "needed again.",
+            "Yes, cancel it", url_for("incident_pages.show", ref=ref),
+        )  # fmt: skip
+        if asked is not None:
+            return asked
     message = (request.form.get(f"message-{action}") or "").strip() or None
     queue = (request.form.get("queue") or "").strip() or None
     assignee = (request.form.get("assignee") or "").strip() or None
