@@ -318,6 +318,9 @@ def test_the_demo_mailbox_passes_axe_at_both_widths(site: Site, tmp_path) -> Non
         upgrade()
         import_roster(open_bundle(ROSTER), source="tests")
         create_user("m.baillie@ashgrove.sch.example", "employee", staff_sourced_id="stf-1")
+        admin = create_user("admin@helpdesk.example", "admin")
+        set_password(admin, PASSWORD)
+        db.session.commit()
         token = issue_api_token("m.baillie@ashgrove.sch.example", "tests")
         filed = app.test_client().post(
             "/api/v1/incidents", json=ISLA_RESET, headers={"Authorization": f"Bearer {token}"}
@@ -327,8 +330,16 @@ def test_the_demo_mailbox_passes_axe_at_both_widths(site: Site, tmp_path) -> Non
         db.session.remove()
     with live_server(app) as base:  # in the browser the module's other tests use
         page = new_page(site.browser)
-        page.goto(f"{base}/dev/mail")
+        page.goto(f"{base}/dev/mail")  # the captured mail holds secrets: admins only
+        expect(page.locator("h1")).to_have_text("Sign in")
+        page.fill("#email", "admin@helpdesk.example")
+        page.fill("#password", PASSWORD)
+        page.click("button:has-text('Sign in')")
         expect(page.locator("h1")).to_have_text("Demo mailbox")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        page.set_viewport_size({"width": 375, "height": 900})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, "fits a phone"
+        page.set_viewport_size({"width": 1280, "height": 900})
         check(page, "demo-mailbox")
         page.click("text=New portal password for Isla Campbell (ASH240891)")
         expect(page.locator("body")).to_contain_text("One-time password")

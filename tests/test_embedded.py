@@ -140,7 +140,7 @@ def test_an_approved_reset_arrives_in_the_captured_mailbox_with_no_worker_to_sta
     import email
     import email.policy
 
-    base, tokens, instance, _ = demo
+    base, tokens, instance, passwords = demo
     ref = requests.post(
         f"{base}/api/v1/incidents",
         headers={"Authorization": f"Bearer {tokens['m.baillie@ashgrove.sch.example']}"},
@@ -183,9 +183,28 @@ def test_an_approved_reset_arrives_in_the_captured_mailbox_with_no_worker_to_sta
     assert [m["To"] for m in resets] == ["fiona.campbell@mail.example"]
     received = [m for m in mails if m["Subject"] == f"{ref}: received"]
     assert [m["To"] for m in received] == ["m.baillie@ashgrove.sch.example"]  # the filer
-    # The demo mailbox page shows the newcomer what arrived.
-    mailbox = requests.get(f"{base}/dev/mail", timeout=10).text
+    # The demo mailbox page shows the newcomer what arrived, once signed in as the admin.
+    assert "sign-in" in requests.get(f"{base}/dev/mail", timeout=10).url
+    admin = signed_in_session(base, "admin@helpdesk.example", passwords[
+        "admin@helpdesk.example"])  # fmt: skip
+    mailbox = admin.get(f"{base}/dev/mail", timeout=10).text
     assert "fiona.campbell@mail.example" in mailbox and "Your new portal password" in mailbox
+    agent = signed_in_session(base, "agent@helpdesk.example", passwords[
+        "agent@helpdesk.example"])  # fmt: skip
+    assert agent.get(f"{base}/dev/mail", timeout=10).status_code == 403
+
+
+def signed_in_session(base: str, email: str, password: str) -> requests.Session:
+    session = requests.Session()
+    page = session.get(f"{base}/sign-in", timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    answer = session.post(
+        f"{base}/sign-in",
+        timeout=10,
+        data={"email": email, "password": password, "csrf_token": token},
+    )
+    assert answer.ok and "Sign out" in answer.text, answer.text[:500]
+    return session
 
 
 def test_staff_sign_in_to_the_pages_on_the_embedded_default(demo):
