@@ -176,6 +176,17 @@ def test_a_parent_reset_goes_from_the_school_office_to_the_parents_inbox(site: S
     agent.goto(f"{site.base}/dashboard")
     expect(agent.locator("h1")).to_have_text("Dashboard")
     check(agent, "dashboard")
+    # At a phone's width every chart label is whole and drawn at a readable size.
+    agent.set_viewport_size({"width": 375, "height": 900})
+    drawn = agent.evaluate("""() => [...document.querySelectorAll('svg.app-chart__svg text')]
+        .map(t => ({right: t.getBoundingClientRect().right,
+                    edge: t.closest('svg').getBoundingClientRect().right,
+                    px: t.getBoundingClientRect().height}))""")
+    assert drawn, "the dashboard draws its charts"
+    for text in drawn:
+        assert text["right"] <= text["edge"] + 0.5, "a label runs off its chart"
+        assert text["px"] >= 14, f"chart text {text['px']:.0f}px high at 375 px wide"
+    agent.set_viewport_size({"width": 1280, "height": 900})
 
 
 def test_a_failed_check_warns_and_filing_again_keeps_what_was_typed(site: Site) -> None:
