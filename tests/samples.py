@@ -55,3 +55,16 @@ HAPPY = {
     "username_reminder": (REMINDER, "its-service-desk", "P4", "triaged"),
     "access_revocation": (REVOCATION, "its-identity", "P1", "awaiting_fulfilment"),
 }
+
+
+def page_form(body: dict[str, Any]) -> dict[str, str]:
+    """An API body as the report page's boxes send it: dates in day, month and year boxes."""
+    form = {k: str(v) for k, v in body.items() if k != "type"}
+    if "birth_month_year" in form:
+        typed = form.pop("birth_month_year")
+        form |= {"birth_month_year-month": typed[:2], "birth_month_year-year": typed[2:]}
+    if "child_birth_date" in form:
+        year, month, day = form.pop("child_birth_date").split("-")
+        form |= {"child_birth_date-day": day, "child_birth_date-month": month,
+                 "child_birth_date-year": year}  # fmt: skip
+    return form

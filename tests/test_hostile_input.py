@@ -12,7 +12,7 @@ from helpdesk.extensions import db
 from helpdesk.models import Incident
 from helpdesk.models.routing import RoutingRuleSet as RuleSet
 
-from .samples import ISLA_RESET, LINK_FAILURE
+from .samples import ISLA_RESET, LINK_FAILURE, page_form
 from .test_pages import csrf_token, signed_in
 
 
@@ -116,7 +116,7 @@ def test_a_nul_in_a_large_form_is_refused_and_the_form_kept(app, actors):
     employee = signed_in(app, actors.ashgrove.email)
     page = "/report/portal_link_failure"
     before = counts()
-    form = {k: v for k, v in LINK_FAILURE.items() if k != "type"}
+    form = page_form(LINK_FAILURE)
     form["notes"] = "x" * (2 * 1024 * 1024) + "\x00"
     answer = employee.post(page, data={**form, "csrf_token": csrf_token(employee, page)})
     assert 400 <= answer.status_code < 500

@@ -27,7 +27,7 @@ from helpdesk.services.users import Principal
 from helpdesk.services.worklist import Filters, worklist
 
 from .conftest import ROSTER
-from .samples import FIONA_RESET, ISLA_RESET, file
+from .samples import FIONA_RESET, ISLA_RESET, file, page_form
 
 PASSWORD = "correct horse battery staple"
 ADMIN_PAGES = ("/admin/rules", "/admin/rules/edit", "/admin/queues", "/admin/sla",
@@ -132,7 +132,7 @@ def test_a_stranger_is_sent_to_sign_in_and_back(app, client, actors):
 def test_a_form_without_its_csrf_token_is_refused_and_nothing_is_stored(app, actors):
     employee = signed_in(app, actors.ashgrove.email)
     before = db.session.execute(sa.select(sa.func.count(Incident.id))).scalar_one()
-    body = {k: v for k, v in ISLA_RESET.items() if k != "type"}
+    body = page_form(ISLA_RESET)
     answer = employee.post("/report/student_password_reset", data=body)
     assert answer.status_code == 400
     assert "The form was not sent from this site" in answer.text
@@ -272,8 +272,7 @@ def test_a_nul_character_shows_the_form_again_with_everything_else_kept(app, act
     employee = signed_in(app, actors.ashgrove.email)
     token = csrf_token(employee, "/report/student_password_reset")
     before = db.session.execute(sa.select(sa.func.count(Incident.id))).scalar_one()
-    body = {**ISLA_RESET, "student_name": "Isla\x00 Campbell", "summary": "locked out"}
-    body.pop("type")
+    body = page_form({**ISLA_RESET, "student_name": "Isla\x00 Campbell", "summary": "locked out"})
     answer = employee.post("/report/student_password_reset", data={**body, "csrf_token": token})
     assert answer.status_code == 422
     assert "<h1" in answer.text and "Student password reset" in answer.text  # the form
@@ -281,7 +280,7 @@ def test_a_nul_character_shows_the_form_again_with_everything_else_kept(app, act
         answer.text
     )
     assert 'id="student_name-error"' in answer.text
-    for kept in ('value="ASH240891"', 'value="042017"', 'value="locked out"',
+    for kept in ('value="ASH240891"', 'value="04"', 'value="2017"', 'value="locked out"',
                  'value="Isla Campbell"'):  # fmt: skip
         assert kept in answer.text
     assert db.session.execute(sa.select(sa.func.count(Incident.id))).scalar_one() == before
@@ -320,8 +319,7 @@ def test_a_verification_failure_says_what_to_do_next(app, actors):
 def test_a_failed_check_is_announced_as_important_and_filing_again_keeps_the_details(app, actors):
     employee = signed_in(app, actors.ashgrove.email)
     token = csrf_token(employee, "/report/student_password_reset")
-    body = {**ISLA_RESET, "student_name": "Isl Campbell", "summary": "forgot it"}
-    body.pop("type")
+    body = page_form({**ISLA_RESET, "student_name": "Isl Campbell", "summary": "forgot it"})
     filed = employee.post("/report/student_password_reset", data={**body, "csrf_token": token})
     page = employee.get(filed.headers["Location"]).text
     banner = re.search(r'<div class="govuk-notification-banner[^"]*".*?</div>\s*</div>', page, re.S)
@@ -332,7 +330,7 @@ def test_a_failed_check_is_announced_as_important_and_filing_again_keeps_the_det
     again = re.search(r'href="(/report/student_password_reset\?again=INC-\d+)"', page)
     assert again, "the page links to filing it again"
     form = employee.get(again.group(1)).text
-    for kept in ('value="ASH240891"', 'value="Isl Campbell"', 'value="042017"',
+    for kept in ('value="ASH240891"', 'value="Isl Campbell"', 'value="4"', 'value="2017"',
                  'value="forgot it"'):  # fmt: skip
         assert kept in form
 
@@ -375,6 +373,33 @@ def test_the_employees_list_says_who_each_is_about_and_its_status_in_plain_words
     assert "waiting for ITS" in row and "triaged" not in row
     agent_view = signed_in(app, actors.agent.email).get(f"/incidents/{ref}").text
     assert "triaged</strong>" in agent_view  # the desk keeps its own word
+
+
+def test_dates_are_typed_in_day_month_and_year_boxes_and_a_stage_in_any_case(app, actors):
+    from .samples import LINK_FAILURE
+
+    employee = signed_in(app, actors.ashgrove.email)
+    page = "/report/portal_link_failure"
+    shown = employee.get(page).text
+    for box in ('name="child_birth_date-day"', 'name="child_birth_date-month"',
+                'name="child_birth_date-year"'):  # fmt: skip
+        assert box in shown
+    form = page_form({**LINK_FAILURE, "child_year_stage": "p4"})
+    form |= {"child_birth_date-day": "31", "child_birth_date-month": "2"}  # no 31 February
+    wrong = employee.post(page, data={**form, "csrf_token": csrf_token(employee, page)})
+    assert wrong.status_code == 422
+    assert 'href="#child_birth_date">Child&#39;s date of birth: must be a real date.' in wrong.text
+    assert 'value="31"' in wrong.text and 'value="2017"' in wrong.text  # kept in their boxes
+    half = {**form, "child_birth_date-day": "", "child_birth_date-month": "4"}
+    missing = employee.post(page, data={**half, "csrf_token": csrf_token(employee, page)})
+    assert "must include a day." in missing.text
+    form["child_birth_date-day"], form["child_birth_date-month"] = "12", "4"
+    filed = employee.post(page, data={**form, "csrf_token": csrf_token(employee, page)})
+    assert filed.status_code == 302, filed.text
+    ref = filed.headers["Location"].rsplit("/", 1)[-1]
+    stored = db.session.execute(sa.select(Incident).where(Incident.id == parse_ref(ref)))
+    details = stored.scalar_one().details
+    assert details["child_birth_date"] == "2017-04-12" and details["child_year_stage"] == "P4"
 
 
 # --- The agents' queue view -------------------------------------------------------------

@@ -291,8 +291,9 @@ def test_the_shipped_rules_are_version_0_in_the_history_and_can_be_rolled_back_t
     assert "ships with the helpdesk" in page and 'name="version" value="0"' in page
     rolled = admin.post(
         "/admin/rules/rollback",
-        data={"version": "0", "csrf_token": csrf_token(admin, "/admin/rules")},
-    )
+        data={"version": "0", "confirmed": "yes",
+              "csrf_token": csrf_token(admin, "/admin/rules")},
+    )  # fmt: skip
     assert rolled.status_code == 302
     assert "Version 0 is back, saved as version" in admin.get("/admin/rules").text
 

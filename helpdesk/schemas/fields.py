@@ -22,6 +22,13 @@ class Text(fields.String):
         return text
 
 
+class UpperText(Text):
+    """Text read in capitals, for codes typed in any case ('p3' is P3)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).upper()
+
+
 def pattern(regex: str, message: str) -> validate.Regexp:
     return validate.Regexp(re.compile(regex), error=message)
 

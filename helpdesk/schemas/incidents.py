@@ -16,6 +16,7 @@ from .fields import (
     STUDENT_NUMBER,
     YEAR_STAGE,
     Text,
+    UpperText,
 )
 
 REVOCATION_REASONS = (
@@ -66,7 +67,7 @@ class PortalLinkFailureIn(IncidentIn):
     child_birth_date = fields.Date(
         required=True, error_messages={"invalid": "Use a date like 2015-04-30."}
     )
-    child_year_stage = Text(required=True, validate=YEAR_STAGE)
+    child_year_stage = UpperText(required=True, validate=YEAR_STAGE)
 
 
 class UsernameReminderIn(IncidentIn):

@@ -8,9 +8,10 @@ the API uses (``helpdesk.schemas.incidents``): the page and the API cannot disag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from marshmallow import fields
+from marshmallow import ValidationError, fields
 
 from ..schemas.incidents import INCIDENT_SCHEMAS, REVOCATION_REASONS
 
@@ -20,7 +21,7 @@ class FormField:
     name: str
     label: str
     hint: str | None = None
-    widget: str = "input"  # input, textarea, select
+    widget: str = "input"  # input, textarea, select, date (day, month, year), month_year
     width: int | None = None
     autocomplete: str = "off"
     inputmode: str | None = None
@@ -75,9 +76,8 @@ FORMS: dict[str, IncidentForm] = {
                 FormField(
                     "birth_month_year",
                     "Birth month and year",
-                    "Like 042015 for April 2015.",
-                    width=5,
-                    inputmode="numeric",
+                    "For example, 4 2015 for April 2015.",
+                    widget="month_year",
                 ),
                 SUMMARY,
                 NOTES,
@@ -128,7 +128,10 @@ FORMS: dict[str, IncidentForm] = {
                 FormField("child_given_name", "Child's first name"),
                 FormField("child_family_name", "Child's last name"),
                 FormField(
-                    "child_birth_date", "Child's date of birth", "Like 2015-04-30.", width=10
+                    "child_birth_date",
+                    "Child's date of birth",
+                    "For example, 30 4 2015.",
+                    widget="date",
                 ),
                 FormField("child_year_stage", "Child's class stage", "Like P4, S2 or Y7.", width=4),
                 SUMMARY,
@@ -212,14 +215,69 @@ def friendly_errors(form: IncidentForm, messages: dict[str, Any]) -> dict[str, l
     return errors
 
 
+# The boxes a date is typed in (GOV.UK's date input); the API takes one string.
+DATE_PARTS = {"date": ("day", "month", "year"), "month_year": ("month", "year")}
+
+
 def payload_from(form: IncidentForm, submitted: Any) -> dict[str, Any]:
-    """The API body for what was typed: empty optional fields are left out."""
+    """The API body for what was typed: empty optional fields are left out; a date typed
+    in boxes becomes the API's format (YYYY-MM-DD, or MMYYYY for a month and year)."""
     body: dict[str, Any] = {"type": form.kind}
+    problems: dict[str, list[str]] = {}
     for field in form.fields:
-        value = (submitted.get(field.name) or "").strip()
+        if field.widget in DATE_PARTS:
+            value, problem = _date_from_boxes(field, submitted)
+            if problem:
+                problems[field.name] = [problem]
+        else:
+            value = (submitted.get(field.name) or "").strip()
         if value or form.required(field.name):
             body[field.name] = value
+    if problems:
+        raise ValidationError(problems)
     return body
+
+
+def _date_from_boxes(field: FormField, submitted: Any) -> tuple[str, str | None]:
+    parts = {
+        p: (submitted.get(f"{field.name}-{p}") or "").strip() for p in DATE_PARTS[field.widget]
+    }
+    if not any(parts.values()):
+        return "", None
+    missing = [p for p, v in parts.items() if not v]
+    if missing:
+        return "", f"Must include a {' and a '.join(missing)}."
+    if not all(v.isascii() and v.isdigit() for v in parts.values()):
+        return "", "Must be numbers, like 30 4 2015."
+    day, month, year = int(parts.get("day", "1")), int(parts["month"]), int(parts["year"])
+    if len(parts["year"]) != 4:
+        return "", "The year must have 4 numbers, like 2015."
+    try:
+        date(year, month, day)
+    except ValueError:
+        return "", "Must be a real date." if "day" in parts else "The month is 1 to 12."
+    if field.widget == "month_year":
+        return f"{month:02d}{year}", None
+    return f"{year}-{month:02d}-{day:02d}", None
+
+
+def form_values(form: IncidentForm, typed: dict[str, Any]) -> dict[str, str]:
+    """What the form's boxes show for values in the API's shape (filing again)."""
+    values: dict[str, str] = {}
+    for field in form.fields:
+        value = typed.get(field.name)
+        if not value:
+            continue
+        text = str(value)
+        if field.widget == "date" and len(text) == 10:
+            year, month, day = text.split("-")
+            values |= {f"{field.name}-day": str(int(day)), f"{field.name}-month":
+                       str(int(month)), f"{field.name}-year": year}  # fmt: skip
+        elif field.widget == "month_year" and len(text) == 6:
+            values |= {f"{field.name}-month": str(int(text[:2])), f"{field.name}-year": text[2:]}
+        else:
+            values[field.name] = text
+    return values
 
 
 # What an employee can do when a field does not match the record.

@@ -12,7 +12,7 @@ from ..request_input import keeps_the_form, unstorable_fields
 from ..services import filing, incidents
 from ..services.verification_limits import VerificationLimited
 from .access import page_for
-from .forms import FORMS, friendly_errors, payload_from
+from .forms import FORMS, form_values, friendly_errors, payload_from
 
 bp = Blueprint("report", __name__, url_prefix="/report")
 
@@ -47,9 +47,9 @@ def form(kind: str) -> Any:
         earlier = incidents.get_incident(g.user, request.args["again"])
         if earlier.type == kind:
             typed = {**earlier.details, "summary": earlier.summary, "notes": earlier.notes}
-            values = {f.name: str(typed[f.name]) for f in incident_form.fields if typed.get(f.name)}
+            values = form_values(incident_form, typed)
     if request.method == "POST":
-        values = {f.name: request.form.get(f.name, "") for f in incident_form.fields}
+        values = {name: value for name, value in request.form.items() if name != "csrf_token"}
         errors = dict(unstorable_fields())
     if request.method == "POST" and not errors:
         try:
