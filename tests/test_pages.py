@@ -402,6 +402,22 @@ def test_dates_are_typed_in_day_month_and_year_boxes_and_a_stage_in_any_case(app
     assert details["child_birth_date"] == "2017-04-12" and details["child_year_stage"] == "P4"
 
 
+def test_form_errors_are_in_page_order_and_in_words_for_people(app, actors):
+    employee = signed_in(app, actors.ashgrove.email)
+    page = "/report/parent_password_reset"
+    form = page_form({**FIONA_RESET, "parent_name": "F" * 201, "contact_phone": "",
+                      "parent_account_number": ""})  # fmt: skip
+    answer = employee.post(page, data={**form, "csrf_token": csrf_token(employee, page)})
+    assert answer.status_code == 422
+    summary = answer.text[answer.text.index("govuk-error-summary__list") :]
+    summary = summary[: summary.index("</ul>")]
+    links = re.findall(r'href="#(\w+)">([^<]+)<', summary)
+    assert [field for field, _ in links] == ["parent_name", "contact_phone",
+                                             "parent_account_number"]  # fmt: skip
+    assert links[0][1] == "Enter the parent&#39;s full name in 200 characters or fewer."
+    assert "Longer than maximum length" not in answer.text
+
+
 # --- The agents' queue view -------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ the API uses (``helpdesk.schemas.incidents``): the page and the API cannot disag
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -198,21 +199,33 @@ FORMS: dict[str, IncidentForm] = {
 }
 
 _MISSING_MESSAGES = {"Missing data for required field.", "Must not be blank."}
+_TOO_LONG = re.compile(r"^Longer than maximum length (\d+)\.$")
 
 
 def friendly_errors(form: IncidentForm, messages: dict[str, Any]) -> dict[str, list[str]]:
-    """The schema's messages per field, each saying which field it is about (GOV.UK style:
-    'Enter the parent account number', 'Birth month and year: use MMYYYY, e.g. 042015.')."""
+    """The schema's messages per field, in the form's order, each saying what to do in
+    words for people (GOV.UK style: 'Enter the parent account number', 'Enter the
+    parent's full name in 200 characters or fewer')."""
+    order = {f.name: i for i, f in enumerate(form.fields)}
     errors: dict[str, list[str]] = {}
-    for name, raw in messages.items():
+    for name in sorted(messages, key=lambda n: order.get(n, len(order))):
+        raw = messages[name]
         listed = raw if isinstance(raw, list) else [str(raw)]
         label = form.labels.get(name, name.replace("_", " ").capitalize())
-        lower = label[0].lower() + label[1:]
-        errors[name] = [
-            f"Enter the {lower}." if m in _MISSING_MESSAGES else f"{label}: {m[0].lower()}{m[1:]}"
-            for m in map(str, listed)
-        ]
+        errors[name] = [_for_people(label, str(m)) for m in listed]
     return errors
+
+
+def _for_people(label: str, message: str) -> str:
+    lower = label[0].lower() + label[1:]
+    if message in _MISSING_MESSAGES:
+        return f"Enter the {lower}."
+    too_long = _TOO_LONG.match(message)
+    if too_long:
+        return f"Enter the {lower} in {too_long.group(1)} characters or fewer."
+    if message == "Not a valid string.":
+        return f"Enter the {lower} as text."
+    return f"{label}: {message[0].lower()}{message[1:]}"
 
 
 # The boxes a date is typed in (GOV.UK's date input); the API takes one string.
