@@ -501,3 +501,18 @@ def test_cancelling_an_incident_asks_first(site: Site) -> None:
     employee.click("button:has-text('Yes, cancel it')")
     expect(employee.locator(".govuk-notification-banner")).to_contain_text(f"{ref}: cancelled.")
     expect(employee.locator("h1")).to_contain_text("cancelled")
+
+
+def test_the_queues_page_keeps_a_mistyped_email_beside_its_error(site: Site) -> None:
+    admin = site.signed_in(site.actors.admin.email)
+    admin.goto(f"{site.base}/admin/queues")
+    admin.fill("#email-its-identity", "nobody@its.example")
+    admin.locator("form", has=admin.locator("#email-its-identity")).locator("button").click()
+    expect(admin.locator(".govuk-error-summary")).to_be_visible()
+    assert admin.input_value("#email-its-identity") == "nobody@its.example"
+    check(admin, "queues-error")
+    admin.goto(f"{site.base}/admin/queues")
+    remove = admin.locator("button:has-text('Remove')").first
+    remove.click()
+    expect(admin.locator("h1")).to_contain_text("Remove")
+    check(admin, "confirm-remove-member")
