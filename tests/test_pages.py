@@ -518,6 +518,9 @@ def test_the_queue_sorts_by_any_column_both_ways(app, client, actors):
     assert by_assignee[0] == refs[1]  # the one assigned; nobody's come after
     by_status = _queue_rows(agent.get("/queue?sort=status&order=desc").text)
     assert by_status[0] != refs[1]  # triaged after in progress, descending: triaged first
+    isla = file(client, actors.ashgrove, **{**ISLA_RESET, "student_name": "Isl Campbell"})
+    by_whom = _queue_rows(agent.get("/queue?sort=about").text)
+    assert by_whom[0] in refs and by_whom[-1] == isla.json["ref"]  # Fiona before Isl
     assert _queue_rows(agent.get("/queue?sort=nonsense").text) == _queue_rows(
         agent.get("/queue").text
     )  # an unknown sort is the deadline order

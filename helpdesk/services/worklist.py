@@ -191,8 +191,16 @@ def _ids_after(
 
 # The other orders a desk sorts by (the deadline order is the keyset seek above): plain
 # ORDER BY ... LIMIT/OFFSET over the viewer's open incidents, id breaking ties.
+_DETAILS = Incident.__table__.c.details
 SORTS: dict[str, Any] = {
     "ref": Incident.id,
+    # Who it is about, as typed (Incident.about): the first name field the type has.
+    "about": sa.func.coalesce(
+        *(
+            _DETAILS[name].as_string()
+            for name in ("student_name", "parent_name", "child_name", "parent_given_name")
+        )
+    ),
     "age": Incident.created_at,
     "type": Incident.type,
     "school": School.name,

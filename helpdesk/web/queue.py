@@ -60,7 +60,7 @@ def index() -> Any:
 
 # The columns, in order: (sort key or None, heading).
 COLUMNS = (
-    ("ref", "Incident"), (None, "About"), ("type", "Type"), ("school", "School"),
+    ("ref", "Incident"), ("about", "About"), ("type", "Type"), ("school", "School"),
     ("age", "Filed"), ("assignee", "Assigned to"), ("status", "Status"),
     ("deadline", "SLA time left"),
 )  # fmt: skip
