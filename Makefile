@@ -21,10 +21,12 @@ install: $(STAMP)
 
 # Serve on the embedded default (SQLite, in-process Redis stand-in, mail to files)
 # with the demo data loaded; its tokens are printed before the server starts.
+# `make run PORT=8080` serves on another port, and the links in its emails follow.
+PORT ?= 5000
 run: $(STAMP)
 	$(BIN)/helpdesk db upgrade
-	$(BIN)/helpdesk demo
-	$(BIN)/helpdesk run
+	PUBLIC_BASE_URL=http://127.0.0.1:$(PORT) $(BIN)/helpdesk demo
+	PUBLIC_BASE_URL=http://127.0.0.1:$(PORT) $(BIN)/helpdesk run --port $(PORT)
 
 # The whole suite, against real PostgreSQL and Redis (started first if they are down),
 # with the browser tests in Debian's Chromium and the directory tests against their own

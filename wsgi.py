@@ -1,11 +1,5 @@
-"""The WSGI entry point: ``gunicorn wsgi:app``."""
+"""The WSGI entry point in a checkout: ``gunicorn wsgi:app`` (helpdesk/wsgi.py)."""
 
-import gc
+from helpdesk.wsgi import app
 
-from helpdesk import create_app
-
-app = create_app()
-
-# The app, its caches and the libraries live as long as the server process: freeze them
-# out of the collector's sight, so a full collection no longer walks them mid-request.
-gc.freeze()
+__all__ = ["app"]

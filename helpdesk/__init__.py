@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,8 +13,22 @@ from .config import Config, ConfigError
 
 __all__ = ["PROJECT_ROOT", "ConfigError", "create_app"]
 
-# templates/ and migrations/ sit beside the package (the project runs from its checkout).
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+def _resources() -> tuple[str, str]:
+    """Where templates/, static/ and migrations/ are, and the default instance folder.
+
+    In a checkout they sit beside the package, and instance/ too. Installed from the
+    wheel they are under the installation's share/portal-helpdesk (setup.cfg's
+    data_files), and the instance folder is ./instance in the working directory.
+    """
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    marks = (os.path.join("templates", "base.html"), os.path.join("migrations", "env.py"))
+    if all(os.path.isfile(os.path.join(checkout, mark)) for mark in marks):
+        return checkout, os.path.join(checkout, "instance")
+    return os.path.join(sys.prefix, "share", "portal-helpdesk"), os.path.abspath("instance")
+
+
+PROJECT_ROOT, DEFAULT_INSTANCE = _resources()
 
 
 def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Flask:
@@ -21,9 +36,7 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
     env = os.environ if environ is None else environ
     app = Flask(
         __name__,
-        instance_path=os.path.abspath(
-            env.get("HELPDESK_INSTANCE") or os.path.join(PROJECT_ROOT, "instance")
-        ),
+        instance_path=os.path.abspath(env.get("HELPDESK_INSTANCE") or DEFAULT_INSTANCE),
         template_folder=os.path.join(PROJECT_ROOT, "templates"),
         # GOV.UK Frontend's built files are copied into static/govuk by `make install`.
         static_folder=os.path.join(PROJECT_ROOT, "static"),
