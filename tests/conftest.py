@@ -239,3 +239,43 @@ def terminate_connections(database: str) -> int:
         ).scalar_one()
     admin.dispose()
     return int(killed)
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Every live process below ``pid`` (zombies, already ended, left out), with its
+    command line."""
+    found: dict[int, str] = {}
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                try:
+                    state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                    command = Path(f"/proc/{child}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if state != "Z":
+                    found[child] = command.replace(b"\0", b" ").decode(errors="replace")
+                stack.append(child)
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The suite leaves nothing running: every server, worker and browser it started has
+    ended by now (their fixtures stopped them); one still running fails the run."""
+    import time
+
+    if not Path("/proc/self/task").exists():
+        return  # not Linux: nothing to read the process tree from
+    deadline = time.monotonic() + 15
+    while (left := _descendants(os.getpid())) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if left:
+        listed = "\n".join(f"  {pid}: {command[:200]}" for pid, command in left.items())
+        print(f"\nThe suite left processes it started running:\n{listed}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

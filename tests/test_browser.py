@@ -25,10 +25,10 @@ from helpdesk.services.sign_in import set_password
 from workers.worker import make_worker
 
 from .browser import browser, check, live_server, new_page, ref_in, tab_to, type_into
-from .conftest import Actors, app_on_fresh_database
+from .conftest import REDIS_URL, Actors, app_on_fresh_database
 from .smtp import SmtpServer
 
-WORKER_REDIS = "redis://127.0.0.1:6379/13"
+WORKER_REDIS = REDIS_URL  # the database the suite is given (TEST_REDIS_URL), flushed first
 PASSWORD = "correct horse battery staple"
 FIONA = "fiona.campbell@mail.example"  # par-1-0's email on file
 

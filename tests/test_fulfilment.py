@@ -43,11 +43,11 @@ from helpdesk.services.credentials import SignIn, SqlCredentialStore
 from helpdesk.services.portals import update_policy
 from workers.worker import make_worker
 
-from .conftest import Actor, Actors, app_on_fresh_database
+from .conftest import REDIS_URL, Actor, Actors, app_on_fresh_database
 from .samples import FIONA_RESET, ISLA_RESET, REMINDER, REVOCATION
 from .smtp import Mailbox, Received, SmtpServer
 
-WORKER_REDIS = "redis://127.0.0.1:6379/14"
+WORKER_REDIS = REDIS_URL  # the database the suite is given (TEST_REDIS_URL), flushed first
 FIONA = "fiona.campbell@mail.example"  # par-1-0's email on file
 FILER = "m.baillie@ashgrove.sch.example"  # stf-1's staff email, and her user
 BASE_URL = "https://help.example.org"

@@ -236,3 +236,26 @@ def test_signing_in_works_while_redis_is_away(private, tmp_path):
             limiter.reset()
             db.engine.dispose()
         create_app(private.env | {"RATELIMIT_STORAGE_URI": "memory://"})
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def test_a_killed_worker_leaves_no_child_behind(private):
+    """RQ's scheduler runs in a child of the worker; an out-of-memory kill (SIGKILL) of the
+    worker must not leave it running."""
+    worker = private.spawn("worker")
+    try:
+        wait_for("the worker's scheduler child", lambda: _children(worker.pid), 30)
+        (child,) = _children(worker.pid)
+        worker.kill()
+        worker.wait(timeout=10)
+        wait_for("the orphaned child to end", lambda: not Path(f"/proc/{child}").exists()
+                 or "State:\tZ" in Path(f"/proc/{child}/status").read_text(), 15)  # fmt: skip
+    finally:
+        if worker.poll() is None:
+            worker.kill()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -38,6 +39,27 @@ def _served(base: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def _healthz_answers(base: str, seconds: float) -> bool:
+    """Ask /healthz until it answers 200 (a server still starting, or a worker that died
+    under the request, fails this one attempt only); False when it never does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(base + "/healthz", timeout=10).status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _wait_until(check: Any, what: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.2)
+
+
 def test_metrics_count_every_worker_even_those_that_were_replaced(seeded_app, database_url,
                                                                   tmp_path):  # fmt: skip
     env = {**os.environ, **environ_for(database_url, tmp_path)}
@@ -51,26 +73,20 @@ def test_metrics_count_every_worker_even_those_that_were_replaced(seeded_app, da
     )  # fmt: skip
     answered = 0
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(base + "/healthz", timeout=5).raise_for_status()
-                answered += 1
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.2)
+        assert _healthz_answers(base, seconds=60), "gunicorn did not start"
+        answered += 1
         for _ in range(10):
-            assert requests.get(base + "/healthz", timeout=5).status_code == 200
+            assert requests.get(base + "/healthz", timeout=30).status_code == 200
             answered += 1
+        _wait_until(lambda: len(_workers(server.pid)) == 3, "three workers", 60)
         # Every worker that served those goes away at once, as after a crash or OOM kill;
-        # gunicorn starts new ones and the next requests wait for them.
+        # gunicorn starts new ones and the next requests wait for them (a request that
+        # met a dying worker is refused, not counted, and sent again).
         first = _workers(server.pid)
-        assert len(first) == 3
         for pid in first:
             os.kill(pid, signal.SIGKILL)
         for _ in range(10):
-            assert requests.get(base + "/healthz", timeout=30).status_code == 200
+            assert _healthz_answers(base, seconds=60)
             answered += 1
         assert not _workers(server.pid) & first
         # Whichever worker answers the scrape, it reports everything served.
