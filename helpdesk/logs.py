@@ -14,6 +14,8 @@ from flask import Flask, g, has_request_context, request
 _HANDLER_NAME = "helpdesk-json"
 # Reset links and staff invitations carry their token in the path; no log line may.
 _RESET_TOKEN = re.compile(r"(/(?:reset|invite)/)[^\s/?#\"']+")
+# Terminal colours (the development server colours its request lines): not in a log file.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def redact(text: str) -> str:
@@ -26,7 +28,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": redact(_ANSI.sub("", record.getMessage())),
         }
         if has_request_context():
             entry["request_id"] = g.get("request_id")

@@ -191,6 +191,9 @@ def _serve(**kwargs: Any) -> Any:
 
         start_embedded(app)
         click.echo("embedded worker running: jobs, retries and periodic jobs in-process")
+    if not os.environ.get("WERKZEUG_RUN_MAIN"):  # once, not again from the reloader's child
+        host, port = kwargs.get("host") or "127.0.0.1", kwargs.get("port") or 5000
+        click.echo(f"Serving http://{host}:{port}/ (Ctrl+C to stop)")
     return context.invoke(run_command, **kwargs)
 
 

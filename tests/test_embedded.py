@@ -5,6 +5,7 @@ These run the real commands in subprocesses, as the README's run command does.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -61,7 +62,7 @@ def demo(tmp_path_factory):
     server = subprocess.Popen(
         [*HELPDESK, "run", "--port", str(port)],
         env=embedded_env(instance),
-        stdout=subprocess.DEVNULL,
+        stdout=(instance / "server.out").open("wb"),
         stderr=(instance / "server.log").open("wb"),
     )
     base = f"http://127.0.0.1:{port}"
@@ -242,6 +243,20 @@ def test_the_dashboard_counts_a_resolution_on_sqlite(demo):
     page = session.get(f"{base}/dashboard", timeout=10)
     assert page.status_code == 200
     assert "Student password reset" in page.text  # in the median time to resolve chart
+
+
+def test_the_server_says_where_it_serves_and_logs_json_without_terminal_colours(demo):
+    base, _, instance, _ = demo
+    requests.get(f"{base}/sign-in", timeout=10)
+    requests.get(f"{base}/nowhere", timeout=10)  # a 404: coloured by the dev server
+    assert f"Serving {base}/" in (instance / "server.out").read_text()
+    time.sleep(0.5)
+    lines = [line for line in (instance / "server.log").read_text().splitlines() if line]
+    assert any('"GET /nowhere HTTP/1.1\\" 404' in line or "GET /nowhere" in line
+               for line in lines)  # fmt: skip
+    assert not [line for line in lines if "\x1b[" in line or "\\u001b" in line]
+    for line in lines:
+        assert json.loads(line)["message"] is not None
 
 
 def test_the_embedded_worker_thread_runs_without_errors(demo):
