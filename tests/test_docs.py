@@ -34,9 +34,9 @@ def test_every_link_leads_inside_the_repository(page: Path) -> None:
             continue  # an address outside (http, mailto): not this project's to keep
         path, _, anchor = target.partition("#")
         resolved = (page.parent / path).resolve() if path else page
-        if not resolved.exists() or ROOT not in resolved.parents and resolved != ROOT:
-            broken.append(target)
-        elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
+        outside = not resolved.exists() or (ROOT not in resolved.parents and resolved != ROOT)
+        no_heading = anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved)
+        if outside or no_heading:
             broken.append(target)
     assert not broken, f"{page.name}: links that lead nowhere: {broken}"
 
