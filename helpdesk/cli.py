@@ -118,12 +118,15 @@ tokens_cli = click.Group("tokens", help="API tokens.")
 @tokens_cli.command("issue")
 @click.argument("email")
 @click.option("--name", default="api", show_default=True, help="What the token is for.")
-def tokens_issue(email: str, name: str) -> None:
+@click.option("--read-only", is_flag=True, help="It may look (GET), never file or change.")
+@click.option("--days", type=click.FloatRange(min=0, min_open=True),
+              help="How long it works (default: API_TOKEN_DAYS).")  # fmt: skip
+def tokens_issue(email: str, name: str, read_only: bool, days: float | None) -> None:
     """Issue an API token for a user and print it once; only its digest is kept."""
     from .services.users import issue_api_token
 
     try:
-        click.echo(issue_api_token(email, name))
+        click.echo(issue_api_token(email, name, read_only=read_only, days=days))
     except DomainError as error:
         fail(error)
 

@@ -150,6 +150,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SIGN_IN_RATE_LIMIT", _limit, "10 per minute; 100 per hour",
             "sign-in attempts allowed per address", "3 per minute"),
     Setting("INVITE_DAYS", _number, 7.0, "how long an invitation link works", "2"),
+    Setting("API_TOKEN_DAYS", _number, 90.0, "how long a new API token works", "30"),
     Setting("VERIFY_LIMIT_PER_TARGET", _limit, "5 per day",
             "failed record checks allowed for one parent account, student or child; "
             "reaching it locks that record's checks and emails `its-identity`", "3 per day"),

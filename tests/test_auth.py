@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from helpdesk import create_app
 from helpdesk.extensions import db
-from helpdesk.models import ApiToken, User, utcnow
+from helpdesk.models import ApiToken, Incident, User, utcnow
 from helpdesk.roster import open_bundle
 from helpdesk.services.roster import import_roster
 
@@ -28,6 +28,44 @@ def test_a_revoked_token_is_refused(client, actors):
     response = client.get("/api/v1/queues", headers=headers)
     assert response.status_code == 401
     assert "revoked" in response.json["message"]
+
+
+def test_a_token_works_for_its_lifetime_and_then_no_more(app, client, actors):
+    from datetime import timedelta
+
+    from helpdesk.services.users import issue_api_token
+
+    token = issue_api_token(actors.ashgrove.email, "school system")
+    headers = {"Authorization": f"Bearer {token}"}
+    issued = db.session.execute(
+        sa.select(ApiToken).where(ApiToken.name == "school system")
+    ).scalar_one()
+    lifetime = issued.expires_at - issued.created_at
+    assert timedelta(days=89.9) < lifetime <= timedelta(days=90)  # API_TOKEN_DAYS
+    assert client.get("/api/v1/incidents", headers=headers).status_code == 200
+    issued.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.flush()
+    response = client.get("/api/v1/incidents", headers=headers)
+    assert response.status_code == 401 and "expired" in response.json["message"]
+    shortened = app.test_cli_runner().invoke(
+        args=["tokens", "issue", actors.ashgrove.email, "--name", "a week", "--days", "7"]
+    )
+    assert shortened.exit_code == 0, shortened.output
+    week = db.session.execute(sa.select(ApiToken).where(ApiToken.name == "a week")).scalar_one()
+    assert timedelta(days=6.9) < week.expires_at - week.created_at <= timedelta(days=7)
+
+
+def test_a_read_only_token_may_look_and_never_change(client, actors):
+    from helpdesk.services.users import issue_api_token
+
+    token = issue_api_token(actors.ashgrove.email, "reporting", read_only=True)
+    headers = {"Authorization": f"Bearer {token}"}
+    before = db.session.execute(sa.select(sa.func.count()).select_from(Incident)).scalar_one()
+    assert client.get("/api/v1/incidents", headers=headers).status_code == 200
+    refused = file(client, type("Reader", (), {"headers": headers})(), **ISLA_RESET)
+    assert refused.status_code == 403 and "read-only" in refused.json["message"]
+    after = db.session.execute(sa.select(sa.func.count()).select_from(Incident)).scalar_one()
+    assert after == before
 
 
 def test_a_deactivated_user_is_refused(client, actors):

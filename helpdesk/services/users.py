@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import after_this_request, has_request_context
+from flask import after_this_request, current_app, has_request_context
 
 from ..domain.addresses import UnusableAddress, checked_address
 from ..errors import InvalidInput, NotFound, Unauthorized
@@ -65,8 +65,11 @@ def create_user(
     return user
 
 
-def issue_api_token(email: str, name: str = "api") -> str:
-    """Create a token for the user and return it; it is never shown again."""
+def issue_api_token(
+    email: str, name: str = "api", *, read_only: bool = False, days: float | None = None
+) -> str:
+    """Create a token for the user and return it; it is never shown again. It works for
+    ``days`` (API_TOKEN_DAYS by default); a read-only one may only look."""
     with unit_of_work():
         user = db.session.execute(
             sa.select(User).where(User.email == email.strip().lower())
@@ -74,9 +77,11 @@ def issue_api_token(email: str, name: str = "api") -> str:
         if user is None:
             raise NotFound(f"No user with email {email}.")
         issued = issue_token()
-        db.session.add(
-            ApiToken(user=user, name=name, token_digest=issued.digest, prefix=issued.prefix)
-        )
+        lifetime = timedelta(days=float(days or current_app.config["API_TOKEN_DAYS"]))
+        db.session.add(ApiToken(
+            user=user, name=name, token_digest=issued.digest, prefix=issued.prefix,
+            expires_at=utcnow() + lifetime, read_only=read_only,
+        ))  # fmt: skip
     return issued.token
 
 
@@ -148,6 +153,7 @@ class Principal:
     school_id: int | None  # employees only: the school of their staff record
     school_code: str | None
     school_nation: str | None = None
+    read_only: bool = False  # a read-only API token: it may look, never change
 
     @classmethod
     def of(cls, row: Any) -> Principal:
@@ -177,9 +183,16 @@ def principal_query(*also: Any) -> sa.Select[Any]:
 
 _TOKENS = ApiToken.__table__.c
 _TOKEN_USER = (
-    principal_query(_TOKENS.id.label("token_id"), _TOKENS.last_used_at)
+    principal_query(_TOKENS.id.label("token_id"), _TOKENS.last_used_at, _TOKENS.read_only)
     .join(ApiToken.__table__, _TOKENS.user_id == User.__table__.c.id)
-    .where(_TOKENS.token_digest == sa.bindparam("digest"), _TOKENS.revoked_at.is_(None))
+    .where(
+        _TOKENS.token_digest == sa.bindparam("digest"),
+        _TOKENS.revoked_at.is_(None),
+        sa.or_(
+            _TOKENS.expires_at.is_(None),
+            _TOKENS.expires_at > sa.bindparam("now", type_=_TOKENS.expires_at.type),
+        ),
+    )
 )
 
 
@@ -191,13 +204,16 @@ def user_for_token(authorization: str | None) -> Principal:
     # Looked up on every request (one indexed query, as a session is): a revoked token,
     # a deactivated user or a leaver is refused at once on every process.
     digest = token_digest(token.strip())
-    row = db.session.execute(_TOKEN_USER, {"digest": digest}).one_or_none()
-    if row is None:
-        raise Unauthorized("That token is not valid: it may have been revoked. Ask an admin.")
     now = utcnow()
+    row = db.session.execute(_TOKEN_USER, {"digest": digest, "now": now}).one_or_none()
+    if row is None:
+        raise Unauthorized(
+            "That token is not valid: it may have expired or been revoked. Ask an admin "
+            "for a new one."
+        )
     if row.last_used_at is None or now - row.last_used_at > _TOKEN_USE_RESOLUTION:
         _record_use(int(row.token_id), now)
-    return Principal.of(row)
+    return replace(Principal.of(row), read_only=bool(row.read_only))
 
 
 def _record_use(token_id: int, now: datetime) -> None:

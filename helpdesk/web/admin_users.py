@@ -97,7 +97,8 @@ def set_active(user_id: int) -> Any:
 def issue_token(user_id: int) -> Any:
     user = users.user_by_id(user_id)
     name = request.form.get("name", "").strip() or "api"
-    token = users.issue_api_token(user.email, name[:100])
+    read_only = request.form.get("read_only") == "yes"
+    token = users.issue_api_token(user.email, name[:100], read_only=read_only)
     return render_template(
         "admin/user.html", user=user, tokens=users.tokens_of(user_id), new_token=token
     )
