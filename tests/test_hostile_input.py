@@ -110,6 +110,9 @@ def test_a_huge_queue_cursor_from_the_address_bar(app, actors):
     for text in ("|" + "9" * 30, "2026-01-01T00:00:00+00:00|" + "9" * 30, "|-5"):
         cursor = base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
         assert agent.get(f"/queue?cursor={cursor}").status_code in (200, 422)
+    # A column sort's cursor is an offset: too big, or digits that are not ASCII.
+    for cursor in ("o" + "9" * 30, "o%C2%B2", "o-5", "o"):
+        assert agent.get(f"/queue?sort=ref&cursor={cursor}").status_code == 200
 
 
 def test_a_nul_in_a_large_form_is_refused_and_the_form_kept(app, actors):

@@ -393,6 +393,10 @@ def test_dates_are_typed_in_day_month_and_year_boxes_and_a_stage_in_any_case(app
     half = {**form, "child_birth_date-day": "", "child_birth_date-month": "4"}
     missing = employee.post(page, data={**half, "csrf_token": csrf_token(employee, page)})
     assert "must include a day." in missing.text
+    for day, year in (("9" * 25, "2017"), ("12", "9" * 5000)):  # no date has them
+        huge = {**form, "child_birth_date-day": day, "child_birth_date-year": year}
+        refused = employee.post(page, data={**huge, "csrf_token": csrf_token(employee, page)})
+        assert refused.status_code == 422 and "Child&#39;s date of birth" in refused.text
     form["child_birth_date-day"], form["child_birth_date-month"] = "12", "4"
     filed = employee.post(page, data={**form, "csrf_token": csrf_token(employee, page)})
     assert filed.status_code == 302, filed.text

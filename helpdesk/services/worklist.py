@@ -209,6 +209,17 @@ SORTS: dict[str, Any] = {
 }
 
 
+_MAX_OFFSET = 10**9  # far past any real list; a bigger one is no cursor of ours
+
+
+def _offset(cursor: str | None) -> int:
+    """How far into a column-sorted list a cursor ("o50") is; 0 for anything else."""
+    digits = cursor[1:] if cursor and cursor[:1] == "o" else ""
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 10:
+        return 0
+    return min(int(digits), _MAX_OFFSET)
+
+
 def _sorted_ids(
     queue_ids: list[int], statuses: list[str], shape: tuple[str, ...], values: dict[str, Any],
     filters: Filters, offset: int, limit: int,
@@ -244,8 +255,8 @@ def worklist(
     if not queue_ids or not statuses:
         return Page(queue_ids=mine)
     shape, values = _filter_values(user, filters, now)
+    offset = _offset(cursor)
     if filters.sort in SORTS:
-        offset = int(cursor[1:]) if cursor and cursor[:1] == "o" and cursor[1:].isdigit() else 0
         found = _sorted_ids(queue_ids, statuses, shape, values, filters, offset, page_size + 1)
         ids: list[tuple[int, datetime | None]] = [(i, None) for i in found]
     else:
@@ -267,8 +278,7 @@ def worklist(
         rows.append(_row(incident, calendars.get(incident.school_id), now))
     next_cursor = None
     if more and filters.sort in SORTS:
-        done = int(cursor[1:]) if cursor and cursor[:1] == "o" and cursor[1:].isdigit() else 0
-        next_cursor = f"o{done + page_size}"
+        next_cursor = f"o{offset + page_size}"
     elif more:
         last_id, last_due = ids[-1]
         next_cursor = encode_cursor(last_due, last_id)

@@ -262,9 +262,11 @@ def _date_from_boxes(field: FormField, submitted: Any) -> tuple[str, str | None]
         return "", f"Must include a {' and a '.join(missing)}."
     if not all(v.isascii() and v.isdigit() for v in parts.values()):
         return "", "Must be numbers, like 30 4 2015."
-    day, month, year = int(parts.get("day", "1")), int(parts["month"]), int(parts["year"])
     if len(parts["year"]) != 4:
         return "", "The year must have 4 numbers, like 2015."
+    if any(len(v) > 2 for p, v in parts.items() if p != "year"):
+        return "", "Must be a real date." if "day" in parts else "The month is 1 to 12."
+    day, month, year = int(parts.get("day", "1")), int(parts["month"]), int(parts["year"])
     try:
         date(year, month, day)
     except ValueError:
