@@ -69,6 +69,11 @@ _CLOCKS = {
 }
 
 
+# The detail that says who an incident is about, the first its type has (the last: a
+# portal link failure's parent, given name first); the queue sorts by the same.
+ABOUT_FIELDS = ("student_name", "parent_name", "parent_given_name")
+
+
 class Incident(db.Model):  # type: ignore[name-defined]
     """One request for help with a portal account, filed by a school employee."""
 
@@ -175,7 +180,7 @@ class Incident(db.Model):  # type: ignore[name-defined]
     def about(self) -> str | None:
         """Who the incident is about, as the employee typed it (never a record's value)."""
         details = self.details or {}
-        for name in ("student_name", "parent_name", "child_name"):
+        for name in ABOUT_FIELDS[:-1]:
             if details.get(name):
                 return str(details[name])
         given, family = details.get("parent_given_name"), details.get("parent_family_name")

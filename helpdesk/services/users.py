@@ -92,8 +92,6 @@ def users() -> list[User]:
 def staff_without_account() -> list[tuple[str, str]]:
     """(sourcedId, "Name, School (role)") of active staff records no user is tied to yet,
     for an admin adding a school employee by name."""
-    from ..models import School, Staff
-
     rows = db.session.execute(
         sa.select(Staff.sourced_id, Staff.given_name, Staff.family_name, Staff.role,
                   School.name)

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from ..domain.lifecycle import OPEN_STATUSES, Status
 from ..extensions import db
 from ..models import Incident, Queue, Role, School, User, queue_members, utcnow
+from ..models.incidents import ABOUT_FIELDS
 from .sla import settings
 from .users import Principal
 
@@ -194,13 +195,8 @@ def _ids_after(
 _DETAILS = Incident.__table__.c.details
 SORTS: dict[str, Any] = {
     "ref": Incident.id,
-    # Who it is about, as typed (Incident.about): the first name field the type has.
-    "about": sa.func.coalesce(
-        *(
-            _DETAILS[name].as_string()
-            for name in ("student_name", "parent_name", "child_name", "parent_given_name")
-        )
-    ),
+    # Who it is about, as typed (Incident.about).
+    "about": sa.func.coalesce(*(_DETAILS[name].as_string() for name in ABOUT_FIELDS)),
     "age": Incident.created_at,
     "type": Incident.type,
     "school": School.name,

@@ -136,14 +136,14 @@ def act(ref: str) -> Any:
         return _detail(ref, errors, 422)
     except (Conflict, Forbidden) as error:
         return _detail(ref, {"action": [error.message]}, error.status)
-    done = ACTION_DONE[Action(action)]
-    where = moved.queue.name if moved.queue else "no queue"
     try:
-        incidents.get_incident(g.user, ref)
+        seen = incidents.get_incident(g.user, ref)  # as it is now, if still the viewer's
     except NotFound:  # escalated to a queue the viewer does not work: back to their own
+        where = moved.queue.name if moved.queue else "no queue"
         flash(f"{ref} is escalated to {where}. It has left your queues.", "success")
         return redirect(url_for("queue.index"))
-    if assignee and moved.assignee_email != g.user.email:
-        done = f"assigned to {moved.assignee_email}"
-    flash(f"{ref}: {done.format(queue=where)}.", "success")
+    done = ACTION_DONE[Action(action)].format(queue=seen.queue.name if seen.queue else "no queue")
+    if assignee and seen.assignee_email != g.user.email:
+        done = f"assigned to {seen.assignee_email}"
+    flash(f"{ref}: {done}.", "success")
     return redirect(url_for("incident_pages.show", ref=ref))
