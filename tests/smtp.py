@@ -40,6 +40,7 @@ class Mailbox:
     messages: list[Received] = field(default_factory=list)
     refuse: int = 0
     refuse_once_for: set[str] = field(default_factory=set)  # a 451 for these, once each
+    refuse_to: set[str] = field(default_factory=set)  # a 451 for these, every time
     hang: bool = False
     hang_for: set[str] = field(default_factory=set)  # stall DATA for these recipients
     stalled: int = 0  # DATA commands stalled so far
@@ -54,7 +55,7 @@ class Mailbox:
             await self._release.wait()
             return "421 4.3.2 Shutting down"
         refused = self.refuse_once_for & set(envelope.rcpt_tos)
-        if refused:
+        if refused or self.refuse_to & set(envelope.rcpt_tos):
             self.refuse_once_for -= refused
             return "451 4.3.0 Mailbox temporarily unavailable, try again later"
         if self.refuse > 0:
@@ -69,9 +70,18 @@ class Mailbox:
     def to(self, address: str) -> list[Received]:
         return [m for m in self.messages if address in m.rcpt_tos]
 
+    def notices_to(self, address: str) -> list[Received]:
+        """The account holder's notices of what was done (never a secret)."""
+        return [m for m in self.to(address) if m.message["Subject"].startswith("Account notice:")]
+
+    def results_to(self, address: str) -> list[Received]:
+        """Everything else sent to the address: results, outcomes, queue emails."""
+        return [m for m in self.to(address) if m not in self.notices_to(address)]
+
     def reset(self) -> None:
         self.unhang()
         self.messages.clear()
+        self.refuse_to.clear()
         self.refuse = 0
         self.refuse_once_for.clear()
         self.stalled = 0

@@ -160,8 +160,9 @@ def test_a_parent_reset_goes_from_the_school_office_to_the_parents_inbox(site: S
     expect(identity.locator("h1")).to_contain_text("awaiting fulfilment")
     site.work()
 
-    delivered = site.smtp.mailbox.to(FIONA)
+    delivered = site.smtp.mailbox.results_to(FIONA)
     assert len(delivered) == 1, [m.rcpt_tos for m in site.smtp.mailbox.messages]
+    assert len(site.smtp.mailbox.notices_to(FIONA)) == 1  # and the holder's notice
     assert delivered[0].rcpt_tos == [FIONA]
     password = next(
         line.split(":", 1)[1].strip()
@@ -396,7 +397,7 @@ def test_the_reset_page_checks_its_link_first_and_lists_every_rule(site: Site) -
         )
         assert approved.status_code == 200, approved.json
         site.work()
-        found = re.search(r"/reset/(\S+)", site.smtp.mailbox.to(FIONA)[-1].text)
+        found = re.search(r"/reset/(\S+)", site.smtp.mailbox.results_to(FIONA)[-1].text)
         assert found, "the reset link reached the parent's address on file"
         parent = new_page(site.browser)
 

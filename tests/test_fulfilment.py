@@ -330,6 +330,96 @@ def test_a_student_reset_is_fulfilled_at_once_to_the_filing_employees_staff_emai
     assert_secret_nowhere(desk, secret, caplog)
 
 
+# -- The account holder is told (NIST SP 800-63B-4 §4.6) ----------------------------------
+
+
+def _no_secret_in(message: Received, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in message.text + message.html
+
+
+def test_a_parent_reset_tells_the_holder_when_at_whose_request_and_what_to_do(desk):
+    ref = desk.file(FIONA_RESET)["ref"]
+    assert desk.approve_parent_reset(ref).status_code == 200
+    desk.work()
+    (result,) = desk.mailbox.results_to(FIONA)
+    (notice,) = desk.mailbox.notices_to(FIONA)
+    assert notice.message["Subject"] == f"Account notice: password reset ({ref})"
+    when = desk.events(ref)[-1]["at"]
+    local = datetime.fromisoformat(when).astimezone(ZoneInfo("Europe/London"))
+    assert (
+        f"On {local.day} {local:%b %Y %H:%M %Z}, at the request of Ashgrove Primary School"
+        in notice.text
+    )
+    assert "the password of your parent portal account was reset" in notice.text
+    assert "If you did not ask for this, contact Ashgrove Primary School at once" in notice.text
+    assert ref in notice.html and "If you did not ask for this" in notice.html
+    _no_secret_in(notice, one_time_password(result), "596853", "P500001")
+    assert not desk.mailbox.to("al.campbell@mail.example")
+
+
+def test_a_student_reset_tells_the_main_contact_with_parental_responsibility(desk):
+    ref = desk.file(ISLA_RESET)["ref"]
+    desk.work()
+    (result,) = [m for m in desk.mailbox.to(FILER) if "portal password" in m.message["Subject"]]
+    (notice,) = desk.mailbox.to(FIONA)  # main contact, parental responsibility
+    assert "the password of the student portal account of Isla Campbell was reset" in notice.text
+    assert "sent to a member of staff at Ashgrove Primary School" in notice.text
+    assert not desk.mailbox.to("al.campbell@mail.example")  # not the main contact
+    _no_secret_in(notice, one_time_password(result))
+    assert not desk.mailbox.notices_to(FILER)
+    assert "holder_not_told" not in [e["kind"] for e in desk.events(ref)]
+
+
+def test_a_student_with_an_email_on_file_is_told_themselves(desk):
+    own = "isla.campbell@pupils.ashgrove.sch.example"
+    desk.sql(sa.update(Student).where(Student.student_number == "ASH240891").values(email=own))
+    try:
+        desk.file(ISLA_RESET)
+        desk.work()
+    finally:
+        desk.sql(sa.update(Student).where(Student.student_number == "ASH240891")
+                 .values(email=None))  # fmt: skip
+    (notice,) = desk.mailbox.to(own)
+    assert notice.message["Subject"].startswith("Account notice: password reset")
+    assert not desk.mailbox.to(FIONA)
+
+
+def test_a_username_reminder_tells_the_holder_the_password_did_not_change(desk):
+    ref = desk.file(REMINDER)["ref"]
+    assert desk.act(desk.actors.agent, ref, "fulfil").status_code == 200
+    desk.work()
+    (notice,) = desk.mailbox.notices_to(FIONA)
+    assert notice.message["Subject"] == f"Account notice: username sent ({ref})"
+    assert "The password was not changed." in notice.text
+
+
+def test_a_notice_no_address_can_take_is_visible_on_the_incident(desk):
+    desk.sql(sa.update(Guardian).where(Guardian.sourced_id == "par-1-0").values(email=None))
+    try:
+        ref = desk.file(ISLA_RESET)["ref"]
+        desk.work()
+    finally:
+        desk.sql(sa.update(Guardian).where(Guardian.sourced_id == "par-1-0")
+                 .values(email=FIONA))  # fmt: skip
+    assert desk.get(ref)["status"] == "resolved"  # the reset itself is done
+    (event,) = [e for e in desk.events(ref) if e["kind"] == "holder_not_told"]
+    assert event["message"] == ("the account holder could not be told: there is no email on "
+                                "file for the account holder")  # fmt: skip
+    assert desk.redis.llen("rq:queue:mail") == 0
+
+
+def test_a_notice_the_mail_server_keeps_refusing_is_visible_on_the_incident(desk):
+    desk.mailbox.refuse_to.add(FIONA)
+    ref = desk.file(ISLA_RESET)["ref"]
+    desk.work()  # the reset, the result to the employee, and every try of the notice
+    assert desk.get(ref)["status"] == "resolved"
+    (event,) = [e for e in desk.events(ref) if e["kind"] == "holder_not_told"]
+    assert event["message"].startswith("the account holder could not be told: the mail "
+                                       "server refused it 4 times (SMTP 451")  # fmt: skip
+    assert not desk.mailbox.to(FIONA)
+
+
 def test_a_filing_the_rules_fulfil_at_once_is_recorded_like_an_approval(desk):
     """The shipped rules approve a verified student reset as it is filed: it must leave
     what an approval by a person leaves."""
@@ -371,7 +461,7 @@ def test_a_username_reminder_sends_the_username_and_changes_no_password(desk):
     ref = desk.file(REMINDER)["ref"]
     assert desk.act(desk.actors.agent, ref, "fulfil").status_code == 200
     desk.work()
-    (reminder,) = [m for m in desk.mailbox.to(FIONA) if "username" in m.message["Subject"]]
+    (reminder,) = desk.mailbox.results_to(FIONA)
     assert "fiona.campbell1" in reminder.text
     (fulfilment,) = desk.fulfilments(ref)
     assert fulfilment.state == "delivered" and fulfilment.credential_set_at is None
@@ -468,7 +558,7 @@ def test_a_new_reset_link_voids_the_old_one_and_links_expire(desk):
         ref = desk.file(FIONA_RESET)["ref"]
         assert desk.approve_parent_reset(ref).status_code == 200
         desk.work()
-        tokens.append(reset_link(desk.mailbox.to(FIONA)[-1]))
+        tokens.append(reset_link(desk.mailbox.results_to(FIONA)[-1]))
     page = desk.client
     assert "expired or has already been used" in page.get(f"/reset/{tokens[0]}").text
     csrf = re.search(r'value="([^"]+)"', page.get(f"/reset/{tokens[1]}").text).group(1)
@@ -859,7 +949,11 @@ def test_revocation_disables_at_once_and_blocks_later_resets_until_restored(desk
         db.session.remove()
     (notice,) = [m for m in desk.mailbox.to(FILER) if "revoked" in m.message["Subject"]]
     assert "court order" in notice.text
-    assert not desk.mailbox.to("lorna.fraser@mail.example")
+    # The holder is told that access stopped (never why), and nothing else.
+    (told,) = desk.mailbox.to("lorna.fraser@mail.example")
+    assert told.message["Subject"] == f"Account notice: portal access stopped ({filed['ref']})"
+    assert "your parent portal access was stopped" in told.text
+    assert "court" not in told.text.lower() + told.html.lower()
 
     reset = desk.client.post("/api/v1/incidents", json=LORNA_RESET,
                              headers=desk.actors.ashgrove.headers).json  # fmt: skip
@@ -879,11 +973,15 @@ def test_revocation_disables_at_once_and_blocks_later_resets_until_restored(desk
         "access_restored",
         desk.actors.admin.email,
     )
+    desk.work()
+    restored_notice = desk.mailbox.notices_to("lorna.fraser@mail.example")[-1]
+    assert restored_notice.message["Subject"].startswith("Account notice: portal access restored")
+    assert "you can sign in again" in restored_notice.text
     again = desk.file(LORNA_RESET)
     assert again["verification"]["outcome"] == "passed"
     assert desk.approve_parent_reset(again["ref"]).status_code == 200
     desk.work()
-    assert len(desk.mailbox.to("lorna.fraser@mail.example")) == 1
+    assert len(desk.mailbox.results_to("lorna.fraser@mail.example")) == 1
 
 
 def test_a_revocation_overtakes_a_reset_already_approved(desk):
@@ -891,7 +989,7 @@ def test_a_revocation_overtakes_a_reset_already_approved(desk):
     assert desk.approve_parent_reset(ref).status_code == 200
     desk.file({"type": "access_revocation", "guardian_id": "par-5-0", "reason": "policy_breach"})
     desk.work()  # revocations are served first
-    assert not desk.mailbox.to("lorna.fraser@mail.example")
+    assert not desk.mailbox.results_to("lorna.fraser@mail.example")  # only the notice
     assert desk.fulfilments(ref)[0].state == "abandoned"
     assert desk.get(ref)["status"] == "triaged"
 

@@ -118,6 +118,22 @@ def test_a_changed_email_updates_the_address_on_file(bundle):
     assert email == "gareth.hughes@mail.example"
 
 
+def test_a_students_own_email_is_kept_for_notices_and_checked_like_any_other(bundle):
+    bundle.edit("users.csv", "stu-1-0", email="isla.campbell@pupils.ashgrove.sch.example")
+    assert bundle.load().counts["students"]["updated"] == 1
+    email = db.session.execute(
+        sa.select(Student.email).where(Student.sourced_id == "stu-1-0")
+    ).scalar_one()
+    assert email == "isla.campbell@pupils.ashgrove.sch.example"
+    bundle.edit("users.csv", "stu-1-0", email="isla at home")
+    with pytest.raises(MalformedBundle) as raised:
+        bundle.load()
+    assert [str(p) for p in raised.value.problems] == [
+        "users.csv row 6 column email: 'isla at home' is not an email address: An email "
+        "address must have an @-sign."
+    ]
+
+
 def test_tobedeleted_deactivates_the_record(client, actors, bundle):
     bundle.edit("users.csv", "stu-1-0", status="tobedeleted")
     report = bundle.load()

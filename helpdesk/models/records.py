@@ -76,6 +76,9 @@ class Student(db.Model):  # type: ignore[name-defined]
     birth_date: Mapped[date | None] = mapped_column(sa.Date)
     postcode: Mapped[str | None] = mapped_column(sa.String(16))
     year_stage: Mapped[str | None] = mapped_column(sa.String(8))
+    # The student's own address, where the school gives pupils one: notices of what was
+    # done to their account go there (their one-time passwords go to the filing employee).
+    email: Mapped[str | None] = mapped_column(sa.String(320))
     active: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -125,6 +125,7 @@ class StudentRow:
     active: bool
     row: int = 0
     birth_date: date | None = None
+    email: str | None = None  # the student's own, where the school gives pupils one
 
 
 @dataclass(slots=True)
@@ -425,6 +426,7 @@ def _read_users(reader: _Reader, bundle: Bundle) -> None:
                 _blank(row["metadata.yearStage"]),
                 active,
                 number,
+                email=reader.email("users.csv", number, row),
             )
         else:
             bundle.staff[sid] = StaffRow(

@@ -27,6 +27,7 @@ from ..models import (
 from . import audit, outbox
 from .audit import Event
 from .credentials import store_for
+from .notifications import tell_holder
 from .uow import unit_of_work
 
 KIND_FOR_TYPE = {
@@ -129,6 +130,8 @@ def restore_access(guardian_sourced_id: str, admin: User) -> Guardian:
                 incident.id, "access_restored", incident.status, incident.status,
                 f"an admin restored portal access for {guardian.full_name}", actor_id=admin.id,
             ))  # fmt: skip
+            tell_holder(incident, "access_restored", "your parent portal access",
+                        audience=f"guardian:{guardian.id}")  # fmt: skip
         guardian.access_revoked_at = None
         guardian.access_revoked_reason = None
         guardian.access_revoked_by_incident_id = None

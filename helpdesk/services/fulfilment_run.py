@@ -56,7 +56,7 @@ from .credentials import (
     password_policy,
     store_for,
 )
-from .notifications import PARENT_TYPES, Recipient, mask, notify, recipient_for
+from .notifications import PARENT_TYPES, Recipient, mask, notify, recipient_for, tell_holder
 from .uow import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -255,7 +255,26 @@ def _deliver(work: Work) -> FulfilmentState:
     fulfilment.sealed_secret = fulfilment.last_error = None
     outbox.complete(fulfilment.kind, fulfilment.id, now)
     notify(incident.id, "outcome", "filer", outcome="done", detail=recipient.whose)
+    _tell_holder(work)
     return FulfilmentState.DELIVERED
+
+
+def _tell_holder(work: Work) -> None:
+    """The holder hears what was done, wherever the result went (NIST SP 800-63B-4 §4.6)."""
+    fulfilment, incident, account = work.fulfilment, work.incident, work.account
+    assert account is not None
+    if fulfilment.kind == FulfilmentKind.REMINDER:
+        what = "username_reminder"
+    elif fulfilment.mode == DeliveryMode.RESET_LINK:
+        what = "reset_link"
+    else:
+        what = "password_reset"
+    if account.student is not None:
+        words = f"the {account.portal} portal account of {account.student.full_name}"
+        sent_to = f"a member of staff at {incident.school.name}, to give to the student"
+    else:
+        words, sent_to = f"your {account.portal} portal account", "your email address on file"
+    tell_holder(incident, what, words, sent_to)
 
 
 def _result_email(work: Work, recipient: Recipient) -> mail.Email:
@@ -311,6 +330,8 @@ def _revoke(work: Work) -> FulfilmentState:
             store_for(account.portal).disable(account)
             disabled += 1
         _stop_resets_for(guardian.id, reason)
+        tell_holder(incident, "access_revoked", "your parent portal access",
+                    audience=f"guardian:{guardian.id}")  # fmt: skip
     _done(incident, "access_revoked",
           f"portal access revoked for {len(targets)} parent(s), {disabled} account(s) "
           "disabled; resets are refused until an admin restores access", now,

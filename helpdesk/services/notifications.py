@@ -2,7 +2,11 @@
 
 The address on file is read from the records when the email is sent, never taken
 from an incident, a rule or a job argument (SPEC §6.1): a notification names an
-audience ("filer", "guardian", "queue:<slug>"), not an address.
+audience ("filer", "guardian", "holder", "guardian:<id>", "queue:<slug>"), not an address.
+
+The account holder is told of every completed reset, reminder, revocation and
+restoration (NIST SP 800-63B-4 §4.6): ``tell_holder`` promises that notice, and nothing
+turns it off. A notice that reaches nobody is recorded on the incident's timeline.
 """
 
 from __future__ import annotations
@@ -10,12 +14,25 @@ from __future__ import annotations
 import hashlib
 import smtplib
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
+from ..domain.moments import shown
 from ..extensions import db
-from ..models import Guardian, Incident, Notification, Queue, User, queue_members, utcnow
-from . import mail, outbox
+from ..models import (
+    Guardian,
+    GuardianStudent,
+    Incident,
+    Notification,
+    PortalAccount,
+    Queue,
+    User,
+    queue_members,
+    utcnow,
+)
+from . import audit, mail, outbox
+from .audit import Event
 from .uow import unit_of_work
 
 # Incidents whose result goes to the guardian; the rest go to the filing employee.
@@ -63,6 +80,74 @@ def notify(incident_id: int, template: str, audience: str, **context: str) -> in
     return note_id
 
 
+HOLDER_NOTICE = "holder_notice"
+
+
+# What the holder is told, per thing done: its headline, then what happened.
+HOLDER_NOTICES = {
+    "password_reset": ("Account notice: password reset",
+                       "On {when}, at the request of {school}, the password of {account} was "
+                       "reset. A one-time password was sent to {sent_to}; the old password no "
+                       "longer works."),
+    "reset_link": ("Account notice: reset link sent",
+                   "On {when}, at the request of {school}, a link to choose a new password "
+                   "for {account} was sent to {sent_to}."),
+    "username_reminder": ("Account notice: username sent",
+                          "On {when}, at the request of {school}, the username of {account} "
+                          "was sent to {sent_to}. The password was not changed."),
+    "access_revoked": ("Account notice: portal access stopped",
+                       "On {when}, at the request of {school}, {account} was stopped: its "
+                       "accounts cannot sign in, and no password reset will be made until the "
+                       "school restores access."),
+    "access_restored": ("Account notice: portal access restored",
+                        "On {when}, {account} at {school} was restored by the school's IT "
+                        "support: you can sign in again."),
+}  # fmt: skip
+
+
+def tell_holder(
+    incident: Incident, what: str, account: str, sent_to: str = "", audience: str = "holder"
+) -> int:
+    """Promise the account holder's notice that ``what`` (a key of HOLDER_NOTICES) was
+    done to ``account`` (words: "your parent portal access"): when, at which school's
+    request, where the result went, and what to do if they did not ask. Never a secret."""
+    headline, happened = HOLDER_NOTICES[what]
+    words = {"when": shown(utcnow(), incident.school.timezone), "school": incident.school.name,
+             "account": account, "sent_to": sent_to}  # fmt: skip
+    return notify(incident.id, HOLDER_NOTICE, audience, what=what, headline=headline,
+                  happened=happened.format(**words))  # fmt: skip
+
+
+def holder_addresses(incident: Incident) -> list[str]:
+    """Whom an incident's work is told to, from the records now: the guardian for a parent
+    account; for a student account, the student's own email on file, and otherwise the
+    guardians with parental responsibility who are the main contact."""
+    if incident.type in PARENT_TYPES:
+        return _guardian_addresses([incident.guardian_id] if incident.guardian_id else [])
+    account = db.session.get(PortalAccount, incident.portal_account_id or 0)
+    student = account.student if account is not None else None
+    if student is None:
+        return []
+    if student.active and student.email:
+        return [student.email]
+    responsible_main_contacts = sa.select(GuardianStudent.guardian_id).where(
+        GuardianStudent.student_id == student.id,
+        GuardianStudent.parental_responsibility.is_(True),
+        GuardianStudent.main_contact.is_(True),
+    )
+    return _guardian_addresses(responsible_main_contacts)
+
+
+def _guardian_addresses(ids: Any) -> list[str]:
+    """The emails on file of these guardians (ids, or a select of them) who are active."""
+    found = db.session.execute(
+        sa.select(Guardian.email)
+        .where(Guardian.id.in_(ids), Guardian.active.is_(True), Guardian.email.is_not(None))
+        .order_by(Guardian.email)
+    ).scalars()
+    return [address for address in found if address]
+
+
 _SUBJECTS = {
     "acknowledgement": "{ref}: received",
     "outcome": "{ref}: outcome of your request",
@@ -72,6 +157,7 @@ _SUBJECTS = {
     "sla_warning": "{ref}: resolution deadline near",
     "verification_locked": "{ref}: record checks locked after repeated failures",
     "password_changed": "Your portal password was changed",
+    HOLDER_NOTICE: "{headline} ({ref})",
 }
 
 
@@ -119,7 +205,7 @@ def _send(
     context = {**note.context, "ref": incident.ref, "type": incident.type.replace("_", " "),
                "school": incident.school.name,
                "queue": incident.queue.name if incident.queue else ""}  # fmt: skip
-    subject = _SUBJECTS[note.template].format(ref=incident.ref)
+    subject = _SUBJECTS[note.template].format(**{**note.context, "ref": incident.ref})
     # The same Message-ID for an address on every attempt, so a receiver can drop a
     # repeat sent by a worker that died before recording the acceptance.
     tag = hashlib.sha256(address.encode()).hexdigest()[:12]
@@ -135,6 +221,7 @@ def _send(
         if note.attempts < outbox.attempts_allowed():
             return note.last_error
         note.state = "failed"  # the next turn finds it so, completes the promise and ends
+        _not_told(note, f"the mail server refused it {note.attempts} times ({note.last_error})")
         return None
     note.sent_to = [*(note.sent_to or []), address]
     return None
@@ -146,12 +233,26 @@ def _finish(note: Notification, unusable: dict[str, str]) -> str:
         why = "; ".join(unusable.values())
         note.last_error = ("not sent to an address on file that is not an email address "
                            f"(correct the record): {why}")[:500]  # fmt: skip
-    if unusable and not note.sent_to:
+    if note.template == HOLDER_NOTICE and not note.sent_to:
+        note.state = "failed"
+        note.last_error = note.last_error or "there is no email on file for the account holder"
+        _not_told(note, note.last_error)
+    elif unusable and not note.sent_to:
         note.state = "failed"
     else:
         note.state, note.sent_at = "sent", utcnow()
     outbox.complete("deliver_email", note.id)
     return note.state
+
+
+def _not_told(note: Notification, why: str) -> None:
+    """A holder's notice that reached nobody is visible on the incident, saying why."""
+    if note.template == HOLDER_NOTICE:
+        incident = db.session.get(Incident, note.incident_id)
+        assert incident is not None
+        audit.record(Event(incident.id, "holder_not_told", incident.status, incident.status,
+                           f"the account holder could not be told: {why}"[:500],
+                           data={"notification": note.id}))  # fmt: skip
 
 
 def _audience(audience: str, incident: Incident) -> list[str]:
@@ -161,6 +262,10 @@ def _audience(audience: str, incident: Incident) -> list[str]:
     if audience == "guardian":
         recipient = recipient_for(incident) if incident.type in PARENT_TYPES else None
         return [recipient.address] if recipient else []
+    if audience == "holder":
+        return holder_addresses(incident)
+    if audience.startswith("guardian:"):
+        return _guardian_addresses([int(audience[len("guardian:") :])])
     if audience.startswith("queue:"):
         return list(
             db.session.execute(

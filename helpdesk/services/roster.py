@@ -110,7 +110,7 @@ def _apply(bundle: Bundle) -> ImportReport:
                "given_name": r.given_name, "middle_name": r.middle_name,
                "family_name": r.family_name, "family_name_key": name_key(r.family_name),
                "birth_date": r.birth_date, "postcode": r.postcode, "year_stage": r.year_stage,
-               "active": r.active})
+               "email": r.email, "active": r.active})
         for sid, r in _drain(bundle.students)
     ))  # fmt: skip
     guardian_ids = _sync_rows(Guardian, "guardians", report, (
