@@ -240,10 +240,11 @@ def demo(roster_path: Path) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from . import desk_cli, work_cli
+    from . import data_cli, desk_cli, work_cli
 
     for command in (
         *work_cli.COMMANDS,
+        *data_cli.COMMANDS,
         *desk_cli.COMMANDS,
         roster_cli,
         users_cli,

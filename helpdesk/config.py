@@ -11,6 +11,7 @@ from typing import Any
 
 import limits
 
+from .domain.lifecycle import INCIDENT_TYPES
 from .domain.moments import UnknownZone, zone
 
 DEV_SECRET_KEY = "dev-only-not-a-secret"  # noqa: S105 - refused outside development
@@ -79,6 +80,19 @@ def _zone(value: str) -> str:
     return value
 
 
+def _retention(value: str) -> dict[str, float]:
+    """ "30" or "30; access_revocation=365, parent_password_reset=60": days, per type."""
+    default, _, rest = value.partition(";")
+    periods = {"*": _number(default)}
+    for part in (p.strip() for p in rest.split(",") if p.strip()):
+        name, equals, days = part.partition("=")
+        if not equals or name.strip() not in INCIDENT_TYPES:
+            raise ValueError("is not a period like '30; access_revocation=365' (each type one "
+                             "of " + ", ".join(INCIDENT_TYPES) + ")")  # fmt: skip
+        periods[name.strip()] = _number(days)
+    return periods
+
+
 def _text(value: str) -> str:
     return value
 
@@ -96,8 +110,9 @@ class Setting:
 
     def read(self, environ: Mapping[str, str]) -> Any:
         raw = environ.get(self.name, "")
-        if raw == "":
+        if raw == "" and not isinstance(self.default, str):
             return self.default
+        raw = raw or self.default  # a default written as text is read like the variable
         try:
             return self.parse(raw)
         except ValueError as error:
@@ -164,6 +179,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VERIFY_DETAIL_TRIES", _whole, 3,
             "failed link checks for one child after which results stop saying which field "
             "differed", "1"),
+    Setting("RETENTION_DAYS", _retention, "30",
+            "days after an incident ends (closed, rejected, cancelled) that what was typed "
+            "about people is kept; then it is purged. A default, then per type: "
+            "`30; access_revocation=365`", "14; access_revocation=365"),
     Setting("RESOLVED_QUIET_DAYS", _number, 7.0,
             "a resolved incident nobody reopens closes itself after this many days", "14"),
     Setting("RULES_CACHE_SECONDS", _number, 5.0,

@@ -18,6 +18,7 @@ from .extensions import db
 from .outages import TRANSIENT, Outage
 from .redis_client import get_redis
 from .services.outbox import relay
+from .services.retention import purge
 from .services.sla import run_escalation_pass
 from .services.transitions import close_quiet_resolved
 
@@ -39,6 +40,7 @@ PERIODIC = (
     PeriodicJob("outbox-relay", 30, relay),
     PeriodicJob("sla-escalation", 60, run_escalation_pass),
     PeriodicJob("close-quiet-resolved", 15 * 60, close_quiet_resolved),
+    PeriodicJob("retention-purge", 60 * 60, purge),
 )
 
 

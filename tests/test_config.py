@@ -93,9 +93,32 @@ def test_each_setting_is_read_from_the_environment(tmp_path, setting):
     """Set to its example value, the setting is what the app's config holds; unset, its
     default (what the README says)."""
     app = create_app({"HELPDESK_INSTANCE": str(tmp_path), setting.name: setting.example})
-    assert app.config[setting.name] == setting.parse(setting.example) != setting.default
+    default = setting.read({})  # a default written as text is read like the variable
+    assert app.config[setting.name] == setting.parse(setting.example) != default
     unset = create_app({"HELPDESK_INSTANCE": str(tmp_path)})
-    assert unset.config[setting.name] == setting.default
+    assert unset.config[setting.name] == default
+
+
+@pytest.mark.parametrize("value, said", [
+    ("thirty", "RETENTION_DAYS='thirty' is not a number."),
+    ("30; homework=5", "RETENTION_DAYS='30; homework=5' is not a period like "
+                       "'30; access_revocation=365' (each type one of student_password_reset, "
+                       "parent_password_reset, portal_link_failure, username_reminder, "
+                       "access_revocation)."),
+    ("30; access_revocation=-1", "RETENTION_DAYS='30; access_revocation=-1' is not a number "
+                                 "of 0 or more."),
+])  # fmt: skip
+def test_a_retention_period_that_cannot_be_read_stops_the_start_saying_why(tmp_path, value, said):
+    with pytest.raises(ConfigError) as raised:
+        create_app({"HELPDESK_INSTANCE": str(tmp_path), "RETENTION_DAYS": value})
+    assert str(raised.value) == said
+
+
+def test_every_incident_type_has_its_schema_in_order():
+    from helpdesk.domain.lifecycle import INCIDENT_TYPES
+    from helpdesk.schemas.incidents import INCIDENT_SCHEMAS
+
+    assert tuple(INCIDENT_SCHEMAS) == INCIDENT_TYPES
 
 
 def _readme_settings() -> list[str]:

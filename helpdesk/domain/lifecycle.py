@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from .roles import Role
 
+# Every incident type, in the order forms and documentation list them.
+INCIDENT_TYPES = ("student_password_reset", "parent_password_reset", "portal_link_failure",
+                  "username_reminder", "access_revocation")  # fmt: skip
+
 
 class Status(enum.StrEnum):
     NEW = "new"

@@ -128,6 +128,8 @@ class Incident(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When what was typed about people was removed, its retention period over.
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # What routing decided: the rule-set version that ran, tags it added, and where an
     # escalation (by hand or on an SLA breach) sends the incident.
     rule_set_version: Mapped[int | None] = mapped_column()

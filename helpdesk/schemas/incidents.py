@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from ..domain.lifecycle import Action
+from ..domain.lifecycle import INCIDENT_TYPES, Action
 from .fields import (
     ACCOUNT_NUMBER,
     MMYYYY,
@@ -110,7 +110,6 @@ INCIDENT_SCHEMAS: dict[str, type[IncidentIn]] = {
     "username_reminder": UsernameReminderIn,
     "access_revocation": AccessRevocationIn,
 }
-INCIDENT_TYPES = tuple(INCIDENT_SCHEMAS)
 
 
 def schema_name(kind: str) -> str:
