@@ -13,6 +13,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup
 
+from .domain.roles import TokenScope
 from .errors import DomainError
 from .roster import MalformedBundle, open_bundle
 
@@ -118,15 +119,25 @@ tokens_cli = click.Group("tokens", help="API tokens.")
 @tokens_cli.command("issue")
 @click.argument("email")
 @click.option("--name", default="api", show_default=True, help="What the token is for.")
-@click.option("--read-only", is_flag=True, help="It may look (GET), never file or change.")
+@click.option(
+    "--scope",
+    type=click.Choice([s.value for s in TokenScope]),
+    default="full",
+    show_default=True,
+    help="full: what its user may; read-only: it looks, never "
+    "files or changes; filing: a school system's, it files for its employee's "
+    "school and reads incidents, nothing else.",
+)
+@click.option("--read-only", is_flag=True, help="The same as --scope read-only.")
 @click.option("--days", type=click.FloatRange(min=0, min_open=True),
               help="How long it works (default: API_TOKEN_DAYS).")  # fmt: skip
-def tokens_issue(email: str, name: str, read_only: bool, days: float | None) -> None:
+def tokens_issue(email: str, name: str, scope: str, read_only: bool, days: float | None) -> None:
     """Issue an API token for a user and print it once; only its digest is kept."""
     from .services.users import issue_api_token
 
     try:
-        click.echo(issue_api_token(email, name, read_only=read_only, days=days))
+        scope = TokenScope.READ_ONLY if read_only else scope
+        click.echo(issue_api_token(email, name, scope=scope, days=days))
     except DomainError as error:
         fail(error)
 

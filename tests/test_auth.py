@@ -58,7 +58,7 @@ def test_a_token_works_for_its_lifetime_and_then_no_more(app, client, actors):
 def test_a_read_only_token_may_look_and_never_change(client, actors):
     from helpdesk.services.users import issue_api_token
 
-    token = issue_api_token(actors.ashgrove.email, "reporting", read_only=True)
+    token = issue_api_token(actors.ashgrove.email, "reporting", scope="read-only")
     headers = {"Authorization": f"Bearer {token}"}
     before = db.session.execute(sa.select(sa.func.count()).select_from(Incident)).scalar_one()
     assert client.get("/api/v1/incidents", headers=headers).status_code == 200
@@ -66,6 +66,40 @@ def test_a_read_only_token_may_look_and_never_change(client, actors):
     assert refused.status_code == 403 and "read-only" in refused.json["message"]
     after = db.session.execute(sa.select(sa.func.count()).select_from(Incident)).scalar_one()
     assert after == before
+
+
+def test_a_filing_token_files_for_its_school_and_does_nothing_else(app, client, actors):
+    issued = app.test_cli_runner().invoke(
+        args=["tokens", "issue", actors.ashgrove.email, "--name", "MIS", "--scope", "filing"]
+    )
+    assert issued.exit_code == 0, issued.output
+    system = type("System", (), {"headers": {"Authorization": f"Bearer {issued.output.strip()}"}})
+    filed = file(client, system, **ISLA_RESET)
+    assert filed.status_code == 201, filed.json
+    ref, school = filed.json["ref"], filed.json["school"]
+    assert client.get(f"/api/v1/incidents/{ref}", headers=system.headers).status_code == 200
+    assert client.get(f"/api/v1/incidents/{ref}/events", headers=system.headers).status_code == 200
+    commented = client.post(f"/api/v1/incidents/{ref}/transitions", headers=system.headers,
+                            json={"action": "comment", "message": "any news?"})  # fmt: skip
+    assert commented.status_code == 403
+    assert f"only files incidents for {school}" in commented.json["message"]
+    assert client.get("/api/v1/queues", headers=system.headers).status_code == 403
+    events = client.get(f"/api/v1/incidents/{ref}/events", headers=actors.ashgrove.headers)
+    assert [e for e in events.json if e["kind"] == "comment"] == []
+
+
+def test_a_filing_token_is_only_for_a_school_employee(app, actors):
+    refused = app.test_cli_runner().invoke(
+        args=["tokens", "issue", actors.agent.email, "--scope", "filing"]
+    )
+    assert refused.exit_code != 0
+    assert "not a school employee" in refused.output
+    assert (
+        db.session.execute(
+            sa.select(sa.func.count()).select_from(ApiToken).where(ApiToken.scope == "filing")
+        ).scalar_one()
+        == 0
+    )
 
 
 def test_a_deactivated_user_is_refused(client, actors):

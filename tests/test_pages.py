@@ -653,7 +653,7 @@ def test_a_new_token_is_shown_once_and_a_revoked_one_stops_working(app, client, 
         client.get("/api/v1/queues", headers={"Authorization": f"Bearer {new}"}).status_code == 401
     )
     reader = admin.post(f"/admin/users/{user_id}/tokens", data={
-        "name": "reports", "read_only": "yes", "csrf_token": token})  # fmt: skip
+        "name": "reports", "scope": "read-only", "csrf_token": token})  # fmt: skip
     assert "read-only</strong>" in reader.text and "Works until" in reader.text
     looking = re.search(r'id="new-token">(hdk_[^<]+)<', reader.text).group(1)
     bearer = {"Authorization": f"Bearer {looking}"}

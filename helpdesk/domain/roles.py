@@ -1,4 +1,5 @@
-"""Who a user is to the helpdesk: the three staff roles (SPEC §1)."""
+"""Who a user is to the helpdesk: the three staff roles (SPEC §1), and what an API token
+of theirs may do."""
 
 from __future__ import annotations
 
@@ -9,3 +10,18 @@ class Role(enum.StrEnum):
     EMPLOYEE = "employee"  # school staff: files incidents for their own school
     AGENT = "agent"  # ITS support: works queues
     ADMIN = "admin"  # manages rules, queues, users and imports
+
+
+class TokenScope(enum.StrEnum):
+    FULL = "full"  # whatever its user may do
+    READ_ONLY = "read-only"  # it may look (GET), never file or change anything
+    FILING = "filing"  # a school system's: it files for its employee's school, and looks
+
+    @property
+    def words(self) -> str:
+        return {
+            TokenScope.FULL: "whatever its user may do",
+            TokenScope.READ_ONLY: "read-only: it may look, never file or change anything",
+            TokenScope.FILING: "filing only: it files incidents for its user's school and "
+            "reads them, nothing else",
+        }[self]

@@ -62,7 +62,7 @@ class ApiToken(db.Model):  # type: ignore[name-defined]
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: never
-    # A read-only token may look (GET), never file or change anything.
-    read_only: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # What it may do: TokenScope (full, read-only, filing).
+    scope: Mapped[str] = mapped_column(sa.String(10), default="full", server_default="full")
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import after_this_request, current_app, has_request_context
 
 from ..domain.addresses import UnusableAddress, checked_address
+from ..domain.roles import TokenScope
 from ..errors import InvalidInput, NotFound, Unauthorized
 from ..extensions import db
 from ..models import ApiToken, Role, School, Staff, User, utcnow
@@ -66,21 +67,33 @@ def create_user(
 
 
 def issue_api_token(
-    email: str, name: str = "api", *, read_only: bool = False, days: float | None = None
+    email: str, name: str = "api", *, scope: str = TokenScope.FULL, days: float | None = None
 ) -> str:
     """Create a token for the user and return it; it is never shown again. It works for
-    ``days`` (API_TOKEN_DAYS by default); a read-only one may only look."""
+    ``days`` (API_TOKEN_DAYS by default) and may do what its ``scope`` says: everything its
+    user may, only look, or only file (a school system's: only an employee files)."""
+    try:
+        scope = TokenScope(scope)
+    except ValueError:
+        raise InvalidInput(
+            f"A token's scope is one of {', '.join(s.value for s in TokenScope)}; not {scope!r}."
+        ) from None
     with unit_of_work():
         user = db.session.execute(
             sa.select(User).where(User.email == email.strip().lower())
         ).scalar_one_or_none()
         if user is None:
             raise NotFound(f"No user with email {email}.")
+        if scope is TokenScope.FILING and (user.role != Role.EMPLOYEE or user.staff is None):
+            raise InvalidInput(
+                f"A filing token files for its user's school, and {user.email} is not a "
+                "school employee: issue it to the account of one."
+            )
         issued = issue_token()
         lifetime = timedelta(days=float(days or current_app.config["API_TOKEN_DAYS"]))
         db.session.add(ApiToken(
             user=user, name=name, token_digest=issued.digest, prefix=issued.prefix,
-            expires_at=utcnow() + lifetime, read_only=read_only,
+            expires_at=utcnow() + lifetime, scope=scope.value,
         ))  # fmt: skip
     return issued.token
 
@@ -151,7 +164,7 @@ class Principal:
     school_id: int | None  # employees only: the school of their staff record
     school_code: str | None
     school_nation: str | None = None
-    read_only: bool = False  # a read-only API token: it may look, never change
+    scope: TokenScope = TokenScope.FULL  # an API token's; a signed-in session's is full
 
     @classmethod
     def of(cls, row: Any) -> Principal:
@@ -181,7 +194,7 @@ def principal_query(*also: Any) -> sa.Select[Any]:
 
 _TOKENS = ApiToken.__table__.c
 _TOKEN_USER = (
-    principal_query(_TOKENS.id.label("token_id"), _TOKENS.last_used_at, _TOKENS.read_only)
+    principal_query(_TOKENS.id.label("token_id"), _TOKENS.last_used_at, _TOKENS.scope)
     .join(ApiToken.__table__, _TOKENS.user_id == User.__table__.c.id)
     .where(
         _TOKENS.token_digest == sa.bindparam("digest"),
@@ -211,7 +224,7 @@ def user_for_token(authorization: str | None) -> Principal:
         )
     if row.last_used_at is None or now - row.last_used_at > _TOKEN_USE_RESOLUTION:
         _record_use(int(row.token_id), now)
-    return replace(Principal.of(row), read_only=bool(row.read_only))
+    return replace(Principal.of(row), scope=TokenScope(row.scope))
 
 
 def _record_use(token_id: int, now: datetime) -> None:

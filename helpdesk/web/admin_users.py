@@ -7,8 +7,9 @@ from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
+from ..domain.roles import TokenScope
 from ..errors import DomainError
-from ..models import Role
+from ..models import Role, User
 from ..services import sign_in, users
 from .access import page_for
 
@@ -64,8 +65,17 @@ def create() -> Any:
 @bp.get("/<id:user_id>")
 @admin_page
 def show(user_id: int) -> Any:
-    user = users.user_by_id(user_id)
-    return render_template("admin/user.html", user=user, tokens=users.tokens_of(user_id))
+    return _user_page(users.user_by_id(user_id))
+
+
+def _user_page(user: User, new_token: str | None = None) -> str:
+    """A user, their tokens, and the form that issues one (a filing scope only for an
+    employee: only they file)."""
+    scopes = [s for s in TokenScope if s is not TokenScope.FILING or user.role == Role.EMPLOYEE]
+    return render_template(
+        "admin/user.html", user=user, tokens=users.tokens_of(user.id), new_token=new_token,
+        token_scopes=[(s.value, s.words[0].upper() + s.words[1:], None) for s in scopes],
+    )  # fmt: skip
 
 
 @bp.post("/<id:user_id>/invite")
@@ -97,11 +107,14 @@ def set_active(user_id: int) -> Any:
 def issue_token(user_id: int) -> Any:
     user = users.user_by_id(user_id)
     name = request.form.get("name", "").strip() or "api"
-    read_only = request.form.get("read_only") == "yes"
-    token = users.issue_api_token(user.email, name[:100], read_only=read_only)
-    return render_template(
-        "admin/user.html", user=user, tokens=users.tokens_of(user_id), new_token=token
-    )
+    try:
+        token = users.issue_api_token(
+            user.email, name[:100], scope=request.form.get("scope") or TokenScope.FULL
+        )
+    except DomainError as error:
+        flash(error.message, "important")
+        return redirect(url_for("admin_users.show", user_id=user_id))
+    return _user_page(user, token)
 
 
 @bp.post("/<id:user_id>/tokens/<id:token_id>/revoke")
