@@ -13,6 +13,7 @@ import limits
 
 from .domain.lifecycle import INCIDENT_TYPES
 from .domain.moments import UnknownZone, zone
+from .domain.roles import Role
 
 DEV_SECRET_KEY = "dev-only-not-a-secret"  # noqa: S105 - refused outside development
 
@@ -93,6 +94,18 @@ def _retention(value: str) -> dict[str, float]:
     return periods
 
 
+def _roles(value: str) -> frozenset[str]:
+    """ "agent,admin", "employee, agent, admin" or "none"."""
+    if value.strip().lower() == "none":
+        return frozenset()
+    named = {part.strip().lower() for part in value.replace(" ", ",").split(",") if part.strip()}
+    unknown = named - {role.value for role in Role}
+    if unknown or not named:
+        raise ValueError("is not a list of roles (" + ", ".join(r.value for r in Role) +
+                         ") or 'none'")  # fmt: skip
+    return frozenset(named)
+
+
 def _text(value: str) -> str:
     return value
 
@@ -165,6 +178,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SIGN_IN_RATE_LIMIT", _limit, "10 per minute; 100 per hour",
             "sign-in attempts allowed per address", "3 per minute"),
     Setting("INVITE_DAYS", _number, 7.0, "how long an invitation link works", "2"),
+    Setting("MFA_REQUIRED_ROLES", _roles, "agent,admin",
+            "roles whose password sign-in needs a second step (a code from an authenticator "
+            "app); `none`, or add `employee`", "employee,agent,admin"),
     Setting("API_TOKEN_DAYS", _number, 90.0, "how long a new API token works", "30"),
     Setting("VERIFY_LIMIT_PER_TARGET", _limit, "5 per day",
             "failed record checks allowed for one parent account, student or child; "

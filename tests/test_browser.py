@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import pyotp
 import pytest
 import redis
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ from workers.worker import make_worker
 from .browser import browser, check, live_server, new_page, ref_in, tab_to, type_into
 from .conftest import REDIS_URL, Actors, app_on_fresh_database
 from .smtp import SmtpServer
+from .two_step import app_code, enrolled_where_required
 
 WORKER_REDIS = REDIS_URL  # the database the suite is given (TEST_REDIS_URL), flushed first
 PASSWORD = "correct horse battery staple"
@@ -48,8 +50,19 @@ class Site:
         page.fill("#email", email)
         page.fill("#password", PASSWORD)
         page.click("button:has-text('Sign in')")
+        if page.url.endswith("/sign-in/code"):  # agents and admins: the app's code next
+            page.fill("#code", self.code_of(email))
+            page.click("button:has-text('Continue')")
         expect(page.locator(".govuk-footer")).to_contain_text(f"Signed in as {email}")
         return page
+
+    def code_of(self, email: str) -> str:
+        """What the user's authenticator app shows now."""
+        with self.app.app_context():
+            user_id = db.session.execute(sa.select(User.id).where(User.email == email))
+            code = app_code(user_id.scalar_one())
+            db.session.remove()
+        return code
 
     def signed_in(self, email: str) -> Page:
         """A page signed in as ``email``, kept for the module's later tests."""
@@ -79,7 +92,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         with app.app_context():
             for user in db.session.execute(sa.select(User)).scalars():
                 set_password(user, PASSWORD)
-            db.session.commit()
+                db.session.commit()
+                enrolled_where_required(user)
             db.session.remove()
         with live_server(app) as base, browser() as chromium:
             yield Site(app, base, actors, smtp, chromium)
@@ -350,6 +364,17 @@ def test_the_demo_mailbox_passes_axe_at_both_widths(site: Site, tmp_path) -> Non
         page.fill("#email", "admin@helpdesk.example")
         page.fill("#password", PASSWORD)
         page.click("button:has-text('Sign in')")
+        # An admin's first sign-in sets up two-step sign-in, with the key as text too.
+        expect(page.locator("h1")).to_have_text("Set up two-step sign-in")
+        expect(page.locator(".app-qr svg title")).to_have_text("QR code for your authenticator app")
+        check(page, "two-step-set-up")
+        key = page.locator("#secret-key").inner_text().replace(" ", "")
+        page.fill("#code", pyotp.TOTP(key).now())
+        page.click("button:has-text('Continue')")
+        expect(page.locator("h1")).to_have_text("Two-step sign-in is set up")
+        assert page.locator("#recovery-codes li").count() == 10
+        check(page, "recovery-codes")
+        page.click("a:has-text('Continue')")
         expect(page.locator("h1")).to_have_text("Demo mailbox")
         assert page.evaluate("document.documentElement.scrollWidth") <= 1280
         page.set_viewport_size({"width": 375, "height": 900})
@@ -359,6 +384,25 @@ def test_the_demo_mailbox_passes_axe_at_both_widths(site: Site, tmp_path) -> Non
         page.click("text=New portal password for Isla Campbell (ASH240891)")
         expect(page.locator("body")).to_contain_text("One-time password")
         check(page, "demo-mailbox-message")
+
+
+def test_an_agent_signs_in_with_the_code_from_their_app_using_the_keyboard(site: Site) -> None:
+    email = site.actors.identity.email
+    page = new_page(site.browser)
+    page.goto(f"{site.base}/sign-in")
+    type_into(page, "#email", email)
+    type_into(page, "#password", PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.locator("h1")).to_have_text("Enter your code")
+    check(page, "sign-in-code")
+    type_into(page, "#code", "000000" if site.code_of(email) != "000000" else "111111")
+    page.keyboard.press("Enter")
+    expect(page.locator(".govuk-error-summary")).to_contain_text("That code is not right")
+    check(page, "sign-in-code-wrong")
+    type_into(page, "#code", site.code_of(email))
+    page.keyboard.press("Enter")
+    expect(page.locator(".govuk-footer")).to_contain_text(f"Signed in as {email}")
+    page.close()
 
 
 def test_the_reset_page_checks_its_link_first_and_lists_every_rule(site: Site) -> None:

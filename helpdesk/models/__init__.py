@@ -17,10 +17,11 @@ from .records import NATIONS, Guardian, GuardianStudent, PortalAccount, School, 
 from .routing import RoutingRuleSet
 from .sla import ClosureDay, SlaPlan
 from .types import utcnow
-from .users import ApiToken, Role, User
+from .users import AccessEntry, ApiToken, RecoveryCode, Role, User
 
 __all__ = [
     "NATIONS",
+    "AccessEntry",
     "ApiToken",
     "ClosureDay",
     "DeliveryMode",
@@ -37,6 +38,7 @@ __all__ = [
     "PortalAccount",
     "PortalPolicy",
     "Queue",
+    "RecoveryCode",
     "Role",
     "RosterImport",
     "RoutingRuleSet",

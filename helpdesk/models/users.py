@@ -1,8 +1,10 @@
-"""Staff users of the helpdesk and their API tokens."""
+"""Staff users of the helpdesk, their second factor, their API tokens, and the access
+log of what staff did to accounts and read of people's records."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -36,6 +38,12 @@ class User(db.Model):  # type: ignore[name-defined]
     invite_selector: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
     invite_hash: Mapped[str | None] = mapped_column(sa.String(255))
     invite_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Two-step sign-in (RFC 6238): the shared secret sealed with SECRET_KEY, set when
+    # enrolment begins; enrolled once a first code confirmed it; the last time step a
+    # code was accepted for, so no code signs in twice.
+    totp_sealed: Mapped[str | None] = mapped_column(sa.String(255))
+    totp_enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     staff: Mapped[Staff | None] = relationship(lazy="joined")
 
@@ -66,3 +74,32 @@ class ApiToken(db.Model):  # type: ignore[name-defined]
     scope: Mapped[str] = mapped_column(sa.String(10), default="full", server_default="full")
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class RecoveryCode(db.Model):  # type: ignore[name-defined]
+    """A one-time code that stands in for a lost authenticator; only its digest is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    code_digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AccessEntry(db.Model):  # type: ignore[name-defined]
+    """One line of the access log: a member of staff read a person's records or changed
+    an account's sign-in. Appended, never changed (see services/access_log.py)."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(sa.String(32))
+    # Whose records or account: a student's or guardian's sourcedId, or "user:<id>".
+    subject: Mapped[str] = mapped_column(sa.String(300), index=True)
+    incident_id: Mapped[int | None] = mapped_column(sa.ForeignKey("incidents.id"))
+    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+
+    actor: Mapped[User | None] = relationship(lazy="joined")

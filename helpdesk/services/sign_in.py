@@ -129,13 +129,28 @@ def sign_in(email: str, password: str, now: datetime | None = None) -> User:
             user.locked_until = None
             return user
         if not locked:  # the failure is counted (committed), then refused
-            user.failed_sign_ins += 1
-            if user.failed_sign_ins >= int(current_app.config["SIGN_IN_MAX_FAILURES"]):
-                minutes = float(current_app.config["SIGN_IN_LOCKOUT_MINUTES"])
-                user.locked_until = now + timedelta(minutes=minutes)
-                user.failed_sign_ins = 0
-                current_app.logger.warning("sign-in locked for user %s after failures", user.id)
+            count_failure(user, now)
     raise SignInRefused(SIGN_IN_REFUSED)
+
+
+def count_failure(user: User, now: datetime) -> None:
+    """A wrong password or second-step code, counted in the caller's unit of work:
+    ``SIGN_IN_MAX_FAILURES`` in a row lock the account."""
+    user.failed_sign_ins += 1
+    if user.failed_sign_ins >= int(current_app.config["SIGN_IN_MAX_FAILURES"]):
+        minutes = float(current_app.config["SIGN_IN_LOCKOUT_MINUTES"])
+        user.locked_until = now + timedelta(minutes=minutes)
+        user.failed_sign_ins = 0
+        current_app.logger.warning("sign-in locked for user %s after failures", user.id)
+
+
+def user_for_update(user_id: int) -> User | None:
+    """The user, locked for the rest of the unit of work (a count or a code changes), as
+    the database has it once the lock is held, not as this session last saw it."""
+    return db.session.execute(
+        sa.select(User).where(User.id == user_id).with_for_update(of=User)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()  # fmt: skip
 
 
 def _fingerprint(password_hash: str | None, session_version: int) -> str:

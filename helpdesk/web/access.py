@@ -18,6 +18,7 @@ from flask import (
 )
 
 from ..models import Role
+from ..services import two_step
 from ..services.sign_in import principal_for_session
 from ..services.users import Principal
 
@@ -51,6 +52,12 @@ def current_user() -> Principal | None:
         principal = None
         if isinstance(user_id, int) and isinstance(fingerprint, str):
             principal = principal_for_session(user_id, fingerprint)
+            if (
+                principal is not None
+                and not session.get("two_step")
+                and (two_step.required_for(principal.role))
+            ):
+                principal = None  # a session from before the role needed a second step
             if principal is None:
                 session.clear()  # the user is gone, deactivated, or changed password
         environ[_USER_KEY] = principal

@@ -10,7 +10,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from ..domain.roles import TokenScope
 from ..errors import DomainError
 from ..models import Role, User
-from ..services import sign_in, users
+from ..services import sign_in, two_step, users
 from .access import page_for
 
 bp = Blueprint("admin_users", __name__, url_prefix="/admin/users")
@@ -99,6 +99,21 @@ def set_active(user_id: int) -> Any:
         return redirect(url_for("admin_users.show", user_id=user_id))
     what = "active again" if active else "deactivated: they can no longer sign in or use the API"
     flash(f"{user.email} is {what}.")
+    return redirect(url_for("admin_users.show", user_id=user_id))
+
+
+@bp.post("/<id:user_id>/two-step/reset")
+@admin_page
+def reset_two_step(user_id: int) -> Any:
+    """A lost authenticator: the user sets two-step sign-in up again at their next
+    sign-in, and the reset is in the access log."""
+    try:
+        user = two_step.reset(user_id, by=g.user.id)
+    except DomainError as error:
+        flash(error.message, "important")
+    else:
+        flash(f"Two-step sign-in of {user.email} is reset: their sessions ended, and they set "
+              "it up again when they next sign in.")  # fmt: skip
     return redirect(url_for("admin_users.show", user_id=user_id))
 
 

@@ -1,7 +1,9 @@
-"""Signing in and out, and accepting an invitation to choose a password."""
+"""Signing in and out, the second step after a password, and accepting an invitation
+to choose a password."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,8 +20,10 @@ from flask import (
 
 from ..errors import InvalidInput
 from ..extensions import limiter
+from ..models import User
 from ..request_input import keeps_the_form, unstorable_fields
 from ..services import sign_in as sign_in_service
+from ..services import two_step
 from . import token_in_address
 from .access import current_user, page_for
 
@@ -37,11 +41,52 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
-def _start_session(user: Any) -> None:
+def _start_session(user: Any, second_step: str | None = None) -> None:
+    """Signed in. ``second_step`` says how more than a password was shown ("code", or
+    "sso" for the identity provider's own sign-in); a role that needs it has no session
+    without it (``access.current_user``)."""
     session.clear()  # a fresh session: nothing from before sign-in carries over
     session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
     session["user_id"] = user.id
     session["fp"] = sign_in_service.session_fingerprint(user)
+    if second_step:
+        session["two_step"] = second_step
+
+
+# Between a right password and the second step: long enough to find the phone.
+_PENDING_SECONDS = 600
+
+
+def _after_password(user: User, next_page: str | None) -> Any:
+    """A right password: signed in, or on to the code (or to setting one up, where the
+    role needs it) with only a note in the session of whose password it was."""
+    if not two_step.asked_of(user):
+        _start_session(user)
+        return redirect(next_page or url_for("pages.home"))
+    for key in ("user_id", "fp", "two_step"):  # no session yet; the form's CSRF token stays
+        session.pop(key, None)
+    session["pending"] = {
+        "user_id": user.id, "fp": sign_in_service.session_fingerprint(user),
+        "at": time.time(), "next": next_page,
+    }  # fmt: skip
+    return redirect(url_for("auth.second_step" if two_step.enrolled(user) else "auth.set_up"))
+
+
+def _pending_user() -> User | None:
+    """Whose password was right a moment ago, while the second step is still to come."""
+    pending = session.get("pending")
+    if not isinstance(pending, dict) or time.time() - pending.get("at", 0) > _PENDING_SECONDS:
+        return None
+    user = sign_in_service.user_for_update(int(pending["user_id"]))
+    if user is None or sign_in_service.session_fingerprint(user) != pending.get("fp"):
+        return None
+    return user
+
+
+def _past_second_step(user: User) -> Any:
+    next_page = (session.get("pending") or {}).get("next")
+    _start_session(user, "code")
+    return redirect(_safe_next(next_page) or url_for("pages.home"))
 
 
 def _rate() -> str:
@@ -67,12 +112,70 @@ def sign_in() -> Any:
             except InvalidInput as error:
                 errors["email"] = [error.message]
             else:
-                _start_session(user)
-                return redirect(_safe_next(request.args.get("next")) or url_for("pages.home"))
+                return _after_password(user, _safe_next(request.args.get("next")))
     elif current_user() is not None:
         return redirect(url_for("pages.home"))
     status = 422 if errors else 200
     return render_template("pages/sign_in.html", errors=errors, email=email), status
+
+
+@bp.route("/sign-in/code", methods=["GET", "POST"])
+@keeps_the_form
+@limiter.limit(_rate, methods=["POST"])
+def second_step() -> Any:
+    """After the password: the code from the authenticator app, or a recovery code."""
+    user = _pending_user()
+    if user is None:
+        flash("Sign in again: the time to enter a code ran out.")
+        return redirect(url_for("auth.sign_in"))
+    errors: dict[str, list[str]] = dict(unstorable_fields())
+    if request.method == "POST" and not errors:
+        code = request.form.get("code", "").strip()
+        if not code:
+            errors["code"] = ["Enter the 6-digit code from your authenticator app."]
+        else:
+            try:
+                user = two_step.check(user.id, code)
+            except InvalidInput as error:
+                errors["code"] = [error.message]
+            else:
+                left = two_step.recovery_codes_left(user.id)
+                if left <= 3:
+                    flash(f"You have {left} recovery codes left. Ask an admin to reset your "
+                          "two-step sign-in for new ones before they run out.")  # fmt: skip
+                return _past_second_step(user)
+    status = 422 if errors else 200
+    return render_template("pages/sign_in_code.html", errors=errors), status
+
+
+@bp.route("/sign-in/set-up", methods=["GET", "POST"])
+@keeps_the_form
+@limiter.limit(_rate, methods=["POST"])
+def set_up() -> Any:
+    """Setting up two-step sign-in, where the role needs it, before the first session."""
+    user = _pending_user()
+    if user is None:
+        flash("Sign in again: the time to set up two-step sign-in ran out.")
+        return redirect(url_for("auth.sign_in"))
+    errors: dict[str, list[str]] = dict(unstorable_fields())
+    if request.method == "POST" and not errors:
+        code = request.form.get("code", "").strip()
+        if not code:
+            errors["code"] = ["Enter the 6-digit code your authenticator app shows."]
+        else:
+            try:
+                codes = two_step.confirm_enrolment(user.id, code)
+            except InvalidInput as error:
+                errors["code"] = [error.message]
+            else:
+                next_page = _safe_next((session.get("pending") or {}).get("next"))
+                _start_session(user, "code")
+                return render_template("pages/recovery_codes.html", codes=codes,
+                                       next_page=next_page or url_for("pages.home"))  # fmt: skip
+    enrolment = two_step.begin_enrolment(user.id)
+    status = 422 if errors else 200
+    return render_template("pages/two_step_set_up.html", errors=errors, enrolment=enrolment,
+                           email=user.email), status  # fmt: skip
 
 
 @bp.post("/sign-out")
@@ -102,10 +205,10 @@ def accept_invite(token: str) -> Any:
             errors["password"] = sign_in_service.password_problems(user, password)
         errors = {k: v for k, v in errors.items() if v}
         if not errors:
-            sign_in_service.accept_invite(token, password)
-            _start_session(user)
-            flash("Your password is set. You are signed in.")
-            return redirect(url_for("pages.home"))
+            user = sign_in_service.accept_invite(token, password)
+            flash("Your password is set. " + ("Now set up two-step sign-in." if
+                  two_step.asked_of(user) else "You are signed in."))  # fmt: skip
+            return _after_password(user, None)
     status = 422 if errors else 200
     return render_template("pages/invite.html", errors=errors, user=user), status
 
@@ -137,7 +240,7 @@ def change_password() -> Any:
                 field = "current" if error.code == "current_password_wrong" else "password"
                 errors[field] = [error.message]
             else:
-                _start_session(changed)
+                _start_session(changed, session.get("two_step"))
                 flash("Your password is changed. Any other session of yours was signed out.")
                 return redirect(url_for("pages.home"))
     status = 422 if errors else 200
