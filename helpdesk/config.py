@@ -181,6 +181,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MFA_REQUIRED_ROLES", _roles, "agent,admin",
             "roles whose password sign-in needs a second step (a code from an authenticator "
             "app); `none`, or add `employee`", "employee,agent,admin"),
+    Setting("OIDC_ISSUER", _text, None,
+            "an OpenID Connect provider for staff single sign-on (its issuer URL, e.g. "
+            "`https://login.microsoftonline.com/<tenant>/v2.0`); unset: passwords only",
+            "https://accounts.google.com"),
+    Setting("OIDC_CLIENT_ID", _text, None, "this service's client id at that provider",
+            "helpdesk"),
+    Setting("OIDC_CLIENT_SECRET", _text, None, "its client secret", "example-only"),
+    Setting("OIDC_PROVIDER_NAME", _text, "your school account",
+            "what the sign-in button calls the provider", "Microsoft"),
     Setting("API_TOKEN_DAYS", _number, 90.0, "how long a new API token works", "30"),
     Setting("VERIFY_LIMIT_PER_TARGET", _limit, "5 per day",
             "failed record checks allowed for one parent account, student or child; "
@@ -300,6 +309,13 @@ class Config:
         capture_dir = environ.get("MAIL_CAPTURE_DIR") or (
             None if mail_server else os.path.join(instance_path, "mail")
         )
+        settings = {setting.name: setting.read(environ) for setting in SETTINGS}
+        if settings["OIDC_ISSUER"] and not (
+            settings["OIDC_CLIENT_ID"] and settings["OIDC_CLIENT_SECRET"]
+        ):
+            raise ConfigError("OIDC_ISSUER is set, so single sign-on needs OIDC_CLIENT_ID and "
+                              "OIDC_CLIENT_SECRET too: the ones the provider gave this "
+                              "service when it was registered there.")  # fmt: skip
         return cls(
             ENV=env,
             SECRET_KEY=secret_key,
@@ -310,7 +326,7 @@ class Config:
             MAIL_SERVER=mail_server,
             MAIL_CAPTURE_DIR=capture_dir,
             RATELIMIT_STORAGE_URI=environ.get("RATELIMIT_STORAGE_URI") or redis_url or "memory://",
-            settings={setting.name: setting.read(environ) for setting in SETTINGS},
+            settings=settings,
         )
 
     def as_flask_config(self) -> dict[str, Any]:

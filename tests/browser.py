@@ -54,9 +54,9 @@ def browser() -> Iterator[Browser]:
 
 
 @contextmanager
-def live_server(app: Flask) -> Iterator[str]:
-    """The app served over HTTP on a free port, in a thread, for the browser."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+def live_server(app: Flask, port: int = 0) -> Iterator[str]:
+    """The app served over HTTP on ``port`` (any free one by default), in a thread."""
+    server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

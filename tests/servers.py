@@ -3,7 +3,9 @@ machine's shared PostgreSQL or Redis."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import socket
 import ssl
@@ -526,5 +528,57 @@ class SambaDC:
         return values
 
     def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class OidcProvider:
+    """node-oidc-provider (the certified OpenID Connect implementation, from npm), run by
+    Node.js on a free port with its development sign-in page: any login signs in, with
+    the claims ``accounts`` gives it, else email = the login, verified."""
+
+    SCRIPT = Path(__file__).resolve().parent / "oidc" / "provider.mjs"
+
+    def __init__(self, redirect_uri: str, accounts: dict[str, dict[str, Any]] | None = None):
+        self.port = free_port()
+        self.client_id = "helpdesk"
+        self.client_secret = secrets.token_urlsafe(32)
+        self.redirect_uri = redirect_uri
+        self.accounts = accounts or {}
+        self.folder = Path(tempfile.mkdtemp(prefix="helpdesk-oidc-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> OidcProvider:
+        config = self.folder / "config.json"
+        config.write_text(json.dumps({
+            "port": self.port, "client_id": self.client_id,
+            "client_secret": self.client_secret, "redirect_uri": self.redirect_uri,
+            "accounts": self.accounts,
+        }))  # fmt: skip
+        node = shutil.which("node")
+        if node is None:
+            raise RuntimeError("Node.js is not installed: the OpenID provider runs on it")
+        with (self.folder / "provider.log").open("wb") as log:
+            self.process = subprocess.Popen(
+                [node, str(self.SCRIPT), str(config)], stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.SCRIPT.parent.parent.parent,  # where node_modules/oidc-provider is
+            )  # fmt: skip
+        wait_for_port("127.0.0.1", self.port, self.process, "oidc-provider", 30)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def __enter__(self) -> OidcProvider:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -88,11 +88,20 @@ def test_the_cli_refuses_to_start_without_a_secret_key(tmp_path):
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
+_NEEDS = {"OIDC_ISSUER": {"OIDC_CLIENT_ID": "helpdesk", "OIDC_CLIENT_SECRET": "example-only"}}
+
+
+def test_single_sign_on_without_its_client_is_refused_at_start(tmp_path):
+    with pytest.raises(ConfigError, match="needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET"):
+        create_app({"HELPDESK_INSTANCE": str(tmp_path), "OIDC_ISSUER": "https://idp.example"})
+
+
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
 def test_each_setting_is_read_from_the_environment(tmp_path, setting):
     """Set to its example value, the setting is what the app's config holds; unset, its
     default (what the README says)."""
-    app = create_app({"HELPDESK_INSTANCE": str(tmp_path), setting.name: setting.example})
+    needs = _NEEDS.get(setting.name, {})  # settings that only work with others
+    app = create_app({"HELPDESK_INSTANCE": str(tmp_path), setting.name: setting.example, **needs})
     default = setting.read({})  # a default written as text is read like the variable
     assert app.config[setting.name] == setting.parse(setting.example) != default
     unset = create_app({"HELPDESK_INSTANCE": str(tmp_path)})

@@ -133,6 +133,15 @@ def sign_in(email: str, password: str, now: datetime | None = None) -> User:
     raise SignInRefused(SIGN_IN_REFUSED)
 
 
+def user_for_sso(email: str) -> User | None:
+    """The active user an identity provider's vouched-for email names, if any: single
+    sign-on never creates an account, and a leaver (their staff record ended) has none."""
+    user = _user_by_email(email)
+    if user is None or not user.active or (user.staff is not None and not user.staff.active):
+        return None
+    return user
+
+
 def count_failure(user: User, now: datetime) -> None:
     """A wrong password or second-step code, counted in the caller's unit of work:
     ``SIGN_IN_MAX_FAILURES`` in a row lock the account."""

@@ -102,12 +102,14 @@ def init_web(app: Flask) -> None:
         queue,
         report,
         reset,
+        sso,
     )
 
     app.url_map.converters["id"] = RecordId
     admin = (admin_rules, admin_queues, admin_sla, admin_users, admin_roster, admin_portals)
-    for module in (auth, pages, report, incidents, queue, dashboard, reset, *admin):
+    for module in (auth, sso, pages, report, incidents, queue, dashboard, reset, *admin):
         app.register_blueprint(module.bp)
+    sso.init_sso(app)
     if app.config["EMBEDDED"] and app.config["ENV"] == "development":
         app.register_blueprint(mailbox.bp)  # the demo's mail, never in production
 

@@ -31,7 +31,7 @@ bp = Blueprint("auth", __name__)
 bp.after_request(token_in_address)  # invitations carry their token in the address
 
 
-def _safe_next(target: str | None) -> str | None:
+def safe_next(target: str | None) -> str | None:
     """Only a path on this site: never an absolute or scheme-relative address."""
     if not target:
         return None
@@ -41,7 +41,7 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
-def _start_session(user: Any, second_step: str | None = None) -> None:
+def start_session(user: Any, second_step: str | None = None) -> None:
     """Signed in. ``second_step`` says how more than a password was shown ("code", or
     "sso" for the identity provider's own sign-in); a role that needs it has no session
     without it (``access.current_user``)."""
@@ -61,7 +61,7 @@ def _after_password(user: User, next_page: str | None) -> Any:
     """A right password: signed in, or on to the code (or to setting one up, where the
     role needs it) with only a note in the session of whose password it was."""
     if not two_step.asked_of(user):
-        _start_session(user)
+        start_session(user)
         return redirect(next_page or url_for("pages.home"))
     for key in ("user_id", "fp", "two_step"):  # no session yet; the form's CSRF token stays
         session.pop(key, None)
@@ -85,8 +85,8 @@ def _pending_user() -> User | None:
 
 def _past_second_step(user: User) -> Any:
     next_page = (session.get("pending") or {}).get("next")
-    _start_session(user, "code")
-    return redirect(_safe_next(next_page) or url_for("pages.home"))
+    start_session(user, "code")
+    return redirect(safe_next(next_page) or url_for("pages.home"))
 
 
 def _rate() -> str:
@@ -112,7 +112,7 @@ def sign_in() -> Any:
             except InvalidInput as error:
                 errors["email"] = [error.message]
             else:
-                return _after_password(user, _safe_next(request.args.get("next")))
+                return _after_password(user, safe_next(request.args.get("next")))
     elif current_user() is not None:
         return redirect(url_for("pages.home"))
     status = 422 if errors else 200
@@ -168,8 +168,8 @@ def set_up() -> Any:
             except InvalidInput as error:
                 errors["code"] = [error.message]
             else:
-                next_page = _safe_next((session.get("pending") or {}).get("next"))
-                _start_session(user, "code")
+                next_page = safe_next((session.get("pending") or {}).get("next"))
+                start_session(user, "code")
                 return render_template("pages/recovery_codes.html", codes=codes,
                                        next_page=next_page or url_for("pages.home"))  # fmt: skip
     enrolment = two_step.begin_enrolment(user.id)
@@ -240,7 +240,7 @@ def change_password() -> Any:
                 field = "current" if error.code == "current_password_wrong" else "password"
                 errors[field] = [error.message]
             else:
-                _start_session(changed, session.get("two_step"))
+                start_session(changed, session.get("two_step"))
                 flash("Your password is changed. Any other session of yours was signed out.")
                 return redirect(url_for("pages.home"))
     status = 422 if errors else 200
