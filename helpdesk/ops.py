@@ -82,19 +82,24 @@ def background_checks() -> dict[str, str]:
     return found
 
 
+def live_workers(redis: Any) -> int:
+    """RQ workers alive now. RQ keeps a stopped worker's hash a minute, marked with its
+    death; a live one's is renewed by its heartbeat (and comes back by itself after a
+    Redis restart). Beside each hash, ``rq:worker:NAME:executions`` lists the jobs it is
+    running: not a worker."""
+    return sum(
+        1 for key in redis.scan_iter("rq:worker:*", count=100)
+        if redis.type(key) in (b"hash", "hash") and not redis.hexists(key, "death")
+    )  # fmt: skip
+
+
 def _worker_and_scheduler() -> dict[str, str]:
     """Whether a scheduler holds the lease and a worker is registered, as Redis says."""
     found: dict[str, str] = {}
     try:
         redis = get_redis()
         found["scheduler"] = "ok" if redis.exists(LEASE_KEY) else "no scheduler holds the lease"
-        # RQ keeps a stopped worker's key a minute, marked with its death; a live one's
-        # key is renewed by its heartbeat (and comes back by itself after a Redis restart).
-        workers = sum(
-            1 for key in redis.scan_iter("rq:worker:*", count=100)
-            if not redis.hexists(key, "death")
-        )  # fmt: skip
-        found["workers"] = "ok" if workers else "no worker is running"
+        found["workers"] = "ok" if live_workers(redis) else "no worker is running"
     except Exception as exc:  # any client error: Redis is away, reported above
         found["scheduler"] = found["workers"] = f"unknown: Redis unreachable ({type(exc).__name__})"
     return found

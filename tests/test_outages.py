@@ -21,6 +21,7 @@ from flask_migrate import upgrade
 
 from helpdesk import create_app
 from helpdesk.extensions import db
+from helpdesk.ops import live_workers
 from helpdesk.roster import open_bundle
 from helpdesk.scheduler import LEASE_KEY
 from helpdesk.services.roster import import_roster
@@ -110,15 +111,12 @@ def processes(private) -> Iterator[tuple[subprocess.Popen[bytes], subprocess.Pop
     worker = private.spawn("worker")
     scheduler = private.spawn("scheduler", "--tick", "0.5")
     client = redis.Redis.from_url(private.redis.url)
-    wait_for("the scheduler's lease", lambda: client.exists(LEASE_KEY))
-    # A live worker, as /readyz counts them: an earlier test's stopped worker leaves its
-    # key behind for a minute, marked with its death.
-    wait_for(
-        "the worker",
-        lambda: any(not client.hexists(key, "death") for key in client.scan_iter("rq:worker:*")),
-    )
-    client.close()
-    try:
+    try:  # stopped however this ends, so no later test meets them
+        wait_for("the scheduler's lease", lambda: client.exists(LEASE_KEY))
+        # A live worker, as /readyz counts them: an earlier test's stopped worker leaves
+        # its key behind for a minute, marked with its death.
+        wait_for("the worker", lambda: live_workers(client) > 0)
+        client.close()
         yield worker, scheduler
     finally:
         for process in (worker, scheduler):
