@@ -3,6 +3,8 @@ it holds about one person."""
 
 from __future__ import annotations
 
+import json
+
 import click
 
 data_cli = click.Group("data", help="Retention and subject access.")
@@ -22,6 +24,25 @@ def data_purge(dry_run: bool) -> None:
         return
     refs = retention.purge()
     click.echo(f"{len(refs)} incident(s) purged" + (f": {', '.join(refs)}" if refs else "."))
+
+
+@data_cli.command("subject")
+@click.argument("person_id")
+@click.option("--by", "actor", metavar="EMAIL", help="The admin answering the request, for "
+              "the access log.")  # fmt: skip
+def data_subject(person_id: str, actor: str | None) -> None:
+    """Print as JSON what the service holds about one student or parent (their roster
+    sourcedId): a subject access request's answer. The export is in the access log."""
+    from .cli import fail
+    from .errors import DomainError
+    from .services import subject_access, users
+
+    try:
+        actor_id = users.user_by_email(actor).id if actor else None
+        held = subject_access.export(person_id, actor_id=actor_id)
+    except DomainError as error:
+        fail(error)
+    click.echo(json.dumps(held, indent=2, ensure_ascii=False))
 
 
 COMMANDS = (data_cli,)

@@ -17,7 +17,7 @@ from ..schemas.incidents import (
     TransitionIn,
     schema_name,
 )
-from ..services import filing, incidents, transitions
+from ..services import filing, incidents, subject_access, transitions
 from .auth import authenticate
 
 blp = Blueprint(
@@ -56,6 +56,7 @@ class Incidents(MethodView):
     def get(self, query: dict[str, Any]) -> Any:
         """List the incidents you can see, newest first (cursor pagination)."""
         items, next_cursor = incidents.list_incidents(g.user, query)
+        subject_access.log_reads(g.user, items, via="api")  # each carries its details
         return {"items": items, "next_cursor": next_cursor}
 
 
@@ -64,7 +65,9 @@ class IncidentByRef(MethodView):
     @blp.response(200, IncidentDetailOut)
     def get(self, ref: str) -> Any:
         """One incident, with the actions you may take on it now."""
-        return incidents.view_for(g.user, incidents.get_incident(g.user, ref))
+        incident = incidents.get_incident(g.user, ref)
+        subject_access.log_reads(g.user, [incident], via="api")
+        return incidents.view_for(g.user, incident)
 
 
 @blp.route("/<ref>/events")

@@ -39,6 +39,17 @@ def note(
     })  # fmt: skip
 
 
+def note_all(
+    action: str, entries: list[dict[str, Any]], *, actor_id: int | None, **data: Any
+) -> None:
+    """Append one entry per ``{"subject", "incident_id"}`` in one statement."""
+    at = utcnow()
+    db.session.execute(_INSERT, [
+        {"at": at, "actor_id": actor_id, "action": action, "data": data, **entry}
+        for entry in entries
+    ])  # fmt: skip
+
+
 def entries_about(subject: str, *, limit: int = 500) -> list[AccessEntry]:
     """The log's entries about one person or account, newest first."""
     return list(db.session.execute(

@@ -79,11 +79,7 @@ def issue_api_token(
             f"A token's scope is one of {', '.join(s.value for s in TokenScope)}; not {scope!r}."
         ) from None
     with unit_of_work():
-        user = db.session.execute(
-            sa.select(User).where(User.email == email.strip().lower())
-        ).scalar_one_or_none()
-        if user is None:
-            raise NotFound(f"No user with email {email}.")
+        user = user_by_email(email)
         if scope is TokenScope.FILING and (user.role != Role.EMPLOYEE or user.staff is None):
             raise InvalidInput(
                 f"A filing token files for its user's school, and {user.email} is not a "
@@ -115,6 +111,15 @@ def staff_without_account() -> list[tuple[str, str]]:
     )  # fmt: skip
     return [(sid, f"{given} {family}, {school} ({role})") for sid, given, family, role, school
             in rows]  # fmt: skip
+
+
+def user_by_email(email: str) -> User:
+    user = db.session.execute(
+        sa.select(User).where(User.email == email.strip().lower())
+    ).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"No user with email {email}.")
+    return user
 
 
 def user_by_id(user_id: int) -> User:

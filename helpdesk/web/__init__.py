@@ -88,6 +88,7 @@ class RecordId(IntegerConverter):
 def init_web(app: Flask) -> None:
     from . import (
         access,
+        admin_people,
         admin_portals,
         admin_queues,
         admin_roster,
@@ -106,7 +107,8 @@ def init_web(app: Flask) -> None:
     )
 
     app.url_map.converters["id"] = RecordId
-    admin = (admin_rules, admin_queues, admin_sla, admin_users, admin_roster, admin_portals)
+    admin = (admin_rules, admin_queues, admin_sla, admin_users, admin_roster, admin_portals,
+             admin_people)  # fmt: skip
     for module in (auth, sso, pages, report, incidents, queue, dashboard, reset, *admin):
         app.register_blueprint(module.bp)
     sso.init_sso(app)

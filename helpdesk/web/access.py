@@ -40,6 +40,7 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("Users", "admin_users.index_users"),
         ("Roster", "admin_roster.index_roster"),
         ("Portals", "admin_portals.index"),
+        ("People", "admin_people.index"),
     ),
 }
 

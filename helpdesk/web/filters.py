@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from flask import Flask, current_app
 
 from ..domain.moments import shown
-from ..models import utcnow
+from ..models import format_ref, utcnow
 
 
 def when(value: datetime | None) -> str:
@@ -54,3 +54,4 @@ def init_filters(app: Flask) -> None:
     app.add_template_filter(sentence)
     app.add_template_filter(age)
     app.add_template_filter(business_hours)
+    app.add_template_filter(format_ref, "incident_ref")

@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 from ..domain.lifecycle import Action
 from ..errors import Conflict, Forbidden, NotFound
 from ..models import format_ref, parse_ref
-from ..services import incidents, transitions
+from ..services import incidents, subject_access, transitions
 from ..services.queues import members, queue_choices
 from .access import page_for
 from .confirm import confirm_first
@@ -90,7 +90,9 @@ def _by_reference(text: str) -> str | None:
 
 
 def _detail(ref: str, errors: dict[str, list[str]] | None = None, status: int = 200) -> Any:
-    view = incidents.view_for(g.user, incidents.get_incident(g.user, ref))
+    incident = incidents.get_incident(g.user, ref)
+    subject_access.log_reads(g.user, [incident], via="page")
+    view = incidents.view_for(g.user, incident)
     events = incidents.incident_events(g.user, ref)
     verification = view.verification_summary
     queues = queue_choices()

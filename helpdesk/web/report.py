@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 
 from ..models import Role
 from ..request_input import keeps_the_form, unstorable_fields
-from ..services import filing, incidents
+from ..services import filing, incidents, subject_access
 from ..services.verification_limits import VerificationLimited
 from .access import page_for
 from .forms import FORMS, form_values, friendly_errors, payload_from
@@ -46,6 +46,7 @@ def form(kind: str) -> Any:
         # from the incident (never carried in the address), for the employee to correct.
         earlier = incidents.get_incident(g.user, request.args["again"])
         if earlier.type == kind:
+            subject_access.log_reads(g.user, [earlier], via="page")
             typed = {**earlier.details, "summary": earlier.summary, "notes": earlier.notes}
             values = form_values(incident_form, typed)
     if request.method == "POST":
