@@ -13,7 +13,17 @@ from .fulfilment import (
 from .imports import RosterImport
 from .incidents import Incident, IncidentEvent, format_ref, parse_ref
 from .queues import Queue, queue_members, school_office_slug
-from .records import NATIONS, Guardian, GuardianStudent, PortalAccount, School, Staff, Student
+from .records import (
+    NATIONS,
+    Enrollment,
+    Guardian,
+    GuardianStudent,
+    PortalAccount,
+    School,
+    SchoolClass,
+    Staff,
+    Student,
+)
 from .routing import RoutingRuleSet
 from .sla import ClosureDay, SlaPlan
 from .types import utcnow
@@ -25,6 +35,7 @@ __all__ = [
     "ApiToken",
     "ClosureDay",
     "DeliveryMode",
+    "Enrollment",
     "Fulfilment",
     "FulfilmentKind",
     "FulfilmentState",
@@ -43,6 +54,7 @@ __all__ = [
     "RosterImport",
     "RoutingRuleSet",
     "School",
+    "SchoolClass",
     "SlaPlan",
     "Staff",
     "Student",

@@ -131,6 +131,37 @@ class GuardianStudent(db.Model):  # type: ignore[name-defined]
     student: Mapped[Student] = relationship()
 
 
+class SchoolClass(db.Model):  # type: ignore[name-defined]
+    """A class from the roster's classes.csv: who teaches it and who is in it are its
+    enrolments. A teacher resets the passwords of their own classes' students."""
+
+    __tablename__ = "classes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sourced_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    school_id: Mapped[int] = mapped_column(sa.ForeignKey("schools.id"), index=True)
+    title: Mapped[str] = mapped_column(sa.String(255))
+    class_code: Mapped[str | None] = mapped_column(sa.String(64))
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Enrollment(db.Model):  # type: ignore[name-defined]
+    """One person in one class, from enrollments.csv: a teacher (staff) or a student."""
+
+    __tablename__ = "enrollments"
+    __table_args__ = (sa.Index("ix_enrollments_class_role", "class_id", "role"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sourced_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    class_id: Mapped[int] = mapped_column(sa.ForeignKey("classes.id"))
+    role: Mapped[str] = mapped_column(sa.String(16))  # teacher or student
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"), index=True)
+    student_id: Mapped[int | None] = mapped_column(sa.ForeignKey("students.id"), index=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class PortalAccount(db.Model):  # type: ignore[name-defined]
     """An account on the parent or student portal; the PIN is only ever kept as a hash."""
 

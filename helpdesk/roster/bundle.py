@@ -1,7 +1,8 @@
 """Parse a OneRoster bundle into checked rows, listing every problem with file, row and column.
 
 A bundle is a folder or a zip file holding ``orgs.csv``, ``users.csv``,
-``demographics.csv`` and optionally ``portal_accounts.csv`` (SPEC §2). Nothing here
+``demographics.csv`` and optionally ``portal_accounts.csv`` (SPEC §2), ``classes.csv``
+and ``enrollments.csv`` (OneRoster 1.1: who teaches and who is in each class). Nothing here
 touches the database: references to records that only exist in the database are
 checked by the import service with the same ``BundleProblem`` shape.
 """
@@ -43,8 +44,18 @@ REQUIRED_COLUMNS = {
     ),
     "demographics.csv": ("sourcedId", "status", "birthDate"),
     "portal_accounts.csv": ("sourcedId", "accountNumber", "username", "pin", "portal"),
+    "classes.csv": ("sourcedId", "status", "title", "classCode", "schoolSourcedId"),
+    "enrollments.csv": (
+        "sourcedId",
+        "status",
+        "classSourcedId",
+        "schoolSourcedId",
+        "userSourcedId",
+        "role",
+    ),
 }
-OPTIONAL_FILES = frozenset({"portal_accounts.csv"})
+OPTIONAL_FILES = frozenset({"portal_accounts.csv", "classes.csv", "enrollments.csv"})
+ENROLLED_ROLES = frozenset({"teacher", "student"})
 STATUSES = frozenset({"active", "tobedeleted"})
 STAFF_ROLES = frozenset({"teacher", "administrator"})
 GUARDIAN_ROLES = frozenset({"parent", "guardian"})
@@ -153,6 +164,26 @@ class AccountRow:
     row: int = 0
 
 
+@dataclass(slots=True)
+class ClassRow:
+    sourced_id: str
+    school: str
+    title: str
+    class_code: str | None
+    active: bool
+    row: int = 0
+
+
+@dataclass(slots=True)
+class EnrollmentRow:
+    sourced_id: str
+    class_: str
+    user: str
+    role: str  # teacher or student
+    active: bool
+    row: int = 0
+
+
 @dataclass
 class Bundle:
     schools: dict[str, SchoolRow] = field(default_factory=dict)
@@ -160,6 +191,8 @@ class Bundle:
     students: dict[str, StudentRow] = field(default_factory=dict)
     guardians: dict[str, GuardianRow] = field(default_factory=dict)
     accounts: dict[str, AccountRow] = field(default_factory=dict)
+    classes: dict[str, ClassRow] = field(default_factory=dict)
+    enrollments: dict[str, EnrollmentRow] = field(default_factory=dict)
     birth_dates: dict[str, tuple[int, date]] = field(default_factory=dict)
     rejected: list[RejectedRow] = field(default_factory=list)
 
@@ -334,6 +367,8 @@ def parse_bundle(opener: Opener) -> Bundle:
     _read_users(reader, bundle)
     _read_demographics(reader, bundle)
     _read_accounts(reader, bundle)
+    _read_classes(reader, bundle)
+    _read_enrollments(reader, bundle)
     if reader.problems:
         raise MalformedBundle(reader.problems)
     return bundle
@@ -486,3 +521,42 @@ def _read_accounts(reader: _Reader, bundle: Bundle) -> None:
         bundle.accounts[account] = AccountRow(
             account, row["sourcedId"].strip(), username, portal, pin, number
         )
+
+
+def _read_classes(reader: _Reader, bundle: Bundle) -> None:
+    seen: dict[str, int] = {}
+    for number, row in reader.rows("classes.csv"):
+        sid = row["sourcedId"].strip()
+        if not reader.unique(seen, "classes.csv", number, sid, "sourcedId"):
+            continue
+        active = reader.status("classes.csv", number, row)
+        title = row["title"].strip()
+        if not title:
+            reader.problem("classes.csv", number, "a class needs its title", "title")
+        school = row["schoolSourcedId"].strip()
+        if not school:
+            reader.problem("classes.csv", number, "names no school", "schoolSourcedId")
+        bundle.classes[sid] = ClassRow(sid, school, title, _blank(row["classCode"]), active,
+                                       number)  # fmt: skip
+
+
+def _read_enrollments(reader: _Reader, bundle: Bundle) -> None:
+    seen: dict[str, int] = {}
+    for number, row in reader.rows("enrollments.csv"):
+        sid = row["sourcedId"].strip()
+        if not reader.unique(seen, "enrollments.csv", number, sid, "sourcedId"):
+            continue
+        active = reader.status("enrollments.csv", number, row)
+        role = row["role"].strip()
+        if role not in ENROLLED_ROLES:
+            bundle.rejected.append(RejectedRow(
+                "enrollments.csv", number,
+                f"role {role!r} is not kept (only teacher and student enrolments)",
+            ))  # fmt: skip
+            continue
+        class_, user = row["classSourcedId"].strip(), row["userSourcedId"].strip()
+        if not class_:
+            reader.problem("enrollments.csv", number, "names no class", "classSourcedId")
+        if not user:
+            reader.problem("enrollments.csv", number, "names no user", "userSourcedId")
+        bundle.enrollments[sid] = EnrollmentRow(sid, class_, user, role, active, number)

@@ -17,12 +17,14 @@ from ..domain.matching import name_key
 from ..errors import InvalidInput
 from ..extensions import db
 from ..models import (
+    Enrollment,
     Guardian,
     GuardianStudent,
     PortalAccount,
     Queue,
     RosterImport,
     School,
+    SchoolClass,
     SlaPlan,
     Staff,
     Student,
@@ -35,7 +37,8 @@ from ..security import hash_pin, verify_pin
 from .uow import unit_of_work
 
 OFFICE_SLA_PLAN = "link-failure-5-days"
-ENTITIES = ("schools", "staff", "students", "guardians", "portal_accounts")
+ENTITIES = ("schools", "staff", "students", "guardians", "portal_accounts", "classes",
+            "enrollments")  # fmt: skip
 
 
 @dataclass
@@ -121,7 +124,31 @@ def _apply(bundle: Bundle) -> ImportReport:
     _sync_links(bundle, guardian_ids, student_ids)
     bundle.guardians.clear()
     _sync_accounts(bundle, guardian_ids, student_ids, report)
+    _sync_classes(bundle, school_ids, student_ids, report)
     return report
+
+
+def _sync_classes(
+    bundle: Bundle, school_ids: dict[str, int], student_ids: dict[str, int],
+    report: ImportReport,
+) -> None:  # fmt: skip
+    """Classes, then who teaches and who is in each: a ``tobedeleted`` enrolment
+    deactivates it, and with it the teacher's reach over that student."""
+    class_ids = _sync_rows(SchoolClass, "classes", report, (
+        (sid, {"school_id": school_ids[r.school], "title": r.title, "class_code": r.class_code,
+               "active": r.active})
+        for sid, r in _drain(bundle.classes)
+    ))  # fmt: skip
+    if not bundle.enrollments:
+        return
+    staff_ids = _ids(Staff)
+    _sync_rows(Enrollment, "enrollments", report, (
+        (sid, {"class_id": class_ids[r.class_], "role": r.role,
+               "staff_id": staff_ids[r.user] if r.role == "teacher" else None,
+               "student_id": student_ids[r.user] if r.role == "student" else None,
+               "active": r.active})
+        for sid, r in _drain(bundle.enrollments)
+    ))  # fmt: skip
 
 
 def _drain(rows: dict[str, Any]) -> Iterator[tuple[str, Any]]:
@@ -185,6 +212,20 @@ def _check_references(bundle: Bundle, school_ids: dict[str, int]) -> None:
             kind = "guardian" if parent else "student"
             message = f"owner {account.owner!r} is not a {kind} in the bundle or the records"
             problem("portal_accounts.csv", account.row, message, "sourcedId")
+    classes = set(bundle.classes) | set(_ids(SchoolClass))
+    staff = set(bundle.staff) | set(_ids(Staff))
+    for sid, taught in bundle.classes.items():
+        if taught.school not in school_ids:
+            message = f"{sid} names school {taught.school!r}, which is not a known school"
+            problem("classes.csv", taught.row, message, "schoolSourcedId")
+    for sid, enrolment in bundle.enrollments.items():
+        if enrolment.class_ not in classes:
+            message = f"{sid} names class {enrolment.class_!r}, not in the bundle or records"
+            problem("enrollments.csv", enrolment.row, message, "classSourcedId")
+        if enrolment.user not in (staff if enrolment.role == "teacher" else students):
+            kind = "member of staff" if enrolment.role == "teacher" else "student"
+            message = f"{sid} names {kind} {enrolment.user!r}, not in the bundle or records"
+            problem("enrollments.csv", enrolment.row, message, "userSourcedId")
     if problems:
         raise MalformedBundle(problems)
 
