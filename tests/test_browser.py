@@ -561,3 +561,40 @@ def test_the_queues_page_keeps_a_mistyped_email_beside_its_error(site: Site) -> 
     remove.click()
     expect(admin.locator("h1")).to_contain_text("Remove")
     check(admin, "confirm-remove-member")
+
+
+def test_a_teacher_resets_some_then_all_of_a_class(site: Site, tmp_path) -> None:
+    from helpdesk.roster import open_bundle
+    from helpdesk.services.roster import import_roster
+
+    from .classes import bundle_with_classes, students_of
+
+    with site.app.app_context():
+        import_roster(open_bundle(bundle_with_classes(tmp_path)), source="tests")
+        db.session.remove()
+    teacher = site.signed_in(site.actors.ashgrove_teacher.email)
+    teacher.goto(f"{site.base}/classes")
+    check(teacher, "classes")
+    teacher.click("text=P4 Oak")
+    expect(teacher.locator("h1")).to_have_text("P4 Oak")
+    check(teacher, "class")
+    # Nothing chosen: the page says what to do, and files nothing.
+    teacher.click("button:has-text('Reset the chosen students')")
+    expect(teacher.locator(".govuk-error-summary")).to_contain_text("Choose the students")
+    check(teacher, "class-nothing-chosen")
+    # Some, chosen with the keyboard.
+    for box in ("#student-1", "#student-2"):
+        tab_to(teacher, box)
+        teacher.keyboard.press("Space")
+    teacher.click("button:has-text('Reset the chosen students')")
+    expect(teacher.locator(".govuk-panel__title")).to_have_text("2 password resets filed")
+    assert teacher.locator("#filed tbody tr").count() == 2
+    check(teacher, "class-reset-done")
+    # Then all of them.
+    teacher.click("text=Back to P4 Oak")
+    everyone = len(students_of("org-ash"))
+    teacher.click(f"button:has-text('Reset all {everyone} students')")
+    expect(teacher.locator(".govuk-panel__title")).to_have_text(f"{everyone} password resets filed")
+    # Another teacher's class is not there to open.
+    answer = teacher.goto(f"{site.base}/classes/cls-mil-7m")
+    assert answer is not None and answer.status == 404

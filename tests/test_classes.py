@@ -1,5 +1,6 @@
-"""Classes from the roster: classes.csv and enrollments.csv imported with the rest of
-the bundle, all or nothing, with the same report and errors."""
+"""Classes from the roster and class resets: a teacher resets some or all of their own
+class's students in one call, each its own verified incident, all in one commit or
+none; nobody reaches a student outside their classes by any route."""
 
 from __future__ import annotations
 
@@ -7,13 +8,23 @@ import pytest
 import sqlalchemy as sa
 
 from helpdesk.extensions import db
-from helpdesk.models import Enrollment, SchoolClass
+from helpdesk.models import Enrollment, Incident, SchoolClass, Student
 from helpdesk.roster import MalformedBundle, open_bundle
 from helpdesk.services.roster import import_roster
 
-from .classes import OAK, STAMP, bundle_with_classes, students_of
+from .classes import OAK, SEVEN_M, STAMP, bundle_with_classes, students_of
+from .samples import ISLA_RESET, file
 
 ASHGROVE_STUDENTS = students_of("org-ash")
+
+
+@pytest.fixture
+def classes(app, tmp_path):
+    return import_roster(open_bundle(bundle_with_classes(tmp_path)), source="tests")
+
+
+def _incidents() -> int:
+    return db.session.execute(sa.select(sa.func.count()).select_from(Incident)).scalar_one()
 
 
 def test_classes_and_enrolments_are_imported_and_a_leaving_enrolment_ends(app, tmp_path):
@@ -51,3 +62,113 @@ def test_a_bad_enrolment_is_reported_by_row_and_column_and_nothing_changes(app, 
     report = import_roster(open_bundle(bundle_with_classes(tmp_path, extra=[aide])),
                            source="tests")  # fmt: skip
     assert [r.file for r in report.rejected if "aide" in r.reason] == ["enrollments.csv"]
+
+
+def test_a_teacher_resets_some_of_their_class_each_as_its_own_verified_incident(
+    client, actors, classes
+):
+    teacher = actors.ashgrove_teacher.headers
+    listed = client.get("/api/v1/classes", headers=teacher).json
+    assert listed == [{"id": OAK, "title": "P4 Oak", "class_code": OAK.upper(),
+                       "students": len(ASHGROVE_STUDENTS)}]  # fmt: skip
+    roster = client.get(f"/api/v1/classes/{OAK}", headers=teacher).json["students"]
+    chosen = [s["id"] for s in roster[:2]]
+    answer = client.post(f"/api/v1/classes/{OAK}/resets", json={"students": chosen},
+                         headers=teacher)  # fmt: skip
+    assert answer.status_code == 201, answer.json
+    filed = answer.json["incidents"]
+    assert len(filed) == 2
+    numbers = {s["student_number"] for s in roster[:2]}
+    assert {i["details"]["student_id"] for i in filed} == numbers
+    for incident in filed:
+        # Routed and fulfilled as a single reset is (samples: its-student-systems, at once).
+        assert incident["type"] == "student_password_reset"
+        assert incident["verification"]["outcome"] == "passed"
+        assert (incident["queue"], incident["status"]) == (
+            "its-student-systems",
+            "awaiting_fulfilment",
+        )
+        assert incident["fulfilment"] is not None
+        assert incident["filer"] == actors.ashgrove_teacher.email
+    single = file(client, actors.ashgrove, **ISLA_RESET).json
+    assert (single["queue"], single["status"]) == ("its-student-systems", "awaiting_fulfilment")
+
+
+def test_all_of_a_class_is_filed_in_one_call(client, actors, classes):
+    answer = client.post(f"/api/v1/classes/{OAK}/resets", json={"all": True},
+                         headers=actors.ashgrove_teacher.headers)  # fmt: skip
+    assert answer.status_code == 201, answer.json
+    assert len(answer.json["incidents"]) == len(ASHGROVE_STUDENTS)
+    assert len({i["ref"] for i in answer.json["incidents"]}) == len(ASHGROVE_STUDENTS)
+
+
+def test_nobody_reaches_a_student_outside_their_classes(client, actors, classes):
+    teacher = actors.ashgrove_teacher.headers
+    before = _incidents()
+    # Another school's student, by a crafted id, in the teacher's own class: 404.
+    millbrook = students_of("org-mil")[0]
+    crafted = client.post(
+        f"/api/v1/classes/{OAK}/resets",
+        json={"students": [ASHGROVE_STUDENTS[0], millbrook]},
+        headers=teacher,
+    )
+    assert crafted.status_code == 404 and millbrook in crafted.json["message"]
+    # Another teacher's class, and a class of no one: 404 alike, to list or to reset.
+    for other in (SEVEN_M, "cls-nowhere"):
+        assert client.get(f"/api/v1/classes/{other}", headers=teacher).status_code == 404
+        assert client.post(f"/api/v1/classes/{other}/resets", json={"all": True},
+                           headers=teacher).status_code == 404  # fmt: skip
+    # A colleague at the same school who teaches no class sees none and resets none.
+    office = actors.ashgrove.headers
+    assert client.get("/api/v1/classes", headers=office).json == []
+    assert client.post(f"/api/v1/classes/{OAK}/resets", json={"all": True},
+                       headers=office).status_code == 404  # fmt: skip
+    assert _incidents() == before
+
+
+def test_a_student_who_left_the_class_is_out_of_reach(client, actors, tmp_path, app):
+    leaving = f"enr-{OAK}-{ASHGROVE_STUDENTS[0]}"
+    import_roster(open_bundle(bundle_with_classes(
+        tmp_path, status={leaving: "tobedeleted"})), source="tests")  # fmt: skip
+    teacher = actors.ashgrove_teacher.headers
+    roster = client.get(f"/api/v1/classes/{OAK}", headers=teacher).json["students"]
+    assert ASHGROVE_STUDENTS[0] not in [s["id"] for s in roster]
+    answer = client.post(
+        f"/api/v1/classes/{OAK}/resets", json={"students": [ASHGROVE_STUDENTS[0]]}, headers=teacher
+    )
+    assert answer.status_code == 404
+
+
+def test_a_class_is_filed_whole_or_not_at_all(client, actors, classes):
+    teacher = actors.ashgrove_teacher.headers
+    before = _incidents()
+    unknown_birth = ASHGROVE_STUDENTS[1]
+    db.session.execute(sa.update(Student).where(Student.sourced_id == unknown_birth)
+                       .values(birth_date=None))  # fmt: skip
+    refused = client.post(f"/api/v1/classes/{OAK}/resets", json={"all": True}, headers=teacher)
+    assert refused.status_code == 422 and "no birth date" in refused.json["message"]
+    assert _incidents() == before
+    # A student whose record checks are locked stops the whole class, before any write.
+    locked = ASHGROVE_STUDENTS[0]
+    number = db.session.execute(
+        sa.select(Student.student_number).where(Student.sourced_id == locked)
+    ).scalar_one()
+    wrong = {"type": "student_password_reset", "student_id": number,
+             "student_name": "Nobody Atall", "birth_month_year": "011999"}  # fmt: skip
+    tries: list[int] = []
+    while len(tries) < 10 and 429 not in tries:  # 5 failures a day lock a record
+        tries.append(client.post("/api/v1/incidents", json=wrong, headers=teacher).status_code)
+    assert tries[-1] == 429, tries
+    before = _incidents()
+    others = [s for s in ASHGROVE_STUDENTS if s != unknown_birth]
+    answer = client.post(f"/api/v1/classes/{OAK}/resets", json={"students": others},
+                         headers=teacher)  # fmt: skip
+    assert answer.status_code == 429
+    assert _incidents() == before
+
+
+def test_a_reset_request_says_what_to_send(client, actors, classes):
+    teacher = actors.ashgrove_teacher.headers
+    for body in ({}, {"students": []}, {"students": ["x"], "all": True}, {"everyone": True}):
+        answer = client.post(f"/api/v1/classes/{OAK}/resets", json=body, headers=teacher)
+        assert answer.status_code == 422, body

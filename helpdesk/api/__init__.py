@@ -53,7 +53,7 @@ class HelpdeskApi(Api):
 
 
 def init_api(app: Flask) -> None:
-    from . import incidents, queues, roster_imports, routing_rules
+    from . import classes, incidents, queues, roster_imports, routing_rules
 
     app.config.setdefault(
         "API_SPEC_OPTIONS",
@@ -68,7 +68,7 @@ def init_api(app: Flask) -> None:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for kind, schema in INCIDENT_SCHEMAS.items():
         api.spec.components.schema(schema_name(kind), schema=schema)
-    for module in (incidents, queues, roster_imports, routing_rules):
+    for module in (incidents, classes, queues, roster_imports, routing_rules):
         api.register_blueprint(module.blp)
         csrf.exempt(module.blp)  # bearer tokens, no cookies: nothing to forge
 

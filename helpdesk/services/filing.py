@@ -32,11 +32,48 @@ RULES_SAID = "The routing rules asked for you to be told."
 def file_incident(filer: Principal, payload: Any) -> IncidentView:
     """Validate, check the record limits, verify, place in its first queue and audit, in
     one commit; then hand what it promised (emails, a fulfilment) to the workers."""
+    _may_file(filer)
+    filing = _prepare(filer, payload)
+    with unit_of_work():
+        return _write(filer, filing)
+
+
+def file_many(filer: Principal, payloads: list[Any]) -> list[IncidentView]:
+    """Several incidents in one commit or none (a class reset): each is checked,
+    verified and routed as if filed alone, and nothing is written unless all can be."""
+    _may_file(filer)
+    filings = [_prepare(filer, payload) for payload in payloads]
+    with unit_of_work():
+        return [_write(filer, filing) for filing in filings]
+
+
+def _may_file(filer: Principal) -> None:
     if filer.role != Role.EMPLOYEE or filer.school_id is None or filer.school_code is None:
         raise Forbidden(
             "Only school employees file incidents, for their own school. Ask an admin for an "
             "employee account linked to your staff record.",
         )
+
+
+@dataclass(frozen=True)
+class _Filing:
+    """An incident checked, verified and routed, ready to be written."""
+
+    kind: str
+    data: dict[str, Any]
+    details: dict[str, Any]
+    result: Verification
+    decided: Outcome
+    placement: _Placement
+    version: int
+    lock: Lock | None
+    now: datetime
+    fulfil: bool
+
+
+def _prepare(filer: Principal, payload: Any) -> _Filing:
+    """Validate, check the record limits, verify and route: everything before a write."""
+    assert filer.school_id is not None and filer.school_code is not None  # _may_file
     kind, data = load_incident(payload)
     if data.get("school") and data["school"] != filer.school_code:
         message = f"You file for your own school ({filer.school_code}) only; leave this out."
@@ -56,17 +93,22 @@ def file_incident(filer: Principal, payload: Any) -> IncidentView:
         reasons=result.reasons, details=details,
         business_hours=routing.received_in_business_hours(filer.school_id, now),
     ))  # fmt: skip
-    placement = _placement(decided)
     fulfil = decided.auto_fulfil and result.passed and kind in FULFILLABLE_TYPES
-    with unit_of_work():
-        incident = _insert(filer, kind, data, details, result, decided, placement, version, now,
-                           fulfil=fulfil)  # fmt: skip
-        audit.record(*_timeline(incident, filer, decided, result, placement, version, lock, now,
-                                fulfil=fulfil))  # fmt: skip
-        work = _follow_up(incident, filer, decided, result, lock, fulfil=fulfil)
+    return _Filing(kind, data, details, result, decided, _placement(decided), version, lock,
+                   now, fulfil)  # fmt: skip
+
+
+def _write(filer: Principal, f: _Filing) -> IncidentView:
+    """Insert, audit and follow up, in the caller's unit of work."""
+    incident = _insert(filer, f.kind, f.data, f.details, f.result, f.decided, f.placement,
+                       f.version, f.now, fulfil=f.fulfil)  # fmt: skip
+    audit.record(*_timeline(incident, filer, f.decided, f.result, f.placement, f.version,
+                            f.lock, f.now, fulfil=f.fulfil))  # fmt: skip
+    work = _follow_up(incident, filer, f.decided, f.result, f.lock, fulfil=f.fulfil)
     known = {"school_code": filer.school_code, "filer_email": filer.email,
-             "queue_slug": placement.queue, "assignee_email": None}  # fmt: skip
-    return IncidentView(incident, allowed_actions(incident.status, filer.role, kind), work, known)
+             "queue_slug": f.placement.queue, "assignee_email": None}  # fmt: skip
+    return IncidentView(incident, allowed_actions(incident.status, filer.role, f.kind), work,
+                        known)  # fmt: skip
 
 
 @dataclass(frozen=True)

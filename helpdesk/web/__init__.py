@@ -96,6 +96,7 @@ def init_web(app: Flask) -> None:
         admin_sla,
         admin_users,
         auth,
+        classes,
         dashboard,
         incidents,
         mailbox,
@@ -109,7 +110,8 @@ def init_web(app: Flask) -> None:
     app.url_map.converters["id"] = RecordId
     admin = (admin_rules, admin_queues, admin_sla, admin_users, admin_roster, admin_portals,
              admin_people)  # fmt: skip
-    for module in (auth, sso, pages, report, incidents, queue, dashboard, reset, *admin):
+    for module in (auth, sso, pages, report, classes, incidents, queue, dashboard, reset,
+                   *admin):  # fmt: skip
         app.register_blueprint(module.bp)
     sso.init_sso(app)
     if app.config["EMBEDDED"] and app.config["ENV"] == "development":

@@ -29,6 +29,7 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
     Role.EMPLOYEE: (
         ("Report a problem", "report.choose_type"),
         ("Incidents", "incident_pages.index"),
+        ("Your classes", "class_pages.index"),
     ),
     Role.AGENT: (("Queue", "queue.index"), ("Dashboard", "dashboard.index")),
     Role.ADMIN: (
