@@ -57,6 +57,22 @@ def queues_fulfils(slug: str, kinds: tuple[str, ...]) -> None:
     click.echo(f"{slug} fulfils {', '.join(chosen) or 'nothing'}")
 
 
+@queues_cli.command("assign")
+@click.argument("slug")
+@click.argument("mode", type=click.Choice(["none", "round_robin", "fewest_open"]))
+def queues_assign(slug: str, mode: str) -> None:
+    """How the queue assigns new incidents: none (agents claim them), round_robin (to each
+    member in turn) or fewest_open (to the member with the fewest open); members who are
+    away are skipped."""
+    from .services.assignment import MODES, set_mode
+
+    try:
+        set_mode(slug, mode)
+    except DomainError as error:
+        fail(error)
+    click.echo(f"{slug}: {MODES[mode]}.")
+
+
 @queues_cli.command("list")
 def queues_list() -> None:
     """Each queue with its plan, open and breached counts, and members."""

@@ -26,6 +26,8 @@ class QueueOut(Schema):
     )
     open = fields.Integer()
     breached = fields.Integer(metadata={"description": "open incidents past a deadline"})
+    assign = fields.String(metadata={"description": "how new incidents get an assignee: none, "
+                                     "round_robin or fewest_open"})  # fmt: skip
 
 
 @blp.route("")

@@ -37,3 +37,7 @@ class Queue(db.Model):  # type: ignore[name-defined]
     # The incident types whose fulfilment this queue's agents may approve (SPEC §5: the
     # identity department runs parent resets); elsewhere `fulfil` is refused.
     fulfils: Mapped[list[str]] = mapped_column(sa.JSON, default=list, server_default="[]")
+    # How new incidents get an assignee: none (agents claim them), round_robin, or
+    # fewest_open; and, for round_robin, who was given the last one.
+    assign_mode: Mapped[str] = mapped_column(sa.String(16), default="none", server_default="none")
+    assigned_last_user_id: Mapped[int | None] = mapped_column(sa.BigInteger)

@@ -44,6 +44,8 @@ class User(db.Model):  # type: ignore[name-defined]
     totp_sealed: Mapped[str | None] = mapped_column(sa.String(255))
     totp_enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # An agent who is away (leave, training) gets no new incidents from assigning queues.
+    away_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     staff: Mapped[Staff | None] = relationship(lazy="joined")
 

@@ -17,7 +17,7 @@ from ..errors import Forbidden
 from ..extensions import db
 from ..models import Incident, Queue, Role, utcnow
 from ..schemas.incidents import SECRET_FIELDS, load_incident
-from . import audit, fulfilment, notifications, routing, sla, verification_limits
+from . import assignment, audit, fulfilment, notifications, routing, sla, verification_limits
 from .audit import Event
 from .incidents import IncidentView, unknown_queue
 from .uow import unit_of_work
@@ -104,9 +104,14 @@ def _write(filer: Principal, f: _Filing) -> IncidentView:
                        f.version, f.now, fulfil=f.fulfil)  # fmt: skip
     audit.record(*_timeline(incident, filer, f.decided, f.result, f.placement, f.version,
                             f.lock, f.now, fulfil=f.fulfil))  # fmt: skip
+    queue = sla.settings().by_slug.get(f.placement.queue)
+    assignee = None
+    if queue is not None and queue.assign_mode != "none":
+        assignee = assignment.assign_new(incident.id, queue.id, incident.status,
+                                         queue.assign_mode, f.now)  # fmt: skip
     work = _follow_up(incident, filer, f.decided, f.result, f.lock, fulfil=f.fulfil)
     known = {"school_code": filer.school_code, "filer_email": filer.email,
-             "queue_slug": f.placement.queue, "assignee_email": None}  # fmt: skip
+             "queue_slug": f.placement.queue, "assignee_email": assignee}  # fmt: skip
     return IncidentView(incident, allowed_actions(incident.status, filer.role, f.kind), work,
                         known)  # fmt: skip
 

@@ -38,7 +38,7 @@ def queue_summaries(viewer: Principal | None = None) -> list[dict[str, Any]]:
     )  # fmt: skip
     query = (
         sa.select(Queue.slug, Queue.name, School.code, SlaPlan.slug, Queue.fulfils, open_count,
-                  breached)
+                  breached, Queue.assign_mode)
         .outerjoin(School, Queue.school_id == School.id)
         .outerjoin(SlaPlan, Queue.sla_plan_id == SlaPlan.id)
         .where(Queue.active.is_(True))
@@ -47,8 +47,17 @@ def queue_summaries(viewer: Principal | None = None) -> list[dict[str, Any]]:
     if viewer is not None and viewer.role == Role.EMPLOYEE:
         query = query.where(Queue.school_id == (viewer.school_id or -1))
     return [
-        {"slug": s, "name": n, "school": c, "sla_plan": p, "fulfils": f, "open": o, "breached": b}
-        for s, n, c, p, f, o, b in db.session.execute(query).all()
+        {
+            "slug": s,
+            "name": n,
+            "school": c,
+            "sla_plan": p,
+            "fulfils": f,
+            "open": o,
+            "breached": b,
+            "assign": a,
+        }
+        for s, n, c, p, f, o, b, a in db.session.execute(query).all()
     ]
 
 

@@ -38,6 +38,7 @@ class QueueSettings:
     warn_at_percent: int
     escalation_queue_id: int | None
     name: str = ""  # as people read it, in timelines and emails
+    assign_mode: str = "none"  # services/assignment.py
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,11 @@ class Settings:
 def _load_settings(previous: Settings | None) -> Settings:
     rows = db.session.execute(
         sa.select(Queue.id, Queue.slug, SlaPlan.targets, SlaPlan.warn_at_percent,
-                  Queue.escalation_queue_id, Queue.name)
+                  Queue.escalation_queue_id, Queue.name, Queue.assign_mode)
         .outerjoin(SlaPlan, Queue.sla_plan_id == SlaPlan.id)
         .where(Queue.active.is_(True))
     ).all()  # fmt: skip
-    queues = [QueueSettings(i, s, t, w or 80, e, n) for i, s, t, w, e, n in rows]
+    queues = [QueueSettings(i, s, t, w or 80, e, n, a) for i, s, t, w, e, n, a in rows]
     closures: dict[int | None, set[Any]] = {}
     for school_id, day in db.session.execute(sa.select(ClosureDay.school_id, ClosureDay.day)):
         closures.setdefault(school_id, set()).add(day)

@@ -21,7 +21,7 @@ from ..domain.lifecycle import (
 from ..errors import Conflict, Forbidden
 from ..extensions import db
 from ..models import Incident, Role, User, queue_members, utcnow
-from . import audit, fulfilment, notifications, routing, sla
+from . import assignment, audit, fulfilment, notifications, routing, sla
 from .audit import Event
 from .incidents import actions_for, fulfilling_queues, get_incident, queue_by_slug, queue_fulfils
 from .uow import unit_of_work
@@ -188,6 +188,14 @@ def _apply(
     db.session.flush()
     audit.record(Event(incident.id, kind, before, after, message, actor_id=user.id, at=now,
                        data=data))  # fmt: skip
+    if (
+        act is Action.ESCALATE
+        and incident.queue is not None
+        and (incident.queue.assign_mode != "none")
+    ):
+        assignment.assign_new(incident.id, incident.queue.id, after, incident.queue.assign_mode,
+                              now)  # fmt: skip
+        db.session.expire(incident, ["assignee_id", "assignee"])
     if act is Action.FULFIL:
         fulfilment.request_fulfilment(incident)
     _rules_on_update(incident, watched, now)

@@ -8,6 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from ..errors import DomainError, InvalidInput
 from ..models import Role
+from ..services import assignment
 from ..services import queues as queue_service
 from .access import page_for
 from .confirm import confirm_first
@@ -23,8 +24,9 @@ def _queues_page(errors: dict[str, list[str]] | None = None, status: int = 200) 
     # What was typed stays in the box it was typed in, beside its error.
     typed = {f"email-{request.form.get('queue', '')}": request.form.get("email", "")}
     return render_template(
-        "admin/queues.html", queues=summaries, errors=errors or {}, typed=typed
-    ), status
+        "admin/queues.html", queues=summaries, errors=errors or {}, typed=typed,
+        modes=assignment.MODES, away=assignment.away_members(),
+    ), status  # fmt: skip
 
 
 @bp.get("")
@@ -44,6 +46,18 @@ def add_member() -> Any:
     except DomainError as error:
         return _queues_page({f"email-{slug}": [error.message]}, 422)
     flash(f"{email} now works {slug}.")
+    return redirect(url_for("admin_queues.index_queues"))
+
+
+@bp.post("/assign")
+@admin_page
+def set_assignment() -> Any:
+    slug, mode = request.form.get("queue", ""), request.form.get("mode", "")
+    try:
+        assignment.set_mode(slug, mode)
+    except DomainError as error:
+        return _queues_page({f"mode-{slug}": [error.message]}, 422)
+    flash(f"{slug}: {assignment.MODES[mode]}.")
     return redirect(url_for("admin_queues.index_queues"))
 
 

@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 from ..domain.lifecycle import OPEN_STATUSES, Status
 from ..errors import DomainError
 from ..models import Role
-from ..services import roster, transitions
+from ..services import assignment, roster, transitions
 from ..services.queues import agents_of, queue_choices
 from ..services.worklist import SORTS, Filters, worklist
 from .access import page_for
@@ -55,7 +55,19 @@ def index() -> Any:
         statuses=STATUS_CHOICES, chosen=chosen, filters=filters, columns=COLUMNS,
         agents=agents_of(page.queue_ids), bulk_actions=BULK_ACTIONS,
         types=[(f.kind, f.title) for f in FORMS.values()], first="cursor" not in request.args,
+        away=assignment.away_since(g.user.id),
     )  # fmt: skip
+
+
+@bp.post("/away")
+@page_for(Role.AGENT, Role.ADMIN)
+def away() -> Any:
+    """Away (leave, training) or back: while away, assigning queues give you nothing new."""
+    gone = request.form.get("away") == "yes"
+    assignment.set_away(g.user.id, gone)
+    flash("You are away: queues that assign give you no new incidents until you are back."
+          if gone else "You are back: queues that assign include you again.")  # fmt: skip
+    return redirect(url_for("queue.index"))
 
 
 # The columns, in order: (sort key or None, heading).
