@@ -55,6 +55,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.pages
 	$(BIN)/python -m bench.dashboard
 	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.class_reset
 
 clean:
 	rm -rf $(VENV) node_modules static/govuk instance .pytest_cache .mypy_cache .ruff_cache
