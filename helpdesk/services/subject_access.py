@@ -16,7 +16,6 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import after_this_request, has_request_context
 
 from ..errors import NotFound
 from ..extensions import db
@@ -34,7 +33,7 @@ from ..models import (
     utcnow,
 )
 from . import access_log
-from .uow import unit_of_work
+from .uow import after_response, unit_of_work
 from .users import Principal
 
 
@@ -72,18 +71,7 @@ def log_reads(reader: Principal, incidents: Iterable[Incident], *, via: str) -> 
     if not entries:
         return
 
-    def write() -> None:
-        with unit_of_work():
-            access_log.note_all("read", entries, actor_id=reader.id, via=via)
-
-    if not has_request_context():
-        write()
-        return
-
-    @after_this_request
-    def _after(response: Any) -> Any:
-        write()
-        return response
+    after_response(lambda: access_log.note_all("read", entries, actor_id=reader.id, via=via))
 
 
 def reads_of(person_id: str) -> list[AccessEntry]:

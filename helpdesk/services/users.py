@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import after_this_request, current_app, has_request_context
+from flask import current_app
 
 from ..domain.addresses import UnusableAddress, checked_address
 from ..domain.roles import TokenScope
@@ -15,7 +15,7 @@ from ..errors import InvalidInput, NotFound, Unauthorized
 from ..extensions import db
 from ..models import ApiToken, Role, School, Staff, User, utcnow
 from ..security import hash_password, issue_token, token_digest
-from .uow import unit_of_work
+from .uow import after_response, unit_of_work
 
 # Writing last_used_at on every request would turn each read into a write.
 _TOKEN_USE_RESOLUTION = timedelta(minutes=15)
@@ -238,14 +238,6 @@ def _record_use(token_id: int, now: datetime) -> None:
     record = sa.update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
 
     def write() -> None:
-        with unit_of_work():
-            db.session.execute(record)
+        db.session.execute(record)
 
-    if not has_request_context():
-        write()
-        return
-
-    @after_this_request
-    def _after(response: Any) -> Any:
-        write()
-        return response
+    after_response(write)
