@@ -163,3 +163,18 @@ def test_the_code_page_needs_a_right_password_first(app, client):
     answer = client.get("/sign-in/code")
     assert answer.status_code == 302 and answer.location == "/sign-in"
     assert client.get("/sign-in/set-up").location == "/sign-in"
+
+
+def test_a_browser_on_the_wrong_second_step_is_sent_to_the_right_one(app, actors):
+    set_password(actors.identity.email)  # enrolled
+    browser, _ = _password_only(app, actors.identity.email)
+    assert browser.get("/sign-in/set-up").location == "/sign-in/code"
+    agent = _user(actors.agent.email)
+    from helpdesk.services import sign_in as sign_in_service
+
+    sign_in_service.set_password(agent, PASSWORD)  # not enrolled yet
+    db.session.commit()
+    other, _ = _password_only(app, actors.agent.email)
+    assert other.get("/sign-in/code").location == "/sign-in/set-up"
+    empty = other.post("/sign-in/set-up", data={"csrf_token": csrf_token(other, "/sign-in/set-up")})
+    assert empty.status_code == 422 and "Enter the 6-digit code" in empty.text

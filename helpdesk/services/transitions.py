@@ -188,11 +188,7 @@ def _apply(
     db.session.flush()
     audit.record(Event(incident.id, kind, before, after, message, actor_id=user.id, at=now,
                        data=data))  # fmt: skip
-    if (
-        act is Action.ESCALATE
-        and incident.queue is not None
-        and (incident.queue.assign_mode != "none")
-    ):
+    if act is Action.ESCALATE and incident.queue and incident.queue.assign_mode != "none":
         assignment.assign_new(incident.id, incident.queue.id, after, incident.queue.assign_mode,
                               now)  # fmt: skip
         db.session.expire(incident, ["assignee_id", "assignee"])

@@ -54,11 +54,7 @@ def current_user() -> Principal | None:
         principal = None
         if isinstance(user_id, int) and isinstance(fingerprint, str):
             principal = principal_for_session(user_id, fingerprint)
-            if (
-                principal is not None
-                and not session.get("two_step")
-                and (two_step.required_for(principal.role))
-            ):
+            if principal and not session.get("two_step") and two_step.required_for(principal.role):
                 principal = None  # a session from before the role needed a second step
             if principal is None:
                 session.clear()  # the user is gone, deactivated, or changed password

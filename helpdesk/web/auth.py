@@ -18,12 +18,12 @@ from flask import (
     url_for,
 )
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, NotFound
 from ..extensions import limiter
 from ..models import User
 from ..request_input import keeps_the_form, unstorable_fields
 from ..services import sign_in as sign_in_service
-from ..services import two_step
+from ..services import two_step, users
 from . import token_in_address
 from .access import current_user, page_for
 
@@ -77,10 +77,33 @@ def _pending_user() -> User | None:
     pending = session.get("pending")
     if not isinstance(pending, dict) or time.time() - pending.get("at", 0) > _PENDING_SECONDS:
         return None
-    user = sign_in_service.user_for_update(int(pending["user_id"]))
-    if user is None or sign_in_service.session_fingerprint(user) != pending.get("fp"):
+    try:
+        user = users.user_by_id(int(pending["user_id"]))
+    except NotFound:
+        return None
+    if sign_in_service.session_fingerprint(user) != pending.get("fp"):
         return None
     return user
+
+
+def _not_this_step(user: User | None, *, enrolled: bool) -> Any | None:
+    """Where a browser on the wrong second step goes: to sign in again when the time ran
+    out, or to the step the account is at (a code once set up, else setting it up)."""
+    if user is None:
+        flash("Sign in again: the time for the second step ran out.")
+        return redirect(url_for("auth.sign_in"))
+    if two_step.enrolled(user) != enrolled:
+        return redirect(url_for("auth.second_step" if two_step.enrolled(user) else "auth.set_up"))
+    return None
+
+
+def _typed_code(errors: dict[str, list[str]], missing: str) -> str | None:
+    """The code the form sent, or None with ``missing`` as its error."""
+    code = request.form.get("code", "").strip()
+    if not code:
+        errors["code"] = [missing]
+        return None
+    return code
 
 
 def _past_second_step(user: User) -> Any:
@@ -125,25 +148,22 @@ def sign_in() -> Any:
 def second_step() -> Any:
     """After the password: the code from the authenticator app, or a recovery code."""
     user = _pending_user()
-    if user is None:
-        flash("Sign in again: the time to enter a code ran out.")
-        return redirect(url_for("auth.sign_in"))
+    elsewhere = _not_this_step(user, enrolled=True)
+    if elsewhere is not None or user is None:
+        return elsewhere
     errors: dict[str, list[str]] = dict(unstorable_fields())
     if request.method == "POST" and not errors:
-        code = request.form.get("code", "").strip()
-        if not code:
-            errors["code"] = ["Enter the 6-digit code from your authenticator app."]
-        else:
-            try:
-                user = two_step.check(user.id, code)
-            except InvalidInput as error:
-                errors["code"] = [error.message]
-            else:
-                left = two_step.recovery_codes_left(user.id)
-                if left <= 3:
-                    flash(f"You have {left} recovery codes left. Ask an admin to reset your "
-                          "two-step sign-in for new ones before they run out.")  # fmt: skip
-                return _past_second_step(user)
+        code = _typed_code(errors, "Enter the 6-digit code from your authenticator app.")
+        try:
+            user = two_step.check(user.id, code) if code else None
+        except InvalidInput as error:
+            errors["code"] = [error.message]
+        if user is not None and not errors:
+            left = two_step.recovery_codes_left(user.id)
+            if left <= 3:
+                flash(f"You have {left} recovery codes left. Ask an admin to reset your "
+                      "two-step sign-in for new ones before they run out.")  # fmt: skip
+            return _past_second_step(user)
     status = 422 if errors else 200
     return render_template("pages/sign_in_code.html", errors=errors), status
 
@@ -154,24 +174,22 @@ def second_step() -> Any:
 def set_up() -> Any:
     """Setting up two-step sign-in, where the role needs it, before the first session."""
     user = _pending_user()
-    if user is None:
-        flash("Sign in again: the time to set up two-step sign-in ran out.")
-        return redirect(url_for("auth.sign_in"))
+    elsewhere = _not_this_step(user, enrolled=False)
+    if elsewhere is not None or user is None:
+        return elsewhere
     errors: dict[str, list[str]] = dict(unstorable_fields())
     if request.method == "POST" and not errors:
-        code = request.form.get("code", "").strip()
-        if not code:
-            errors["code"] = ["Enter the 6-digit code your authenticator app shows."]
-        else:
-            try:
-                codes = two_step.confirm_enrolment(user.id, code)
-            except InvalidInput as error:
-                errors["code"] = [error.message]
-            else:
-                next_page = safe_next((session.get("pending") or {}).get("next"))
-                start_session(user, "code")
-                return render_template("pages/recovery_codes.html", codes=codes,
-                                       next_page=next_page or url_for("pages.home"))  # fmt: skip
+        code = _typed_code(errors, "Enter the 6-digit code your authenticator app shows.")
+        codes = None
+        try:
+            codes = two_step.confirm_enrolment(user.id, code) if code else None
+        except InvalidInput as error:
+            errors["code"] = [error.message]
+        if codes and not errors:
+            next_page = safe_next((session.get("pending") or {}).get("next"))
+            start_session(user, "code")
+            return render_template("pages/recovery_codes.html", codes=codes,
+                                   next_page=next_page or url_for("pages.home"))  # fmt: skip
     enrolment = two_step.begin_enrolment(user.id)
     status = 422 if errors else 200
     return render_template("pages/two_step_set_up.html", errors=errors, enrolment=enrolment,
