@@ -30,6 +30,8 @@ from .smtp import free_port
 
 PROVIDER_NAME = "Ashgrove Learning Trust"
 UNVOUCHED = "unvouched"  # a login whose email the provider does not confirm
+UNVOUCHED_IN_WORDS = "unvouched-text"  # the same, the flag sent as a string
+AGENT = "agent@its.example"  # a real user's address (tests/conftest.py), claimed unverified
 
 
 @dataclass
@@ -45,7 +47,8 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with OidcProvider(f"{base}/sign-in/sso/callback", accounts={
-        UNVOUCHED: {"email": "agent@helpdesk.example", "email_verified": False},
+        UNVOUCHED: {"email": AGENT, "email_verified": False},
+        UNVOUCHED_IN_WORDS: {"email": AGENT, "email_verified": "false"},
     }) as provider, app_on_fresh_database(
         tmp_path_factory, PUBLIC_BASE_URL=base, OIDC_ISSUER=provider.issuer,
         OIDC_CLIENT_ID=provider.client_id, OIDC_CLIENT_SECRET=provider.client_secret,
@@ -104,8 +107,9 @@ def test_no_account_is_made_for_someone_the_helpdesk_does_not_know(desk):
         db.session.remove()
 
 
-def test_an_email_the_provider_does_not_vouch_for_signs_nobody_in(desk):
-    browser_session, answer = sso_sign_in(desk, UNVOUCHED)  # claims the agent's address
+@pytest.mark.parametrize("login", [UNVOUCHED, UNVOUCHED_IN_WORDS])
+def test_an_email_the_provider_does_not_vouch_for_signs_nobody_in(desk, login):
+    browser_session, answer = sso_sign_in(desk, login)  # claims the agent's address
     assert answer.status_code == 403 and "did not confirm an email address" in answer.text
     assert "/sign-in" in browser_session.get(f"{desk.base}/queue", timeout=10).url
 

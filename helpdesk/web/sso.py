@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from authlib.integrations.base_client import OAuthError
+from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from flask import (
     Blueprint,
@@ -93,7 +93,7 @@ def start() -> Any:
         session["sso_next"] = next_page
     try:
         return school.authorize_redirect(_callback_url())
-    except (OAuthError, OSError, ValueError) as error:
+    except (AuthlibBaseError, OSError, ValueError) as error:
         current_app.logger.warning("single sign-on could not start: %s", error)
         return _refused(PROVIDER_AWAY.format(provider=_provider_name()))
 
@@ -111,17 +111,19 @@ def callback() -> Any:
         claims = dict(token.get("userinfo") or {})
         if not claims.get("email"):
             claims.update(school.userinfo(token=token))
-    except OAuthError as error:
+    except AuthlibBaseError as error:  # the provider's refusal, a bad state or ID token
         current_app.logger.info("single sign-on refused: %s", error.error)
-        return _refused(PROVIDER_AWAY.format(provider=_provider_name()) if error.error in (
-            "server_error", "temporarily_unavailable") else
-            f"{_provider_name()} did not sign you in ({error.description or error.error}). "
-            "Try again, or sign in with your password.")  # fmt: skip
+        if error.error in ("server_error", "temporarily_unavailable"):
+            return _refused(PROVIDER_AWAY.format(provider=_provider_name()))
+        why = error.description or error.error
+        return _refused(f"{_provider_name()} did not sign you in ({why}). Try again, or sign "
+                        "in with your password.")  # fmt: skip
     except OSError as error:  # the provider's token or keys endpoint did not answer
         current_app.logger.warning("single sign-on could not finish: %s", error)
         return _refused(PROVIDER_AWAY.format(provider=_provider_name()))
     email = str(claims.get("email") or "").strip().lower()
-    if not email or claims.get("email_verified") is False:
+    # Some providers send the flag as a string ("false").
+    if not email or str(claims.get("email_verified", True)).lower() == "false":
         return _refused(NOT_VOUCHED.format(provider=_provider_name()))
     user = sign_in_service.user_for_sso(email)
     if user is None:
