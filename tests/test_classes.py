@@ -172,3 +172,28 @@ def test_a_reset_request_says_what_to_send(client, actors, classes):
     for body in ({}, {"students": []}, {"students": ["x"], "all": True}, {"everyone": True}):
         answer = client.post(f"/api/v1/classes/{OAK}/resets", json=body, headers=teacher)
         assert answer.status_code == 422, body
+
+
+def test_another_schools_pupil_enrolled_in_a_class_is_not_reached(client, actors, tmp_path, app):
+    millbrook = students_of("org-mil")[0]
+    stray = {"sourcedId": "enr-stray", "status": "active", "dateLastModified": STAMP,
+             "classSourcedId": OAK, "schoolSourcedId": "org-ash", "userSourcedId": millbrook,
+             "role": "student", "primary": "", "beginDate": "", "endDate": ""}  # fmt: skip
+    import_roster(open_bundle(bundle_with_classes(tmp_path, extra=[stray])), source="tests")
+    teacher = actors.ashgrove_teacher.headers
+    assert client.get("/api/v1/classes", headers=teacher).json[0]["students"] == len(
+        ASHGROVE_STUDENTS)  # fmt: skip
+    answer = client.post(f"/api/v1/classes/{OAK}/resets", json={"students": [millbrook]},
+                         headers=teacher)  # fmt: skip
+    assert answer.status_code == 404
+
+
+def test_a_record_no_reset_form_takes_is_named_not_a_500(client, actors, classes):
+    odd = ASHGROVE_STUDENTS[2]
+    db.session.execute(sa.update(Student).where(Student.sourced_id == odd)
+                       .values(student_number="ASH 240/891"))  # fmt: skip
+    before = _incidents()
+    answer = client.post(f"/api/v1/classes/{OAK}/resets", json={"all": True},
+                         headers=actors.ashgrove_teacher.headers)  # fmt: skip
+    assert answer.status_code == 422 and "ASH 240/891" in answer.json["message"]
+    assert _incidents() == before

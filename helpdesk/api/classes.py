@@ -87,4 +87,5 @@ class ClassResets(MethodView):
         """Reset the portal passwords of some or all of a class's students: one incident
         each, filled in and verified from the roster, all in one commit or none."""
         chosen = None if body.get("all") else body["students"]
-        return {"incidents": class_reset.reset_class(g.user, class_id, chosen)}
+        _, filed = class_reset.reset_class(g.user, class_id, chosen)
+        return {"incidents": filed}

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from marshmallow import ValidationError
 
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import Enrollment, SchoolClass, Student, User
+from ..schemas.incidents import load_incident
 from . import filing
 from .incidents import IncidentView
 from .users import Principal
@@ -50,25 +52,26 @@ def _taught(user: Principal) -> sa.Select[Any]:
     )  # fmt: skip
 
 
-def _enrolled() -> sa.ColumnElement[bool]:
-    return sa.and_(Enrollment.role == "student", Enrollment.active.is_(True),
-                   Student.active.is_(True))  # fmt: skip
+def _in_class(taught: Any) -> sa.ColumnElement[bool]:
+    """An enrolment row that puts a student in ``taught`` (the SchoolClass model, in a
+    correlated query, or one class): active, of an active student of the class's own
+    school — a roster that enrols another school's pupil gives no reach over them."""
+    return sa.and_(Enrollment.class_id == taught.id, Enrollment.student_id == Student.id,
+                   Enrollment.role == "student", Enrollment.active.is_(True),
+                   Student.active.is_(True), Student.school_id == taught.school_id)  # fmt: skip
 
 
 def classes_taught(user: Principal) -> list[TaughtClass]:
     """The user's classes with how many students are in each, by title."""
     if user.school_id is None:
         return []
+    size = (
+        sa.select(sa.func.count()).select_from(Enrollment).join(Student, Student.id ==
+        Enrollment.student_id).where(_in_class(SchoolClass)).scalar_subquery()
+    )  # fmt: skip
     rows = db.session.execute(
-        sa.select(SchoolClass.sourced_id, SchoolClass.title, SchoolClass.class_code,
-                  sa.func.count(Student.id))
-        .where(SchoolClass.id.in_(_taught(user)))
-        .outerjoin(Enrollment, sa.and_(Enrollment.class_id == SchoolClass.id,
-                                       Enrollment.role == "student",
-                                       Enrollment.active.is_(True)))
-        .outerjoin(Student, sa.and_(Student.id == Enrollment.student_id,
-                                    Student.active.is_(True)))
-        .group_by(SchoolClass.id).order_by(SchoolClass.title)
+        sa.select(SchoolClass.sourced_id, SchoolClass.title, SchoolClass.class_code, size)
+        .where(SchoolClass.id.in_(_taught(user))).order_by(SchoolClass.title)
     ).all()  # fmt: skip
     return [TaughtClass(sid, title, code, count) for sid, title, code, count in rows]
 
@@ -83,16 +86,19 @@ def class_of(user: Principal, class_id: str) -> tuple[SchoolClass, list[Student]
         raise NotFound(f"No class {class_id} that you teach.")
     students = db.session.execute(
         sa.select(Student).join(Enrollment, Enrollment.student_id == Student.id)
-        .where(Enrollment.class_id == found.id, _enrolled())
+        .where(_in_class(found))
         .order_by(Student.family_name, Student.given_name, Student.sourced_id)
     ).scalars().all()  # fmt: skip
     return found, list(students)
 
 
-def reset_class(user: Principal, class_id: str, students: list[str] | None) -> list[IncidentView]:
+def reset_class(
+    user: Principal, class_id: str, students: list[str] | None
+) -> tuple[SchoolClass, list[IncidentView]]:
     """One student password reset per chosen student (``None``: all of the class), in one
-    commit. A student not in the class is NotFound; one the roster cannot vouch for (no
-    birth date on record) is named, and nothing is filed."""
+    commit; the class and what was filed. A student not in the class is NotFound; one the
+    roster cannot vouch for (no birth date on record, or a number or name no reset form
+    takes) is named, and nothing is filed."""
     taught, members = class_of(user, class_id)
     by_id = {s.sourced_id: s for s in members}
     chosen = list(by_id) if students is None else list(dict.fromkeys(students))
@@ -103,24 +109,33 @@ def reset_class(user: Principal, class_id: str, students: list[str] | None) -> l
     strangers = [s for s in chosen if s not in by_id]
     if strangers:
         raise NotFound(f"No student {strangers[0]} in {taught.title} that you teach.")
-    unverifiable = [by_id[s] for s in chosen if by_id[s].birth_date is None]
+    payloads = {s: _reset_of(by_id[s], taught) for s in chosen}
+    unverifiable = [by_id[s] for s, payload in payloads.items() if not _checkable(payload)]
     if unverifiable:
         names = ", ".join(f"{s.full_name} ({s.student_number})" for s in unverifiable)
         raise InvalidInput(
-            f"The school's records hold no birth date for {names}, so a reset cannot be "
-            "checked against them. Leave them out, and ask the office to add it.",
+            f"The school's records for {names} cannot be checked by a reset (no birth date, "
+            "or a student number or name the reset form does not take). Leave them out, and "
+            "ask the office to correct the record.",
             code="not_verifiable",
         )
-    return filing.file_many(user, [_reset_of(by_id[s], taught) for s in chosen])
+    return taught, filing.file_many(user, list(payloads.values()))
+
+
+def _checkable(payload: dict[str, str]) -> bool:
+    try:
+        load_incident(payload)
+    except ValidationError:
+        return False
+    return True
 
 
 def _reset_of(student: Student, taught: SchoolClass) -> dict[str, str]:
     """A student reset as the roster describes the student: nothing typed."""
-    assert student.birth_date is not None
     return {
         "type": "student_password_reset",
         "student_id": student.student_number,
         "student_name": student.full_name,
-        "birth_month_year": f"{student.birth_date:%m%Y}",
-        "summary": f"Class reset: {taught.title}",
+        "birth_month_year": f"{student.birth_date:%m%Y}" if student.birth_date else "",
+        "summary": f"Class reset: {taught.title}"[:200],
     }

@@ -43,8 +43,7 @@ def reset(class_id: str) -> Any:
         errors = {"student": ["Choose the students whose passwords to reset, or reset all."]}
         return _class_page(class_id, errors, set(), 422)
     try:
-        filed = class_reset.reset_class(g.user, class_id, None if everyone else chosen)
+        taught, filed = class_reset.reset_class(g.user, class_id, None if everyone else chosen)
     except (InvalidInput, VerificationLimited) as error:
         return _class_page(class_id, {"student": [error.message]}, set(chosen), error.status)
-    taught, _ = class_reset.class_of(g.user, class_id)
     return render_template("pages/class_reset_done.html", taught=taught, filed=filed)
