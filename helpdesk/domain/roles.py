@@ -19,9 +19,10 @@ class TokenScope(enum.StrEnum):
 
     @property
     def words(self) -> str:
+        """As the admin page offers it."""
         return {
-            TokenScope.FULL: "whatever its user may do",
-            TokenScope.READ_ONLY: "read-only: it may look, never file or change anything",
-            TokenScope.FILING: "filing only: it files incidents for its user's school and "
+            TokenScope.FULL: "Whatever its user may do",
+            TokenScope.READ_ONLY: "Read-only: it may look, never file or change anything",
+            TokenScope.FILING: "Filing only: it files incidents for its user's school and "
             "reads them, nothing else",
         }[self]

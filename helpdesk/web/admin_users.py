@@ -74,7 +74,7 @@ def _user_page(user: User, new_token: str | None = None) -> str:
     scopes = [s for s in TokenScope if s is not TokenScope.FILING or user.role == Role.EMPLOYEE]
     return render_template(
         "admin/user.html", user=user, tokens=users.tokens_of(user.id), new_token=new_token,
-        token_scopes=[(s.value, s.words[0].upper() + s.words[1:], None) for s in scopes],
+        token_scopes=[(s.value, s.words, None) for s in scopes],
     )  # fmt: skip
 
 
