@@ -17,6 +17,9 @@ COPY --from=styles /src/static/govuk static/govuk
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim-bookworm
+# DejaVu Sans: the class reset's printable slips (PDF) show names in any script.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --create-home --home-dir /var/lib/helpdesk helpdesk
 COPY --from=wheel /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels

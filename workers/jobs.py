@@ -71,3 +71,10 @@ def deliver_email(notification_id: int) -> str:
     from helpdesk.services.notifications import deliver_notification
 
     return _run(deliver_notification, notification_id)
+
+
+def deliver_class_slips(class_reset_id: int) -> str:
+    """Email a class reset's one-time passwords to its teacher, as one message of slips."""
+    from helpdesk.services.class_slips import deliver
+
+    return _run(deliver, class_reset_id)

@@ -1,6 +1,8 @@
 """The data model; importing this package registers every table on the metadata."""
 
 from .fulfilment import (
+    ClassReset,
+    ClassResetState,
     DeliveryMode,
     Fulfilment,
     FulfilmentKind,
@@ -33,6 +35,8 @@ __all__ = [
     "NATIONS",
     "AccessEntry",
     "ApiToken",
+    "ClassReset",
+    "ClassResetState",
     "ClosureDay",
     "DeliveryMode",
     "Enrollment",

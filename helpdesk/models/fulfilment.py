@@ -120,8 +120,34 @@ class Fulfilment(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     credential_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A class reset's fulfilments are delivered together, as one message of slips.
+    class_reset_id: Mapped[int | None] = mapped_column(sa.ForeignKey("class_resets.id"),
+                                                       index=True)  # fmt: skip
 
     portal_account: Mapped[PortalAccount | None] = relationship()
+
+
+class ClassResetState(enum.StrEnum):
+    WAITING = "waiting"  # some of its credentials are not set yet
+    SENDING = "sending"  # all are set (or given back): its message is promised
+    DELIVERED = "delivered"
+    ABANDONED = "abandoned"  # the message could not be delivered; given back to people
+
+
+class ClassReset(db.Model):  # type: ignore[name-defined]
+    """A teacher's class reset: its students' one-time passwords go to the teacher as one
+    message of printable slips, once every credential is set (services/class_slips.py)."""
+
+    __tablename__ = "class_resets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    class_id: Mapped[int] = mapped_column(sa.ForeignKey("classes.id"), index=True)
+    filer_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    state: Mapped[str] = mapped_column(sa.String(16), default=ClassResetState.WAITING.value)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Notification(db.Model):  # type: ignore[name-defined]

@@ -119,7 +119,7 @@ def reset_class(
             "ask the office to correct the record.",
             code="not_verifiable",
         )
-    return taught, filing.file_many(user, list(payloads.values()))
+    return taught, filing.file_many(user, list(payloads.values()), taught.id)
 
 
 def _checkable(payload: dict[str, str]) -> bool:

@@ -15,7 +15,7 @@ from ..domain.lifecycle import FULFILLABLE_TYPES, Status, allowed_actions
 from ..domain.rules import Outcome
 from ..errors import Forbidden
 from ..extensions import db
-from ..models import Incident, Queue, Role, utcnow
+from ..models import ClassReset, Incident, Queue, Role, utcnow
 from ..schemas.incidents import SECRET_FIELDS, load_incident
 from . import assignment, audit, fulfilment, notifications, routing, sla, verification_limits
 from .audit import Event
@@ -38,13 +38,19 @@ def file_incident(filer: Principal, payload: Any) -> IncidentView:
         return _write(filer, filing)
 
 
-def file_many(filer: Principal, payloads: list[Any]) -> list[IncidentView]:
-    """Several incidents in one commit or none (a class reset): each is checked,
-    verified and routed as if filed alone, and nothing is written unless all can be."""
+def file_many(filer: Principal, payloads: list[Any], class_id: int) -> list[IncidentView]:
+    """A class reset's incidents, in one commit or none: each is checked, verified and
+    routed as if filed alone, and nothing is written unless all can be. What the rules
+    approve at once is fulfilled together: one message of slips to the filer."""
     _may_file(filer)
     filings = [_prepare(filer, payload) for payload in payloads]
     with unit_of_work():
-        return [_write(filer, filing) for filing in filings]
+        together = None
+        if any(filing.fulfil for filing in filings):
+            together = ClassReset(class_id=class_id, filer_id=filer.id, created_at=utcnow())
+            db.session.add(together)
+            db.session.flush()
+        return [_write(filer, filing, together and together.id) for filing in filings]
 
 
 def _may_file(filer: Principal) -> None:
@@ -98,7 +104,7 @@ def _prepare(filer: Principal, payload: Any) -> _Filing:
                    now, fulfil)  # fmt: skip
 
 
-def _write(filer: Principal, f: _Filing) -> IncidentView:
+def _write(filer: Principal, f: _Filing, class_reset_id: int | None = None) -> IncidentView:
     """Insert, audit and follow up, in the caller's unit of work."""
     incident = _insert(filer, f.kind, f.data, f.details, f.result, f.decided, f.placement,
                        f.version, f.now, fulfil=f.fulfil)  # fmt: skip
@@ -109,7 +115,8 @@ def _write(filer: Principal, f: _Filing) -> IncidentView:
     if queue is not None and queue.assign_mode != "none":
         assignee = assignment.assign_new(incident.id, queue.id, incident.status,
                                          queue.assign_mode, f.now)  # fmt: skip
-    work = _follow_up(incident, filer, f.decided, f.result, f.lock, fulfil=f.fulfil)
+    work = _follow_up(incident, filer, f.decided, f.result, f.lock, fulfil=f.fulfil,
+                      class_reset_id=class_reset_id)  # fmt: skip
     known = {"school_code": filer.school_code, "filer_email": filer.email,
              "queue_slug": f.placement.queue, "assignee_email": assignee}  # fmt: skip
     return IncidentView(incident, allowed_actions(incident.status, filer.role, f.kind), work,
@@ -234,7 +241,7 @@ def _timeline(
 
 def _follow_up(
     incident: Incident, filer: Principal, decided: Outcome, result: Verification,
-    lock: Lock | None, *, fulfil: bool,
+    lock: Lock | None, *, fulfil: bool, class_reset_id: int | None,
 ) -> fulfilment.NewFulfilment | None:  # fmt: skip
     """What follows the placing, in the same transaction: the identity queue told of a
     lock, the rules' notices, and the fulfilment the rules approve — or the filer's
@@ -248,7 +255,7 @@ def _follow_up(
     for audience in decided.notify:
         notifications.notify(incident.id, "queue_notice", audience, why=RULES_SAID)
     if fulfil:
-        return fulfilment.request_fulfilment(incident)
+        return fulfilment.request_fulfilment(incident, class_reset_id)
     notifications.notify(incident.id, "acknowledgement", "filer", verification=incident.
                          verification, reasons="; ".join(result.reasons))  # fmt: skip
     return None

@@ -78,8 +78,9 @@ _INSERT_FULFILMENT = (
 )
 
 
-def request_fulfilment(incident: Incident) -> NewFulfilment:
-    """Promise the incident's job in the current transaction (an approval, or auto_fulfil)."""
+def request_fulfilment(incident: Incident, class_reset_id: int | None = None) -> NewFulfilment:
+    """Promise the incident's job in the current transaction (an approval, or auto_fulfil);
+    one of a class reset is delivered with the rest of its class."""
     kind = KIND_FOR_TYPE[incident.type]
     if kind is not FulfilmentKind.REVOCATION:
         blocked = revoked_guardian(incident)
@@ -94,7 +95,7 @@ def request_fulfilment(incident: Incident) -> NewFulfilment:
     written = db.session.execute(_INSERT_FULFILMENT, {
         "incident_id": incident.id, "kind": kind.value, "state": FulfilmentState.PENDING.value,
         "portal_account_id": incident.portal_account_id, "attempts": 0, "created_at": now,
-        "updated_at": now,
+        "updated_at": now, "class_reset_id": class_reset_id,
         "reset_account": incident.portal_account_id if kind is FulfilmentKind.RESET else None,
     }).one()  # fmt: skip
     outbox.promise(kind.value, written.id, job_queue(kind))

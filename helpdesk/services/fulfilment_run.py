@@ -31,6 +31,8 @@ from ..domain.lifecycle import Status
 from ..domain.moments import shown
 from ..extensions import db
 from ..models import (
+    ClassReset,
+    ClassResetState,
     DeliveryMode,
     Fulfilment,
     FulfilmentKind,
@@ -62,6 +64,7 @@ from .uow import unit_of_work
 log = logging.getLogger(__name__)
 
 _DONE = {FulfilmentState.DELIVERED, FulfilmentState.ABANDONED}
+CLASS_SLIPS_JOB = "deliver_class_slips"  # workers.jobs: a class reset's one message
 # Nothing set in the store yet: the checks run (again) and the credential is set. A
 # worker that dies after the directory took a password but before the commit leaves the
 # fulfilment here, so the next attempt sets a fresh one.
@@ -112,7 +115,7 @@ def run(fulfilment_id: int) -> str:
             # policy): retrying cannot help, so a person gets it back, told why.
             with unit_of_work():
                 work = _must_lock(fulfilment_id)
-                return _abandon(work.fulfilment, work.incident, f"{error}; nothing was sent").value
+                return abandon(work.fulfilment, work.incident, f"{error}; nothing was sent").value
         if after in _DONE:
             return after.value
         if after is FulfilmentState.DELIVERY_FAILED:
@@ -131,6 +134,8 @@ def _next_step(work: Work) -> Step | None:
         return _revoke
     if work.state in _NOT_YET_SET:
         return _check_then_set
+    if work.fulfilment.class_reset_id is not None:
+        return None  # its class's message of slips delivers it (services/class_slips.py)
     return _deliver
 
 
@@ -148,25 +153,36 @@ _RESPONSIBLE = (
     .exists()
 )
 
-# The fulfilment, locked, with all a step reads, in one statement.
-_LOCK_WITH_RECORDS = (
+# Fulfilments, locked, with all a step reads, in one statement: one, or a class reset's.
+_WITH_RECORDS = (
     sa.select(Fulfilment, Incident, PortalAccount, PortalPolicy, Guardian, _RESPONSIBLE)
     .join(Incident, Incident.id == Fulfilment.incident_id)
     .outerjoin(PortalAccount, PortalAccount.id == Fulfilment.portal_account_id)
     .outerjoin(Guardian, Guardian.id == Incident.guardian_id)
     .outerjoin(PortalPolicy, PortalPolicy.portal == PortalAccount.portal)
-    .where(Fulfilment.id == sa.bindparam("id"))
     .with_for_update(of=Fulfilment.__table__)
     .execution_options(populate_existing=True)
 )
+_LOCK_WITH_RECORDS = _WITH_RECORDS.where(Fulfilment.id == sa.bindparam("id"))
+_LOCK_CLASS_WITH_RECORDS = _WITH_RECORDS.where(
+    Fulfilment.class_reset_id == sa.bindparam("class_reset")
+).order_by(Fulfilment.id)  # always in one order, so two lockers never deadlock
+
+
+def _work(found: Any) -> Work:
+    fulfilment, incident, account, policy, guardian, responsible = found
+    return Work(fulfilment, incident, account, guardian, policy, bool(responsible))
 
 
 def _locked(fulfilment_id: int) -> Work | None:
     found = db.session.execute(_LOCK_WITH_RECORDS, {"id": fulfilment_id}).one_or_none()
-    if found is None:
-        return None
-    fulfilment, incident, account, policy, guardian, responsible = found
-    return Work(fulfilment, incident, account, guardian, policy, bool(responsible))
+    return None if found is None else _work(found)
+
+
+def lock_class(class_reset_id: int) -> list[Work]:
+    """A class reset's fulfilments, locked in id order, with their records."""
+    found = db.session.execute(_LOCK_CLASS_WITH_RECORDS, {"class_reset": class_reset_id})
+    return [_work(row) for row in found]
 
 
 def _must_lock(fulfilment_id: int) -> Work:
@@ -183,7 +199,7 @@ def _check_then_set(work: Work) -> FulfilmentState:
     and a reminder is sent at once."""
     problem = _why_not(work)
     if problem:
-        return _abandon(work.fulfilment, work.incident, problem)
+        return abandon(work.fulfilment, work.incident, problem)
     if work.fulfilment.kind == FulfilmentKind.REMINDER:
         return _deliver(work)
     return _set_credential(work)
@@ -223,19 +239,44 @@ def _set_credential(work: Work) -> FulfilmentState:
         store.set_one_time_password(account, secret, expires_at)
         what = "a one-time password was set (to be changed at first sign-in)"
     store.unlock(account)
-    _event(incident, "credential_set", None, f"{what}; it expires {_when(expires_at, incident)}",
+    expires = shown_for(expires_at, incident)
+    _event(incident, "credential_set", None, f"{what}; it expires {expires}",
            fulfilment=fulfilment.id, mode=fulfilment.mode)  # fmt: skip
     fulfilment.sealed_secret = seal(current_app.config["SECRET_KEY"], secret)
     fulfilment.secret_expires_at, fulfilment.credential_set_at = expires_at, utcnow()
     fulfilment.state = FulfilmentState.CREDENTIAL_SET.value
+    _settle_class(fulfilment)
     return FulfilmentState.CREDENTIAL_SET
+
+
+def _settle_class(fulfilment: Fulfilment) -> None:
+    """A class reset's message is promised once the last of its credentials is set or
+    given back. Its row is locked first, so of two workers settling the last two at once
+    the second waits, then counts what the first committed."""
+    if fulfilment.class_reset_id is None:
+        return
+    together = db.session.execute(
+        sa.select(ClassReset).where(ClassReset.id == fulfilment.class_reset_id)
+        .with_for_update()
+    ).scalar_one()  # fmt: skip
+    if together.state != ClassResetState.WAITING:
+        return
+    unsettled = db.session.execute(
+        sa.select(sa.func.count()).select_from(Fulfilment).where(
+            Fulfilment.class_reset_id == together.id,
+            Fulfilment.state.in_([state.value for state in _NOT_YET_SET]),
+        )
+    ).scalar_one()  # fmt: skip
+    if unsettled == 0:
+        together.state = ClassResetState.SENDING.value
+        outbox.promise(CLASS_SLIPS_JOB, together.id, "mail")
 
 
 def _deliver(work: Work) -> FulfilmentState:
     fulfilment, incident = work.fulfilment, work.incident
     recipient = recipient_for(incident)
     if recipient is None:
-        return _abandon(fulfilment, incident,
+        return abandon(fulfilment, incident,
                         "the address on file was removed before the email went")  # fmt: skip
     try:
         mail.send(_result_email(work, recipient))
@@ -246,20 +287,20 @@ def _deliver(work: Work) -> FulfilmentState:
             given_back="the email could not be delivered",
         )  # fmt: skip
     except mail.UnusableAddress as error:
-        return _abandon(fulfilment, incident, f"the address on file cannot be emailed ({error}):"
+        return abandon(fulfilment, incident, f"the address on file cannot be emailed ({error}):"
                         " correct the record, then approve again")  # fmt: skip
     now = utcnow()
-    _done(incident, "delivered", f"emailed to {recipient.whose}", now,
+    record_done(incident, "delivered", f"emailed to {recipient.whose}", now,
           fulfilment=fulfilment.id, to=mask(recipient.address))  # fmt: skip
     fulfilment.state, fulfilment.delivered_at = FulfilmentState.DELIVERED.value, now
     fulfilment.sealed_secret = fulfilment.last_error = None
     outbox.complete(fulfilment.kind, fulfilment.id, now)
     notify(incident.id, "outcome", "filer", outcome="done", detail=recipient.whose)
-    _tell_holder(work)
+    notify_holder(work)
     return FulfilmentState.DELIVERED
 
 
-def _tell_holder(work: Work) -> None:
+def notify_holder(work: Work) -> None:
     """The holder hears what was done, wherever the result went (NIST SP 800-63B-4 §4.6)."""
     fulfilment, incident, account = work.fulfilment, work.incident, work.account
     assert account is not None
@@ -296,7 +337,7 @@ def _result_email(work: Work, recipient: Recipient) -> mail.Email:
         return mail.Email(recipient.address, "Your portal username", "username_reminder",
                           context, message_id)  # fmt: skip
     secret = unseal(current_app.config["SECRET_KEY"], fulfilment.sealed_secret or "")
-    context["expires"] = _when(fulfilment.secret_expires_at, incident)
+    context["expires"] = shown_for(fulfilment.secret_expires_at, incident)
     if fulfilment.mode == DeliveryMode.RESET_LINK:
         base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
         context["link"] = f"{base}/reset/{secret}"  # the configured URL, never a request's Host
@@ -312,7 +353,7 @@ def _revoke(work: Work) -> FulfilmentState:
     fulfilment, incident = work.fulfilment, work.incident
     targets = (incident.verification_results or {}).get("revocation_guardian_ids") or []
     if incident.verification != "passed" or not targets:
-        return _abandon(fulfilment, incident, "the parent was not found on the school's records")
+        return abandon(fulfilment, incident, "the parent was not found on the school's records")
     now = utcnow()
     reason = incident.details.get("reason", "revoked")
     guardians = db.session.execute(
@@ -332,7 +373,7 @@ def _revoke(work: Work) -> FulfilmentState:
         _stop_resets_for(guardian.id, reason)
         tell_holder(incident, "access_revoked", "your parent portal access",
                     audience=f"guardian:{guardian.id}")  # fmt: skip
-    _done(incident, "access_revoked",
+    record_done(incident, "access_revoked",
           f"portal access revoked for {len(targets)} parent(s), {disabled} account(s) "
           "disabled; resets are refused until an admin restores access", now,
           fulfilment=fulfilment.id, guardians=len(targets), accounts=disabled)  # fmt: skip
@@ -355,7 +396,7 @@ def _stop_resets_for(guardian_id: int, reason: str) -> None:
         .with_for_update(of=Fulfilment)
     ).all()
     for fulfilment, incident in live:
-        _abandon(fulfilment, incident, f"the parent's access was revoked ({reason})")
+        abandon(fulfilment, incident, f"the parent's access was revoked ({reason})")
 
 
 # -- Failures and endings ----------------------------------------------------------------
@@ -382,7 +423,7 @@ def _failed_attempt(
     fulfilment.attempts += 1
     fulfilment.last_error = reason
     if fulfilment.attempts >= outbox.attempts_allowed():
-        return _abandon(fulfilment, incident,
+        return abandon(fulfilment, incident,
                         f"{given_back} after {fulfilment.attempts} attempts: {reason}")  # fmt: skip
     _event(incident, state.value, None, retrying.format(reason), fulfilment=fulfilment.id,
            attempt=fulfilment.attempts)  # fmt: skip
@@ -390,7 +431,7 @@ def _failed_attempt(
     return state
 
 
-def _abandon(fulfilment: Fulfilment, incident: Incident, reason: str) -> FulfilmentState:
+def abandon(fulfilment: Fulfilment, incident: Incident, reason: str) -> FulfilmentState:
     """Give the incident back to a person, saying why; the secret, if any, is forgotten."""
     back = Status.TRIAGED.value if incident.status == Status.AWAITING_FULFILMENT else None
     _event(incident, "returned" if back else "fulfilment_abandoned", back,
@@ -403,11 +444,14 @@ def _abandon(fulfilment: Fulfilment, incident: Incident, reason: str) -> Fulfilm
         if "fulfilment-failed" not in incident.tags:
             incident.tags = [*incident.tags, "fulfilment-failed"]
     outbox.complete(fulfilment.kind, fulfilment.id)
-    notify(incident.id, "outcome", "filer", outcome="not_done", detail=reason)
+    if fulfilment.class_reset_id is None:
+        notify(incident.id, "outcome", "filer", outcome="not_done", detail=reason)
+    else:  # its class's message names it among those not reset
+        _settle_class(fulfilment)
     return FulfilmentState.ABANDONED
 
 
-def _done(incident: Incident, kind: str, message: str, now: datetime, **data: Any) -> None:
+def record_done(incident: Incident, kind: str, message: str, now: datetime, **data: Any) -> None:
     """Record the work done; an incident still awaiting it is resolved."""
     after = Status.RESOLVED.value if incident.status == Status.AWAITING_FULFILMENT else None
     _event(incident, kind, after, message, **data)
@@ -422,6 +466,6 @@ def _event(
                        data=data))  # fmt: skip
 
 
-def _when(moment: datetime | None, incident: Incident) -> str:
+def shown_for(moment: datetime | None, incident: Incident) -> str:
     """As the school's families read it (they, and its staff, get these emails)."""
     return shown(moment, incident.school.timezone) if moment else "never"

@@ -25,11 +25,18 @@ from flask import current_app, render_template
 
 from ..domain.addresses import UnusableAddress, checked_address
 
-__all__ = ["DeliveryFailed", "Email", "UnusableAddress", "send"]
+__all__ = ["Attachment", "DeliveryFailed", "Email", "UnusableAddress", "send"]
 
 
 class DeliveryFailed(Exception):
     """The SMTP server did not accept the message; RQ retries the job with backoff."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class Email:
     template: str  # templates/email/<template>.txt and .html
     context: dict[str, Any]
     message_id: str  # the same on every attempt, so a receiver can drop a repeat
+    attachments: tuple[Attachment, ...] = ()
 
 
 class _Connection(flask_mail.Connection):
@@ -111,6 +119,8 @@ def render(email: Email) -> flask_mail.Message:
         html=render_template(f"email/{email.template}.html", **context),
     )
     message.msgId = email.message_id
+    for attached in email.attachments:
+        message.attach(attached.filename, attached.content_type, attached.data)
     return message
 
 

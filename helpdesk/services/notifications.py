@@ -53,7 +53,12 @@ def recipient_for(incident: Incident) -> Recipient | None:
         if guardian is None or not guardian.active or not guardian.email:
             return None
         return Recipient(guardian.email, guardian.full_name, "the parent's email on file")
-    filer = db.session.get(User, incident.filer_id)
+    return filer_recipient(incident.filer_id)
+
+
+def filer_recipient(filer_id: int) -> Recipient | None:
+    """The filing employee's staff email on the records now (not their sign-in address)."""
+    filer = db.session.get(User, filer_id)
     staff = filer.staff if filer is not None else None
     if staff is None or not staff.active or not staff.email:
         return None
