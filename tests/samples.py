@@ -14,12 +14,21 @@ def file(client: FlaskClient, actor: Actor, **fields: Any) -> Any:
     return client.post("/api/v1/incidents", json=fields, headers=actor.headers)
 
 
+# Filed although one is open for the same person: what a test that files the same
+# family more than once adds (a filing without it is answered 409 "already open").
+AGAIN = {"force": True, "force_reason": "a second one for the same person, on purpose"}
+
 ISLA_RESET = {
     "type": "student_password_reset",
     "student_id": "ASH240891",
     "student_name": "Isla Campbell",
     "birth_month_year": "042017",
 }
+# More Ashgrove students, for a test that resets several at once (one open reset each).
+RORY_RESET = {**ISLA_RESET, "student_id": "ASH595185", "student_name": "Rory Fraser",
+              "birth_month_year": "022018"}  # fmt: skip
+NIAMH_RESET = {**ISLA_RESET, "student_id": "ASH397962", "student_name": "Niamh Ross",
+               "birth_month_year": "062019"}  # fmt: skip
 FIONA_RESET = {
     "type": "parent_password_reset",
     "parent_name": "Fiona Campbell",

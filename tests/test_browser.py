@@ -235,6 +235,31 @@ def test_a_failed_check_warns_and_filing_again_keeps_what_was_typed(site: Site) 
     check(employee, "report-form-filed-again")
 
 
+def test_a_second_reset_for_a_student_points_at_the_open_one(site: Site) -> None:
+    employee = site.signed_in(site.actors.ashgrove.email)
+
+    def report_rory() -> None:
+        employee.goto(f"{site.base}/report/student_password_reset")
+        employee.fill("#student_id", "ASH595185")
+        employee.fill("#student_name", "Rory Fraser")
+        employee.fill("#birth_month_year", "2")
+        employee.fill("#birth_month_year-year", "2018")
+        employee.click("button:has-text('Send')")
+
+    report_rory()
+    first = employee.locator("h1").inner_text().split()[0]
+    report_rory()
+    banner = employee.locator("#already-open")
+    expect(banner).to_contain_text(f"{first} is already open for this student")
+    check(employee, "report-form-already-open")
+    tab_to(employee, "#force")
+    employee.keyboard.press("Space")
+    employee.fill("#force_reason", "the first slip went through the wash")
+    employee.click("button:has-text('Send')")
+    expect(employee.locator("h1")).not_to_contain_text(first)
+    expect(employee.locator("#links + ul")).to_contain_text(first)
+
+
 def test_a_nul_character_keeps_the_form_and_what_else_was_typed(site: Site) -> None:
     employee = site.signed_in(site.actors.ashgrove.email)
     report_student_reset(site, employee, "Isla\x00 Campbell", "pasted from a spreadsheet")
@@ -589,12 +614,21 @@ def test_a_teacher_resets_some_then_all_of_a_class(site: Site, tmp_path) -> None
     teacher.click("button:has-text('Reset the chosen students')")
     expect(teacher.locator(".govuk-panel__title")).to_have_text("2 password resets filed")
     assert teacher.locator("#filed tbody tr").count() == 2
+    first_two = set(teacher.locator("#filed tbody tr a").all_inner_texts())
     check(teacher, "class-reset-done")
     # Then all of them.
     teacher.click("text=Back to P4 Oak")
     everyone = len(students_of("org-ash"))
     teacher.click(f"button:has-text('Reset all {everyone} students')")
-    expect(teacher.locator(".govuk-panel__title")).to_have_text(f"{everyone} password resets filed")
+    # The two just filed (and any another test left open) are left out, named with
+    # their incidents; the rest are filed.
+    expect(teacher.locator("#already-open")).to_be_visible()
+    left_out = teacher.locator("#already-open + p + ul li")
+    assert first_two <= set(teacher.locator("#already-open + p + ul a").all_inner_texts())
+    expect(teacher.locator(".govuk-panel__title")).to_have_text(
+        f"{everyone - left_out.count()} password resets filed"
+    )
+    check(teacher, "class-reset-some-already-open")
     # Another teacher's class is not there to open.
     answer = teacher.goto(f"{site.base}/classes/cls-mil-7m")
     assert answer is not None and answer.status == 404

@@ -13,7 +13,7 @@ from flask import Flask
 from pypdf import PdfReader
 
 from helpdesk.extensions import db
-from helpdesk.models import ClassReset, Fulfilment, Incident, PortalAccount, Student
+from helpdesk.models import ClassReset, Fulfilment, PortalAccount, Student
 from helpdesk.roster import open_bundle
 from helpdesk.services.credentials import SignIn
 from helpdesk.services.roster import import_roster
@@ -52,12 +52,6 @@ def stack(tmp_path_factory, smtp) -> Iterator[tuple[Flask, str, Actors]]:
 def desk(stack, smtp) -> Iterator[Desk]:
     with desk_on(stack, smtp, WORKER_REDIS) as made:
         yield made
-        with made.app.app_context():  # every class reset of a test is done with
-            db.session.execute(
-                sa.update(Incident).where(Incident.status != "closed").values(status="closed")
-            )
-            db.session.commit()
-            db.session.remove()
 
 
 def _reset_class(desk: Desk, students: list[str] | None = None) -> list[dict]:

@@ -13,7 +13,7 @@ from helpdesk.roster import MalformedBundle, open_bundle
 from helpdesk.services.roster import import_roster
 
 from .classes import OAK, SEVEN_M, STAMP, bundle_with_classes, students_of
-from .samples import ISLA_RESET, file
+from .samples import ISLA_RESET, RORY_RESET, file
 
 ASHGROVE_STUDENTS = students_of("org-ash")
 
@@ -90,8 +90,25 @@ def test_a_teacher_resets_some_of_their_class_each_as_its_own_verified_incident(
         )
         assert incident["fulfilment"] is not None
         assert incident["filer"] == actors.ashgrove_teacher.email
-    single = file(client, actors.ashgrove, **ISLA_RESET).json
+    single = file(client, actors.ashgrove, **RORY_RESET).json
     assert (single["queue"], single["status"]) == ("its-student-systems", "awaiting_fulfilment")
+    # A student of the class reset filed alone while theirs is open: pointed at it.
+    (isla,) = [i for i in filed if i["details"]["student_id"] == ISLA_RESET["student_id"]]
+    again = file(client, actors.ashgrove, **ISLA_RESET)
+    assert (again.status_code, again.json["open"]) == (409, isla["ref"])
+    twice = client.post(f"/api/v1/classes/{OAK}/resets", json={"students": chosen},
+                        headers=teacher)  # fmt: skip
+    assert twice.status_code == 409 and set(twice.json["open_refs"]) == {i["ref"] for i in filed}
+    assert "Nothing new was filed" in twice.json["message"]
+    # The whole class: those with one open are left out, pointed at it; the rest filed.
+    everyone = client.post(f"/api/v1/classes/{OAK}/resets", json={"all": True},
+                           headers=teacher)  # fmt: skip
+    assert everyone.status_code == 201, everyone.json
+    open_ones = [*filed, single]  # Rory's single reset is open too
+    assert {o["ref"] for o in everyone.json["already_open"]} == {i["ref"] for i in open_ones}
+    assert {o["student"] for o in everyone.json["already_open"]} == {
+        i["details"]["student_name"] for i in open_ones}  # fmt: skip
+    assert len(everyone.json["incidents"]) == len(ASHGROVE_STUDENTS) - 3
 
 
 def test_all_of_a_class_is_filed_in_one_call(client, actors, classes):

@@ -38,13 +38,14 @@ from helpdesk.models import (
     parse_ref,
     utcnow,
 )
+from helpdesk.models.incidents import UNFINISHED_SQL
 from helpdesk.services import outbox, verification_limits
 from helpdesk.services.credentials import SignIn, SqlCredentialStore
 from helpdesk.services.portals import update_policy
 from workers.worker import make_worker
 
 from .conftest import REDIS_URL, Actor, Actors, app_on_fresh_database
-from .samples import FIONA_RESET, ISLA_RESET, REMINDER, REVOCATION
+from .samples import FIONA_RESET, ISLA_RESET, NIAMH_RESET, REMINDER, REVOCATION, RORY_RESET
 from .smtp import Mailbox, Received, SmtpServer
 
 WORKER_REDIS = REDIS_URL  # the database the suite is given (TEST_REDIS_URL), flushed first
@@ -172,7 +173,9 @@ ROSTER_USERNAMES = {"P500001": "fiona.campbell1", "S700000": "icampbell1"}
 @contextlib.contextmanager
 def desk_on(stack: tuple[Flask, str, Actors], smtp: SmtpServer, redis_url: str) -> Iterator[Desk]:
     """The desk for one test over a module's stack; afterwards the records are as
-    imported again: nobody revoked, every account active, no limits counted."""
+    imported again: nobody revoked, every account active, no limits counted, and no
+    incident left unfinished (the next test's filing for the same person is no
+    duplicate)."""
     app, database, actors = stack
     connection = redis.Redis.from_url(redis_url)
     connection.flushdb()
@@ -187,6 +190,8 @@ def desk_on(stack: tuple[Flask, str, Actors], smtp: SmtpServer, redis_url: str) 
             db.session.execute(sa.update(Guardian).values(access_revoked_at=None,
                                                            access_revoked_reason=None))  # fmt: skip
             db.session.execute(sa.update(PortalAccount).values(status="active"))
+            db.session.execute(sa.update(Incident).where(sa.text(UNFINISHED_SQL))
+                               .values(status="closed"))  # fmt: skip
             for number, username in ROSTER_USERNAMES.items():
                 db.session.execute(sa.update(PortalAccount).where(
                     PortalAccount.account_number == number).values(username=username))  # fmt: skip
@@ -652,8 +657,8 @@ def test_an_smtp_refusal_then_acceptance_sends_one_message_with_one_working_secr
 
 
 def test_a_worker_keeps_its_smtp_connection_and_opens_a_new_one_after_a_restart(desk, smtp):
-    for _ in range(3):
-        desk.file(ISLA_RESET)
+    for reset in (ISLA_RESET, RORY_RESET, NIAMH_RESET):
+        desk.file(reset)
     desk.work()
     assert len(desk.mailbox.messages) >= 3
     # One connection for the run: no connect, greeting, EHLO and QUIT per email.

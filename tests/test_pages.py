@@ -28,7 +28,7 @@ from helpdesk.services.users import Principal
 from helpdesk.services.worklist import Filters, worklist
 
 from .conftest import ROSTER
-from .samples import FIONA_RESET, ISLA_RESET, file, page_form
+from .samples import AGAIN, FIONA_RESET, ISLA_RESET, file, page_form
 from .two_step import app_code, enrolled_where_required
 
 PASSWORD = "correct horse battery staple"
@@ -376,7 +376,7 @@ def test_choosing_no_problem_type_is_an_error_not_a_reload(app, actors):
 
 
 def test_a_number_alone_finds_the_incident_with_that_reference(app, client, actors):
-    refs = [file(client, actors.ashgrove, **ISLA_RESET).json["ref"] for _ in range(4)]
+    refs = [file(client, actors.ashgrove, **ISLA_RESET, **AGAIN).json["ref"] for _ in range(4)]
     employee = signed_in(app, actors.ashgrove.email)
     number = str(int(refs[-1][4:]))  # "4" for INC-000004
     found = employee.get(f"/incidents?q={number}")
@@ -450,7 +450,7 @@ def test_form_errors_are_in_page_order_and_in_words_for_people(app, actors):
 
 
 def test_the_queue_view_pages_by_deadline_without_gaps_or_repeats(app, client, actors):
-    refs = [file(client, actors.ashgrove, **FIONA_RESET).json["ref"] for _ in range(7)]
+    refs = [file(client, actors.ashgrove, **FIONA_RESET, **AGAIN).json["ref"] for _ in range(7)]
     ids = [int(ref[4:]) for ref in refs]
     now = utcnow()
     # Deadlines out of filing order, two incidents with none (a queue with no plan).
@@ -491,7 +491,9 @@ def test_staff_find_an_incident_from_the_queue_or_the_list(app, client, actors):
 
 
 def test_the_queue_view_filters_and_marks_breaches(app, client, actors):
-    late, on_time = (file(client, actors.ashgrove, **FIONA_RESET).json["ref"] for _ in range(2))
+    late, on_time = (
+        file(client, actors.ashgrove, **FIONA_RESET, **AGAIN).json["ref"] for _ in range(2)
+    )
     db.session.execute(
         sa.update(Incident).where(Incident.id == int(late[4:]))
         .values(resolution_due_at=utcnow() - timedelta(hours=1))
@@ -521,7 +523,7 @@ def test_the_queue_says_who_it_is_about_which_deadline_and_when_its_clock_is_pau
     waiting = client.post(f"/api/v1/incidents/{fiona}/transitions", headers=agent_api,
                           json={"action": "await_reply", "message": "which phone?"})  # fmt: skip
     assert waiting.status_code == 200, waiting.json
-    fresh = file(client, actors.ashgrove, **FIONA_RESET).json["ref"]
+    fresh = file(client, actors.ashgrove, **FIONA_RESET, **AGAIN).json["ref"]
     page = signed_in(app, actors.agent.email).get("/queue").text
     assert "Fiona Campbell" in page and "locked out" in page
     row = page[page.index(f">{fresh}<") :]
@@ -533,7 +535,7 @@ def test_the_queue_says_who_it_is_about_which_deadline_and_when_its_clock_is_pau
 
 
 def test_the_queue_sorts_by_any_column_both_ways(app, client, actors):
-    refs = [file(client, actors.ashgrove, **FIONA_RESET).json["ref"] for _ in range(3)]
+    refs = [file(client, actors.ashgrove, **FIONA_RESET, **AGAIN).json["ref"] for _ in range(3)]
     claimed = client.post(f"/api/v1/incidents/{refs[1]}/transitions",
                           headers=actors.agent.headers, json={"action": "claim"})  # fmt: skip
     assert claimed.status_code == 200
@@ -558,7 +560,7 @@ def test_bulk_actions_claim_assign_and_move_with_a_banner_of_what_changed(app, c
     from helpdesk.services.queues import add_member
 
     add_member("its-service-desk", actors.identity.email)
-    refs = [file(client, actors.ashgrove, **FIONA_RESET).json["ref"] for _ in range(3)]
+    refs = [file(client, actors.ashgrove, **FIONA_RESET, **AGAIN).json["ref"] for _ in range(3)]
     agent = signed_in(app, actors.agent.email)
     token = csrf_token(agent, "/queue")
 

@@ -18,7 +18,7 @@ from helpdesk.models import Incident, IncidentEvent, Queue
 from helpdesk.services import sla
 
 from .conftest import environ_for
-from .samples import FIONA_RESET, ISLA_RESET, LINK_FAILURE, REMINDER, file
+from .samples import AGAIN, FIONA_RESET, ISLA_RESET, LINK_FAILURE, REMINDER, file
 
 SCOTLAND = BusinessCalendar.for_nation("SCT")  # Ashgrove Primary is in Scotland
 MINUTE = timedelta(minutes=1)
@@ -145,7 +145,7 @@ def test_a_breach_is_escalated_once_to_the_queues_escalation_target(client, acto
 
 def test_a_warning_comes_once_before_the_deadline_and_paused_clocks_never_breach(client, actors):
     warned = file(client, actors.ashgrove, **ISLA_RESET).json["ref"]
-    paused = file(client, actors.ashgrove, **ISLA_RESET).json["ref"]
+    paused = file(client, actors.ashgrove, **ISLA_RESET, **AGAIN).json["ref"]
     past = datetime.now(UTC) - timedelta(minutes=1)
     overdue(warned, sla_warn_at=past)
     overdue(paused, sla_warn_at=past, resolution_due_at=past, response_due_at=past,
@@ -161,7 +161,7 @@ def test_a_warning_comes_once_before_the_deadline_and_paused_clocks_never_breach
 def test_two_schedulers_racing_escalate_each_breach_exactly_once(committed_app, tmp_path):
     app, _, actors = committed_app
     client = app.test_client()
-    refs = [file(client, actors.ashgrove, **FIONA_RESET).json["ref"] for _ in range(40)]
+    refs = [file(client, actors.ashgrove, **FIONA_RESET, **AGAIN).json["ref"] for _ in range(40)]
     ids = [int(r[4:]) for r in refs]
     past = datetime.now(UTC) - timedelta(hours=1)
     with app.app_context():

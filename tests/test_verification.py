@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from helpdesk.extensions import db
 from helpdesk.models import Incident, Student
 
-from .samples import FIONA_RESET, ISLA_RESET, LINK_FAILURE, file
+from .samples import AGAIN, FIONA_RESET, ISLA_RESET, LINK_FAILURE, file
 from .test_incidents_api import incident_count
 
 
@@ -298,6 +298,7 @@ def test_child_protection_revocation_covers_every_guardian_of_the_child(client, 
         type="access_revocation",
         guardian_id="par-5-0",
         reason="court_order",
+        **AGAIN,  # the first is still open
     )
     assert results(single)["outcome"] == "passed"
 

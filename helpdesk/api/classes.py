@@ -58,8 +58,17 @@ class ClassResetIn(Schema):
                                   "students")  # fmt: skip
 
 
+class AlreadyOpenOut(Schema):
+    ref = fields.String(metadata={"description": "the student's open reset, carrying on"})
+    student = fields.String(attribute="name")
+
+
 class ClassResetOut(Schema):
     incidents = fields.List(fields.Nested(IncidentDetailOut))
+    already_open = fields.List(
+        fields.Nested(AlreadyOpenOut),
+        metadata={"description": "chosen students left out: a reset is already open for each"},
+    )
 
 
 @blp.route("")
@@ -87,5 +96,5 @@ class ClassResets(MethodView):
         """Reset the portal passwords of some or all of a class's students: one incident
         each, filled in and verified from the roster, all in one commit or none."""
         chosen = None if body.get("all") else body["students"]
-        _, filed = class_reset.reset_class(g.user, class_id, chosen)
-        return {"incidents": filed}
+        done = class_reset.reset_class(g.user, class_id, chosen)
+        return {"incidents": done.filed, "already_open": done.already_open}

@@ -14,10 +14,12 @@ from ..schemas.incidents import (
     IncidentDetailOut,
     IncidentPageOut,
     IncidentQuery,
+    LinkIn,
+    MergeIn,
     TransitionIn,
     schema_name,
 )
-from ..services import filing, incidents, subject_access, transitions
+from ..services import filing, incidents, links, subject_access, transitions
 from .auth import authenticate
 
 blp = Blueprint(
@@ -89,3 +91,22 @@ class IncidentTransitions(MethodView):
             assignee=body.get("assignee"),
         )  # fmt: skip
         return incidents.view_for(g.user, incident)
+
+
+@blp.route("/<ref>/links")
+class IncidentLinks(MethodView):
+    @blp.arguments(LinkIn)
+    @blp.response(201, IncidentDetailOut)
+    def post(self, body: dict[str, Any], ref: str) -> Any:
+        """Link another incident about the same request (agents and admins)."""
+        return incidents.view_for(g.user, links.link(g.user, ref, body["ref"]))
+
+
+@blp.route("/<ref>/merge")
+class IncidentMerge(MethodView):
+    @blp.arguments(MergeIn)
+    @blp.response(200, IncidentDetailOut)
+    def post(self, body: dict[str, Any], ref: str) -> Any:
+        """Close this incident as a duplicate of ``into``, which carries on (agents, admins)."""
+        merged = links.merge(g.user, ref, body["into"], body.get("message"))
+        return incidents.view_for(g.user, merged)

@@ -13,7 +13,7 @@ from .fulfilment import (
     PortalPolicy,
 )
 from .imports import RosterImport
-from .incidents import Incident, IncidentEvent, format_ref, parse_ref
+from .incidents import Incident, IncidentEvent, IncidentLink, format_ref, parse_ref
 from .queues import Queue, queue_members, school_office_slug
 from .records import (
     NATIONS,
@@ -47,6 +47,7 @@ __all__ = [
     "GuardianStudent",
     "Incident",
     "IncidentEvent",
+    "IncidentLink",
     "Notification",
     "OutboxEntry",
     "PasswordHistory",

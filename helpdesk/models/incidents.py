@@ -62,6 +62,11 @@ def verification_summary(outcome: str, results: dict[str, Any] | None) -> dict[s
 # The statuses whose SLA clock runs, and the indexed deadlines the escalation pass reads.
 OPEN_STATUS_SQL = "('new', 'triaged', 'in_progress', 'awaiting_fulfilment')"
 _RUNNING_CLOCK = f"sla_paused_at IS NULL AND status IN {OPEN_STATUS_SQL}"
+# Open in the employee's sense (a person or a job still owes an answer): what a new
+# incident for the same person would duplicate.
+UNFINISHED_SQL = (
+    "status IN ('new', 'triaged', 'in_progress', 'awaiting_reply', 'awaiting_fulfilment')"
+)
 _CLOCKS = {
     "resolution_due_at": "resolution_breached_at IS NULL",
     "response_due_at": "response_breached_at IS NULL AND first_response_at IS NULL",
@@ -105,6 +110,16 @@ class Incident(db.Model):  # type: ignore[name-defined]
             )
             for column in ("resolved_at", "resolution_breached_at", "response_breached_at")
         ),
+        # Filing's duplicate check: the unfinished incidents of one account or guardian.
+        *(
+            sa.Index(
+                f"ix_incidents_unfinished_{column}",
+                column,
+                postgresql_where=sa.text(UNFINISHED_SQL),
+                sqlite_where=sa.text(UNFINISHED_SQL),
+            )
+            for column in ("portal_account_id", "guardian_id")
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -147,6 +162,8 @@ class Incident(db.Model):  # type: ignore[name-defined]
     sla_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     response_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolution_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Closed by an agent as the same request as another: the one it was merged into.
+    merged_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("incidents.id"))
 
     school: Mapped[School] = relationship(lazy="joined", innerjoin=True)
     queue: Mapped[Queue | None] = relationship(foreign_keys=[queue_id], lazy="joined")
@@ -165,6 +182,10 @@ class Incident(db.Model):  # type: ignore[name-defined]
     @property
     def school_code(self) -> str:
         return self.school.code
+
+    @property
+    def merged_into_ref(self) -> str | None:
+        return format_ref(self.merged_into_id) if self.merged_into_id else None
 
     @property
     def queue_slug(self) -> str | None:
@@ -206,6 +227,21 @@ class IncidentEvent(db.Model):  # type: ignore[name-defined]
 
     incident: Mapped[Incident] = relationship()
     actor: Mapped[User | None] = relationship(lazy="joined")
+
+
+class IncidentLink(db.Model):  # type: ignore[name-defined]
+    """Two incidents about the same request: linked by an agent, or by a filing made
+    despite an open one (``kind`` "related"), or one merged into the other ("merged")."""
+
+    __tablename__ = "incident_links"
+    __table_args__ = (sa.UniqueConstraint("incident_id", "other_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incidents.id"))
+    other_id: Mapped[int] = mapped_column(sa.ForeignKey("incidents.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 @event.listens_for(IncidentEvent, "before_update")

@@ -42,6 +42,19 @@ class IncidentIn(Schema):
     school = Text(max_length=64, metadata={"description": "The filer's school code; optional."})
     summary = Text(max_length=200)
     notes = Text(max_length=5000)
+    force = fields.Boolean(
+        load_default=False,
+        metadata={"description": "File although an incident of this type is already open "
+                  "for the same person (answered 409 otherwise); needs force_reason."},
+    )  # fmt: skip
+    force_reason = Text(max_length=500, metadata={"description": "Why a second one is needed."})
+
+    @validates_schema
+    def _force_says_why(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("force") and not data.get("force_reason"):
+            raise ValidationError({"force_reason": [
+                "Say why this is filed although one is already open (kept in the audit trail)."
+            ]})  # fmt: skip
 
 
 class StudentPasswordResetIn(IncidentIn):
@@ -189,9 +202,35 @@ class FulfilmentOut(Schema):
     delivered_at = fields.DateTime(allow_none=True)
 
 
+class LinkOut(Schema):
+    ref = fields.String()
+    kind = fields.String(
+        metadata={"description": "related; merged_into (this one was merged into ref); "
+                  "merged_from (ref was merged into this one)"}
+    )  # fmt: skip
+
+
 class IncidentDetailOut(IncidentOut):
     allowed_actions = fields.List(fields.String(), dump_only=True)
     fulfilment = fields.Nested(FulfilmentOut, allow_none=True, dump_only=True)
+    links = fields.List(fields.Nested(LinkOut), dump_only=True)
+    merged_into = fields.String(attribute="merged_into_ref", allow_none=True, dump_only=True)
+
+
+class LinkIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    ref = Text(required=True, max_length=20, metadata={"description": "The other incident."})
+
+
+class MergeIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    into = Text(required=True, max_length=20,
+                metadata={"description": "The incident that carries on."})  # fmt: skip
+    message = Text(max_length=2000)
 
 
 class IncidentPageOut(Schema):

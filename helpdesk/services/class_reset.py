@@ -92,13 +92,18 @@ def class_of(user: Principal, class_id: str) -> tuple[SchoolClass, list[Student]
     return found, list(students)
 
 
-def reset_class(
-    user: Principal, class_id: str, students: list[str] | None
-) -> tuple[SchoolClass, list[IncidentView]]:
+@dataclass(frozen=True)
+class ClassResetDone:
+    taught: SchoolClass
+    filed: list[IncidentView]
+    already_open: list[filing.Duplicate]  # chosen students whose reset was open: left out
+
+
+def reset_class(user: Principal, class_id: str, students: list[str] | None) -> ClassResetDone:
     """One student password reset per chosen student (``None``: all of the class), in one
-    commit; the class and what was filed. A student not in the class is NotFound; one the
-    roster cannot vouch for (no birth date on record, or a number or name no reset form
-    takes) is named, and nothing is filed."""
+    commit. A student not in the class is NotFound; one the roster cannot vouch for (no
+    birth date on record, or a number or name no reset form takes) is named, and nothing
+    is filed; one whose reset is already open is left out, pointed at it."""
     taught, members = class_of(user, class_id)
     by_id = {s.sourced_id: s for s in members}
     chosen = list(by_id) if students is None else list(dict.fromkeys(students))
@@ -119,7 +124,8 @@ def reset_class(
             "ask the office to correct the record.",
             code="not_verifiable",
         )
-    return taught, filing.file_many(user, list(payloads.values()), taught.id)
+    filed, already_open = filing.file_many(user, list(payloads.values()), taught.id)
+    return ClassResetDone(taught, filed, already_open)
 
 
 def _checkable(payload: dict[str, str]) -> bool:

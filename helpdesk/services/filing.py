@@ -13,13 +13,15 @@ from marshmallow import ValidationError
 
 from ..domain.lifecycle import FULFILLABLE_TYPES, Status, allowed_actions
 from ..domain.rules import Outcome
-from ..errors import Forbidden
+from ..errors import Conflict, Forbidden
 from ..extensions import db
-from ..models import ClassReset, Incident, Queue, Role, utcnow
+from ..models import ClassReset, Incident, Queue, Role, format_ref, utcnow
+from ..models.incidents import UNFINISHED_SQL
 from ..schemas.incidents import SECRET_FIELDS, load_incident
-from . import assignment, audit, fulfilment, notifications, routing, sla, verification_limits
+from . import assignment, audit, fulfilment, links, notifications, routing, sla, verification_limits
 from .audit import Event
-from .incidents import IncidentView, unknown_queue
+from .incidents import RELATED, IncidentView, Link, unknown_queue
+from .notifications import PARENT_TYPES
 from .uow import unit_of_work
 from .users import Principal
 from .verification import Verification, verify
@@ -34,23 +36,32 @@ def file_incident(filer: Principal, payload: Any) -> IncidentView:
     one commit; then hand what it promised (emails, a fulfilment) to the workers."""
     _may_file(filer)
     filing = _prepare(filer, payload)
+    _refuse_duplicates([filing])
     with unit_of_work():
         return _write(filer, filing)
 
 
-def file_many(filer: Principal, payloads: list[Any], class_id: int) -> list[IncidentView]:
+def file_many(
+    filer: Principal, payloads: list[Any], class_id: int
+) -> tuple[list[IncidentView], list[Duplicate]]:
     """A class reset's incidents, in one commit or none: each is checked, verified and
-    routed as if filed alone, and nothing is written unless all can be. What the rules
-    approve at once is fulfilled together: one message of slips to the filer."""
+    routed as if filed alone, and nothing is written unless all can be. A student with a
+    reset already open is left out and pointed at it (a 409 when that is every one).
+    What the rules approve at once is fulfilled together: one message of slips to the
+    filer. Returns what was filed and what was already open."""
     _may_file(filer)
     filings = [_prepare(filer, payload) for payload in payloads]
+    already = [f.open_one for f in filings if f.open_one and not f.force_reason]
+    fresh = [f for f in filings if not f.open_one or f.force_reason]
+    if not fresh:
+        _refuse_duplicates(filings)
     with unit_of_work():
         together = None
-        if any(filing.fulfil for filing in filings):
+        if any(filing.fulfil for filing in fresh):
             together = ClassReset(class_id=class_id, filer_id=filer.id, created_at=utcnow())
             db.session.add(together)
             db.session.flush()
-        return [_write(filer, filing, together and together.id) for filing in filings]
+        return [_write(filer, filing, together and together.id) for filing in fresh], already
 
 
 def _may_file(filer: Principal) -> None:
@@ -75,12 +86,23 @@ class _Filing:
     lock: Lock | None
     now: datetime
     fulfil: bool
+    open_one: Duplicate | None  # an unfinished incident of the type for the same person
+    force_reason: str | None  # filed anyway, and why
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    id: int
+    ref: str
+    about: str  # "student" or "parent"
+    name: str  # who, as the records name them
 
 
 def _prepare(filer: Principal, payload: Any) -> _Filing:
     """Validate, check the record limits, verify and route: everything before a write."""
     assert filer.school_id is not None and filer.school_code is not None  # _may_file
     kind, data = load_incident(payload)
+    force_reason = data.pop("force_reason", None) if data.pop("force") else None
     if data.get("school") and data["school"] != filer.school_code:
         message = f"You file for your own school ({filer.school_code}) only; leave this out."
         raise ValidationError({"school": [message]})
@@ -99,9 +121,52 @@ def _prepare(filer: Principal, payload: Any) -> _Filing:
         reasons=result.reasons, details=details,
         business_hours=routing.received_in_business_hours(filer.school_id, now),
     ))  # fmt: skip
-    fulfil = decided.auto_fulfil and result.passed and kind in FULFILLABLE_TYPES
+    open_one = open_duplicate(kind, filer.school_id, result) if result.passed else None
+    fulfil = (decided.auto_fulfil and result.passed and kind in FULFILLABLE_TYPES
+              and open_one is None)  # a forced second one waits for a person  # fmt: skip
     return _Filing(kind, data, details, result, decided, _placement(decided), version, lock,
-                   now, fulfil)  # fmt: skip
+                   now, fulfil, open_one, force_reason)  # fmt: skip
+
+
+def open_duplicate(kind: str, school_id: int, result: Verification) -> Duplicate | None:
+    """The earliest unfinished, verified incident of ``kind`` at the school for the
+    account (or guardian) the records matched. Only verified ones count on both sides: a
+    mistyped filing is not the same request, and never points at a real one."""
+    if result.account_id is not None:
+        same = Incident.portal_account_id == result.account_id
+    elif result.guardian_id is not None:
+        same = Incident.guardian_id == result.guardian_id
+    else:
+        return None
+    found = db.session.execute(
+        sa.select(Incident.id, Incident.details, Incident.type)
+        .where(same, Incident.type == kind, Incident.school_id == school_id,
+               Incident.verification == "passed", sa.text(UNFINISHED_SQL))
+        .order_by(Incident.id).limit(1)
+    ).one_or_none()  # fmt: skip
+    if found is None:
+        return None
+    about = "parent" if kind in PARENT_TYPES else "student"
+    details = found.details or {}
+    name = details.get("student_name") or details.get("parent_name") or ""
+    return Duplicate(found.id, format_ref(found.id), about, str(name))
+
+
+def _refuse_duplicates(filings: list[_Filing]) -> None:
+    """409 when a filing (not forced) repeats an unfinished incident: the employee is
+    pointed at it instead of starting a second reset."""
+    repeated = [f.open_one for f in filings if f.open_one and not f.force_reason]
+    if not repeated:
+        return
+    first = repeated[0]
+    if len(filings) == 1:
+        message = (f"{first.ref} is already open for this {first.about}: add to it, or file "
+                   "again with force and a reason if a second one is really needed.")  # fmt: skip
+    else:
+        message = ("Already open: " + ", ".join(f"{d.ref} for {d.name}" for d in repeated)
+                   + ". Nothing new was filed: their open incidents carry on.")  # fmt: skip
+    raise Conflict(message, code="already_open", open=first.ref,
+                   open_refs=[d.ref for d in repeated])  # fmt: skip
 
 
 def _write(filer: Principal, f: _Filing, class_reset_id: int | None = None) -> IncidentView:
@@ -110,6 +175,8 @@ def _write(filer: Principal, f: _Filing, class_reset_id: int | None = None) -> I
                        f.version, f.now, fulfil=f.fulfil)  # fmt: skip
     audit.record(*_timeline(incident, filer, f.decided, f.result, f.placement, f.version,
                             f.lock, f.now, fulfil=f.fulfil))  # fmt: skip
+    if f.open_one is not None:
+        links.filed_despite(incident, f.open_one.id, f.open_one.ref, filer, f.force_reason, f.now)
     queue = sla.settings().by_slug.get(f.placement.queue)
     assignee = None
     if queue is not None and queue.assign_mode != "none":
@@ -118,7 +185,9 @@ def _write(filer: Principal, f: _Filing, class_reset_id: int | None = None) -> I
     work = _follow_up(incident, filer, f.decided, f.result, f.lock, fulfil=f.fulfil,
                       class_reset_id=class_reset_id)  # fmt: skip
     known = {"school_code": filer.school_code, "filer_email": filer.email,
-             "queue_slug": f.placement.queue, "assignee_email": assignee}  # fmt: skip
+             "queue_slug": f.placement.queue, "assignee_email": assignee,
+             "links": [Link(f.open_one.ref, RELATED)] if f.open_one else [],
+             "merged_into_ref": None}  # fmt: skip
     return IncidentView(incident, allowed_actions(incident.status, filer.role, f.kind), work,
                         known)  # fmt: skip
 
@@ -195,8 +264,8 @@ def _insert(
         verification=result.outcome, verification_results=result.results(),
         student_id=result.student_id, guardian_id=result.guardian_id,
         portal_account_id=result.account_id, created_at=now, updated_at=now,
-        resolved_at=None, purged_at=None, rule_set_version=version, tags=decided.tags,
-        sla_started_at=now,
+        resolved_at=None, purged_at=None, merged_into_id=None, rule_set_version=version,
+        tags=decided.tags, sla_started_at=now,
         sla_paused_at=None, sla_paused_seconds=0, first_response_at=None, sla_warned_at=None,
         response_breached_at=None, resolution_breached_at=None,
         response_due_at=deadlines.response_due_at if deadlines else None,

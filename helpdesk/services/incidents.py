@@ -20,10 +20,12 @@ from ..extensions import db
 from ..models import (
     Incident,
     IncidentEvent,
+    IncidentLink,
     Queue,
     Role,
     School,
     User,
+    format_ref,
     parse_ref,
     queue_members,
 )
@@ -79,7 +81,40 @@ def view_for(user: Principal, incident: Incident) -> IncidentView:
         incident,
         actions_for(user, incident),
         fulfilment.summary(incident.id) if incident.type in FULFILLABLE_TYPES else None,
+        {"links": links_of(user, incident)},
     )
+
+
+RELATED = "related"
+
+
+@dataclass(frozen=True)
+class Link:
+    ref: str
+    kind: str  # related, merged_into (this one was merged into ref), merged_from
+
+
+def links_of(user: Principal, incident: Incident) -> list[Link]:
+    """The incident's links the user may follow (to incidents they can see)."""
+    rows = db.session.execute(
+        sa.select(IncidentLink.incident_id, IncidentLink.other_id, IncidentLink.kind)
+        .where(sa.or_(IncidentLink.incident_id == incident.id,
+                      IncidentLink.other_id == incident.id))
+        .order_by(IncidentLink.id)
+    ).all()  # fmt: skip
+    others = {row.other_id if row.incident_id == incident.id else row.incident_id for row in rows}
+    seen = set(db.session.execute(
+        sa.select(Incident.id).where(Incident.id.in_(others), visible(user))
+    ).scalars()) if others else set()  # fmt: skip
+    found = []
+    for row in rows:
+        mine = row.incident_id == incident.id
+        other = row.other_id if mine else row.incident_id
+        if other not in seen:
+            continue
+        kind = row.kind if row.kind == RELATED else ("merged_into" if mine else "merged_from")
+        found.append(Link(format_ref(other), kind))
+    return found
 
 
 def unknown_queue(slug: str) -> InvalidInput:
@@ -99,7 +134,7 @@ def queue_by_slug(slug: str) -> Queue:
     return queue
 
 
-def _visible(user: Principal) -> sa.ColumnElement[bool]:
+def visible(user: Principal) -> sa.ColumnElement[bool]:
     """Which incidents a user may see: an employee their school's, an agent those in the
     queues they are a member of, an admin all."""
     if user.role == Role.EMPLOYEE:
@@ -113,7 +148,7 @@ def _visible(user: Principal) -> sa.ColumnElement[bool]:
 def get_incident(user: Principal, ref: str, *, for_update: bool = False) -> Incident:
     """The incident, or NotFound when it does not exist or the user may not see it."""
     incident_id = parse_ref(ref)
-    query = sa.select(Incident).where(Incident.id == incident_id, _visible(user))
+    query = sa.select(Incident).where(Incident.id == incident_id, visible(user))
     if for_update:
         query = query.with_for_update(of=Incident)
     incident = db.session.execute(query).scalar_one_or_none() if incident_id else None
@@ -149,7 +184,7 @@ def _decode_cursor(cursor: str) -> int:
 
 def list_incidents(user: Principal, query: dict[str, Any]) -> tuple[list[Incident], str | None]:
     """A page of visible incidents, newest first, with the cursor of the next page."""
-    stmt = sa.select(Incident).where(_visible(user))
+    stmt = sa.select(Incident).where(visible(user))
     if "status" in query:
         stmt = stmt.where(Incident.status == query["status"])
     if "type" in query:

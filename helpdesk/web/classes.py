@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, g, render_template, request
 
-from ..errors import InvalidInput
+from ..errors import Conflict, InvalidInput
 from ..models import Role
 from ..services import class_reset
 from ..services.verification_limits import VerificationLimited
@@ -43,7 +43,8 @@ def reset(class_id: str) -> Any:
         errors = {"student": ["Choose the students whose passwords to reset, or reset all."]}
         return _class_page(class_id, errors, set(), 422)
     try:
-        taught, filed = class_reset.reset_class(g.user, class_id, None if everyone else chosen)
-    except (InvalidInput, VerificationLimited) as error:
+        done = class_reset.reset_class(g.user, class_id, None if everyone else chosen)
+    except (InvalidInput, VerificationLimited, Conflict) as error:
         return _class_page(class_id, {"student": [error.message]}, set(chosen), error.status)
-    return render_template("pages/class_reset_done.html", taught=taught, filed=filed)
+    return render_template("pages/class_reset_done.html", taught=done.taught, filed=done.filed,
+                           already_open=done.already_open)  # fmt: skip

@@ -3,6 +3,7 @@ its verification, timeline and the actions the lifecycle allows the viewer now."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
@@ -10,8 +11,8 @@ from marshmallow import ValidationError
 
 from ..domain.lifecycle import Action
 from ..errors import Conflict, Forbidden, NotFound
-from ..models import format_ref, parse_ref
-from ..services import incidents, subject_access, transitions
+from ..models import Role, format_ref, parse_ref
+from ..services import incidents, links, subject_access, transitions
 from ..services.queues import members, queue_choices
 from .access import page_for
 from .confirm import confirm_first
@@ -148,4 +149,33 @@ def act(ref: str) -> Any:
     if assignee and seen.assignee_email != g.user.email:
         done = f"assigned to {seen.assignee_email}"
     flash(f"{ref}: {done}.", "success")
+    return redirect(url_for("incident_pages.show", ref=ref))
+
+
+@bp.post("/<ref>/links")
+@page_for(Role.AGENT, Role.ADMIN)
+def link(ref: str) -> Any:
+    other = (request.form.get("other") or "").strip().upper()
+    return _joined(ref, "other", other, lambda: links.link(g.user, ref, other),
+                   f"{ref} is linked to {other}.")  # fmt: skip
+
+
+@bp.post("/<ref>/merge")
+@page_for(Role.AGENT, Role.ADMIN)
+def merge(ref: str) -> Any:
+    into = (request.form.get("into") or "").strip().upper()
+    return _joined(ref, "into", into, lambda: links.merge(g.user, ref, into),
+                   f"{ref} is merged into {into} and closed.")  # fmt: skip
+
+
+def _joined(ref: str, field: str, other: str, join: Callable[[], Any], done: str) -> Any:
+    """Link or merge, answering on the incident's page what went wrong, by the field."""
+    if not other:
+        return _detail(ref, {field: ["Enter the other incident's reference, like INC-000123."]},
+                       422)  # fmt: skip
+    try:
+        join()
+    except (Conflict, Forbidden, NotFound) as error:
+        return _detail(ref, {field: [error.message]}, error.status)
+    flash(done, "success")
     return redirect(url_for("incident_pages.show", ref=ref))

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
+from ..errors import Conflict
 from ..models import Role
 from ..request_input import keeps_the_form, unstorable_fields
 from ..services import filing, incidents, subject_access
@@ -41,6 +42,8 @@ def form(kind: str) -> Any:
     errors: dict[str, list[str]] = {}
     values: dict[str, str] = {}
     status = 0
+    # An unfinished incident for the same person, as filing answered (kept on a re-post).
+    already_open = request.form.get("already_open") or None
     if request.method == "GET" and request.args.get("again"):
         # "File it again": the form holds what was typed last time, read on the server
         # from the incident (never carried in the address), for the employee to correct.
@@ -54,10 +57,16 @@ def form(kind: str) -> Any:
         errors = dict(unstorable_fields())
     if request.method == "POST" and not errors:
         try:
-            filed = filing.file_incident(g.user, payload_from(incident_form, request.form))
+            filed = filing.file_incident(g.user, _payload(incident_form))
+        except Conflict as error:
+            if error.code != "already_open":
+                raise
+            already_open, status = error.details["open"], error.status
         except ValidationError as error:
             messages = error.messages if isinstance(error.messages, dict) else {}
             errors = friendly_errors(incident_form, messages)
+            if "force_reason" in errors:
+                errors["force_reason"] = ["Say why a second one is needed."]
         except VerificationLimited as error:
             # Kept on the form, with what was typed, beside the first detail of the record.
             errors = {incident_form.fields[0].name: [error.message]}
@@ -73,5 +82,17 @@ def form(kind: str) -> Any:
     values.pop("parent_pin", None)  # a PIN is never sent back to the browser
     status = status or (422 if errors else 200)
     return render_template(
-        "pages/report_form.html", form=incident_form, values=values, errors=errors
-    ), status
+        "pages/report_form.html", form=incident_form, values=values, errors=errors,
+        already_open=already_open,
+    ), status  # fmt: skip
+
+
+def _payload(incident_form: Any) -> dict[str, Any]:
+    """What was typed, as the API takes it; "file a second one anyway" adds force."""
+    payload = payload_from(incident_form, request.form)
+    if request.form.get("force") == "yes":
+        payload["force"] = True
+        reason = (request.form.get("force_reason") or "").strip()
+        if reason:  # left out when empty: the schema then says what to write
+            payload["force_reason"] = reason
+    return payload
