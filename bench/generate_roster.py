@@ -31,10 +31,11 @@ NATIONS = ["SCT", "ENG", "WLS", "NIR"]
 STAMP = "2026-09-01T08:00:00.000Z"
 
 
-def generate(out: Path, students: int, seed: int = 7) -> Path:
+def generate(out: Path, students: int, seed: int = 7, schools: int | None = None) -> Path:
+    """N students (and their families) at ``schools`` schools (one per 1,700 by default)."""
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
-    schools = max(1, students // 1700)
+    schools = schools or max(1, students // 1700)
     with (out / "orgs.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
