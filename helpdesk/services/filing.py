@@ -51,8 +51,8 @@ def file_many(
     filer. Returns what was filed and what was already open."""
     _may_file(filer)
     filings = [_prepare(filer, payload) for payload in payloads]
-    already = [f.open_one for f in filings if f.open_one and not f.force_reason]
-    fresh = [f for f in filings if not f.open_one or f.force_reason]
+    already = [f.repeats for f in filings if f.repeats]
+    fresh = [f for f in filings if not f.repeats]
     if not fresh:
         _refuse_duplicates(filings)
     with unit_of_work():
@@ -88,6 +88,11 @@ class _Filing:
     fulfil: bool
     open_one: Duplicate | None  # an unfinished incident of the type for the same person
     force_reason: str | None  # filed anyway, and why
+
+    @property
+    def repeats(self) -> Duplicate | None:
+        """The open incident this filing would repeat: not filed unless forced."""
+        return None if self.force_reason else self.open_one
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,7 @@ def open_duplicate(kind: str, school_id: int, result: Verification) -> Duplicate
 def _refuse_duplicates(filings: list[_Filing]) -> None:
     """409 when a filing (not forced) repeats an unfinished incident: the employee is
     pointed at it instead of starting a second reset."""
-    repeated = [f.open_one for f in filings if f.open_one and not f.force_reason]
+    repeated = [f.repeats for f in filings if f.repeats]
     if not repeated:
         return
     first = repeated[0]
@@ -186,8 +191,7 @@ def _write(filer: Principal, f: _Filing, class_reset_id: int | None = None) -> I
                       class_reset_id=class_reset_id)  # fmt: skip
     known = {"school_code": filer.school_code, "filer_email": filer.email,
              "queue_slug": f.placement.queue, "assignee_email": assignee,
-             "links": [Link(f.open_one.ref, RELATED)] if f.open_one else [],
-             "merged_into_ref": None}  # fmt: skip
+             "links": [Link(f.open_one.ref, RELATED)] if f.open_one else []}  # fmt: skip
     return IncidentView(incident, allowed_actions(incident.status, filer.role, f.kind), work,
                         known)  # fmt: skip
 
