@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import email
-import email.policy
 import statistics
 import time
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from bench.common import OUT, REDIS_URL, bench_environ, migrate, scratch_database
+from bench.common import OUT, REDIS_URL, bench_environ, migrate, on_accept, scratch_database
 from bench.fulfilment import start_workers
 from bench.generate_roster import STAMP, generate
 
@@ -96,22 +95,14 @@ def main() -> None:
 
     folder, pupils = bundle()
     with SmtpServer() as smtp, scratch_database() as url:
-        mailbox = smtp.mailbox
         slips: list[float] = []  # when each class's message was accepted
-        original = mailbox.handle_DATA
 
-        async def timestamped(server: Any, session: Any, envelope: Any) -> str:
-            answer = await original(server, session, envelope)
-            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        def seen(message: EmailMessage) -> None:
             if str(message["Subject"]).startswith(SLIPS):
                 slips.append(time.monotonic())
-            return answer
 
-        mailbox.handle_DATA = timestamped  # type: ignore[method-assign]
-        environ = bench_environ(url) | {
-            "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(smtp.port), "MAIL_TIMEOUT": "5",
-            "LOG_LEVEL": "WARNING",
-        }  # fmt: skip
+        on_accept(smtp.mailbox, seen)
+        environ = bench_environ(url, mail_port=smtp.port)
         redis.Redis.from_url(REDIS_URL).flushdb()
         migrate(url)
         token = setup(environ, folder)

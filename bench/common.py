@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -31,9 +35,12 @@ def scratch_database() -> Iterator[str]:
         admin.dispose()
 
 
-def bench_environ(database_url: str) -> dict[str, str]:
+def bench_environ(database_url: str, mail_port: int | None = None) -> dict[str, str]:
+    """The app's settings on ``database_url``; sending by SMTP to 127.0.0.1:``mail_port``
+    when given (the benchmarks' own aiosmtpd server)."""
     OUT.mkdir(exist_ok=True)
-    return {
+    mail = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(mail_port), "MAIL_TIMEOUT": "5"}
+    return (mail if mail_port else {}) | {
         "HELPDESK_ENV": "production",
         "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL,
@@ -42,6 +49,18 @@ def bench_environ(database_url: str) -> dict[str, str]:
         "HELPDESK_INSTANCE": str(OUT / "instance"),
         "LOG_LEVEL": "WARNING",
     }
+
+
+def on_accept(mailbox: Any, seen: Callable[[EmailMessage], None]) -> None:
+    """Call ``seen`` with each message the benchmark's SMTP server accepts, as it does."""
+    original = mailbox.handle_DATA
+
+    async def accepted(server: Any, session: Any, envelope: Any) -> str:
+        answer: str = await original(server, session, envelope)
+        seen(email.message_from_bytes(envelope.content, policy=email.policy.default))  # type: ignore[arg-type]
+        return answer
+
+    mailbox.handle_DATA = accepted
 
 
 def migrate(database_url: str) -> None:

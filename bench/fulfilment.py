@@ -257,10 +257,7 @@ def main() -> None:
             return answer
 
         mailbox.handle_DATA = timestamped  # type: ignore[method-assign]
-        environ = bench_environ(url) | {
-            "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(smtp.port), "MAIL_TIMEOUT": "5",
-            "LOG_LEVEL": "WARNING",
-        }  # fmt: skip
+        environ = bench_environ(url, mail_port=smtp.port)
         redis.Redis.from_url(REDIS_URL).flushdb()
         migrate(url)
         token = setup(environ)

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import email
-import email.policy
 import re
 import statistics
 import time
+from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
-from bench.common import OUT, REDIS_URL, bench_environ, migrate, scratch_database
+from bench.common import OUT, REDIS_URL, bench_environ, migrate, on_accept, scratch_database
 from bench.fulfilment import start_workers
 from bench.generate_roster import STAMP, generate
 
@@ -130,25 +128,17 @@ def main() -> None:
     chosen = students[: args.resets]
     assert len(chosen) == args.resets, f"the roster has {len(students)} students"
     with SmtpServer() as smtp, scratch_database() as url:
-        mailbox = smtp.mailbox
         arrivals: dict[str, float] = {}
-        original = mailbox.handle_DATA
 
-        async def timestamped(server: Any, session: Any, envelope: Any) -> str:
-            answer = await original(server, session, envelope)
-            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        def seen(message: EmailMessage) -> None:
             body = message.get_body(preferencelist=("plain",))
             ref = re.search(r"\b(INC-\d+)\b", body.get_content() if body else "")
             if str(message["Subject"]).strip().startswith(SUBJECT) and ref:
                 arrivals[ref.group(1)] = time.monotonic()
-            mailbox.messages.clear()  # keep only the timestamps: 6,000 messages add up
-            return answer
+            smtp.mailbox.messages.clear()  # keep only the timestamps: 6,000 messages add up
 
-        mailbox.handle_DATA = timestamped  # type: ignore[method-assign]
-        environ = bench_environ(url) | {
-            "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(smtp.port), "MAIL_TIMEOUT": "5",
-            "LOG_LEVEL": "WARNING",
-        }  # fmt: skip
+        on_accept(smtp.mailbox, seen)
+        environ = bench_environ(url, mail_port=smtp.port)
         redis.Redis.from_url(REDIS_URL).flushdb()
         migrate(url)
         tokens = setup(environ, folder)

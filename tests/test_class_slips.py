@@ -21,7 +21,7 @@ from helpdesk.services.roster import import_roster
 from .classes import OAK, bundle_with_classes, students_of
 from .conftest import Actors, app_on_fresh_database
 from .smtp import Received, SmtpServer
-from .test_fulfilment import BASE_URL, WORKER_REDIS, Desk, desk_on
+from .test_fulfilment import WORKER_REDIS, Desk, desk_environ, desk_on
 
 TEACHER = "i.docherty@ashgrove.sch.example"  # stf-2's staff email, who teaches P4 Oak
 PASSWORD_LINE = "One-time password:"
@@ -35,11 +35,7 @@ def smtp() -> Iterator[SmtpServer]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, smtp) -> Iterator[tuple[Flask, str, Actors]]:
-    with app_on_fresh_database(
-        tmp_path_factory, REDIS_URL=WORKER_REDIS, MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=str(smtp.port), MAIL_TIMEOUT="1", JOB_RETRY_INTERVALS="0,0,0",
-        PUBLIC_BASE_URL=BASE_URL, RATELIMIT_STORAGE_URI="memory://",
-    ) as made:  # fmt: skip
+    with app_on_fresh_database(tmp_path_factory, **desk_environ(smtp)) as made:
         app = made[0]
         with app.app_context():
             import_roster(open_bundle(bundle_with_classes(tmp_path_factory.mktemp("roster"))),

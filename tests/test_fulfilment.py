@@ -151,18 +151,16 @@ def smtp() -> Iterator[SmtpServer]:
         yield server
 
 
+def desk_environ(smtp: SmtpServer) -> dict[str, str]:
+    """A desk's settings: the suite's Redis, this SMTP server, quick retries."""
+    return {"REDIS_URL": WORKER_REDIS, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(smtp.port),
+            "MAIL_TIMEOUT": "1", "JOB_RETRY_INTERVALS": "0,0,0", "PUBLIC_BASE_URL": BASE_URL,
+            "RATELIMIT_STORAGE_URI": "memory://"}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, smtp) -> Iterator[tuple[Flask, str, Actors]]:
-    with app_on_fresh_database(
-        tmp_path_factory,
-        REDIS_URL=WORKER_REDIS,
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=str(smtp.port),
-        MAIL_TIMEOUT="1",
-        JOB_RETRY_INTERVALS="0,0,0",
-        PUBLIC_BASE_URL=BASE_URL,
-        RATELIMIT_STORAGE_URI="memory://",
-    ) as made:
+    with app_on_fresh_database(tmp_path_factory, **desk_environ(smtp)) as made:
         yield made
 
 
