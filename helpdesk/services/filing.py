@@ -38,7 +38,7 @@ def file_incident(filer: Principal, payload: Any) -> IncidentView:
     filing = _prepare(filer, payload)
     _refuse_duplicates([filing])
     with unit_of_work():
-        return _write(filer, filing)
+        return write(filer, filing)
 
 
 def file_many(
@@ -61,7 +61,7 @@ def file_many(
             together = ClassReset(class_id=class_id, filer_id=filer.id, created_at=utcnow())
             db.session.add(together)
             db.session.flush()
-        return [_write(filer, filing, together and together.id) for filing in fresh], already
+        return [write(filer, filing, together and together.id) for filing in fresh], already
 
 
 def _may_file(filer: Principal) -> None:
@@ -73,7 +73,7 @@ def _may_file(filer: Principal) -> None:
 
 
 @dataclass(frozen=True)
-class _Filing:
+class Filing:
     """An incident checked, verified and routed, ready to be written."""
 
     kind: str
@@ -103,7 +103,7 @@ class Duplicate:
     name: str  # who, as the records name them
 
 
-def _prepare(filer: Principal, payload: Any) -> _Filing:
+def _prepare(filer: Principal, payload: Any) -> Filing:
     """Validate, check the record limits, verify and route: everything before a write."""
     assert filer.school_id is not None and filer.school_code is not None  # _may_file
     kind, data = load_incident(payload)
@@ -111,14 +111,25 @@ def _prepare(filer: Principal, payload: Any) -> _Filing:
     if data.get("school") and data["school"] != filer.school_code:
         message = f"You file for your own school ({filer.school_code}) only; leave this out."
         raise ValidationError({"school": [message]})
-    attempt = Attempt(filer.id, filer.school_id, target_of(kind, filer.school_id, data))
+    attempt = Attempt.by_employee(filer.id, filer.school_id, target_of(kind, filer.school_id, data))
     tried = verification_limits.check_allowed(attempt)  # before any record is read
     per_field = tried < int(current_app.config["VERIFY_DETAIL_TRIES"])
     result = verify(kind, filer.school_id, data, per_field=per_field)
-    lock = None if result.passed else verification_limits.record_failure(attempt)
+    lock = None if result.passed else verification_limits.count(attempt)
     details = {k: v for k, v in data.items() if k not in SECRET_FIELDS | {"summary", "notes"}}
     if "child_birth_date" in details:
         details["child_birth_date"] = details["child_birth_date"].isoformat()
+    return decide(filer, kind, data, details, result, lock=lock, force_reason=force_reason)
+
+
+def decide(
+    filer: Principal, kind: str, data: dict[str, Any], details: dict[str, Any],
+    result: Verification, *, lock: Lock | None = None, force_reason: str | None = None,
+) -> Filing:  # fmt: skip
+    """Route a checked filing and look for the open incident it would repeat: everything
+    after the record check and before a write. The self-service pages file through here
+    too, with a check of their own."""
+    assert filer.school_id is not None and filer.school_code is not None
     now = utcnow()
     version, decided = routing.route(routing.incident_facts(
         kind=kind, school_code=filer.school_code, nation=filer.school_nation or "ENG",
@@ -129,8 +140,8 @@ def _prepare(filer: Principal, payload: Any) -> _Filing:
     open_one = open_duplicate(kind, filer.school_id, result) if result.passed else None
     fulfil = (decided.auto_fulfil and result.passed and kind in FULFILLABLE_TYPES
               and open_one is None)  # a forced second one waits for a person  # fmt: skip
-    return _Filing(kind, data, details, result, decided, _placement(decided), version, lock,
-                   now, fulfil, open_one, force_reason)  # fmt: skip
+    return Filing(kind, data, details, result, decided, _placement(decided), version, lock,
+                  now, fulfil, open_one, force_reason)  # fmt: skip
 
 
 def open_duplicate(kind: str, school_id: int, result: Verification) -> Duplicate | None:
@@ -157,7 +168,7 @@ def open_duplicate(kind: str, school_id: int, result: Verification) -> Duplicate
     return Duplicate(found.id, format_ref(found.id), about, str(name))
 
 
-def _refuse_duplicates(filings: list[_Filing]) -> None:
+def _refuse_duplicates(filings: list[Filing]) -> None:
     """409 when a filing (not forced) repeats an unfinished incident: the employee is
     pointed at it instead of starting a second reset."""
     repeated = [f.repeats for f in filings if f.repeats]
@@ -174,8 +185,8 @@ def _refuse_duplicates(filings: list[_Filing]) -> None:
                    open_refs=[d.ref for d in repeated])  # fmt: skip
 
 
-def _write(filer: Principal, f: _Filing, class_reset_id: int | None = None) -> IncidentView:
-    """Insert, audit and follow up, in the caller's unit of work."""
+def write(filer: Principal, f: Filing, class_reset_id: int | None = None) -> IncidentView:
+    """Insert, audit and follow up a prepared filing, in the caller's unit of work."""
     incident = _insert(filer, f.kind, f.data, f.details, f.result, f.decided, f.placement,
                        f.version, f.now, fulfil=f.fulfil)  # fmt: skip
     audit.record(*_timeline(incident, filer, f.decided, f.result, f.placement, f.version,

@@ -17,7 +17,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,20 +81,28 @@ def target_of(kind: str, school_id: int, data: dict[str, Any]) -> Target:
     return Target(f"student:{school_id}:{upper('student_id')}", "this student")
 
 
+# Which limits count a staff record check: which -> the setting giving its windows.
+STAFF_LIMITS = {"employee": "VERIFY_LIMIT_PER_EMPLOYEE", "school": "VERIFY_LIMIT_PER_SCHOOL",
+                "target": "VERIFY_LIMIT_PER_TARGET"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Attempt:
-    """Who is checking what: the three things failures are counted against."""
+    """Who is checking what: the counters an attempt is added to (the target's among
+    them) and the settings that give each its windows."""
 
-    employee_id: int
-    school_id: int
     target: Target
+    counters: tuple[tuple[str, str], ...]  # (which, counter key), besides the target's
+    limits: Mapping[str, str] = field(default_factory=lambda: STAFF_LIMITS)
 
-    def keys(self) -> dict[str, str]:
-        return {
-            "employee": f"employee:{self.employee_id}",
-            "school": f"school:{self.school_id}",
-            "target": self.target.key,
-        }
+    @classmethod
+    def by_employee(cls, employee_id: int, school_id: int, target: Target) -> Attempt:
+        """A filing employee's check: counted against them, their school and the target."""
+        return cls(target, (("employee", f"employee:{employee_id}"),
+                            ("school", f"school:{school_id}")))  # fmt: skip
+
+    def counter_keys(self) -> dict[str, str]:
+        return {**dict(self.counters), "target": self.target.key}
 
 
 @dataclass(frozen=True)
@@ -103,15 +112,11 @@ class _Window:
     seconds: int
 
 
-_SETTINGS = {"employee": "VERIFY_LIMIT_PER_EMPLOYEE", "school": "VERIFY_LIMIT_PER_SCHOOL",
-             "target": "VERIFY_LIMIT_PER_TARGET"}  # fmt: skip
-
-
-def _windows() -> list[_Window]:
+def _windows(attempt: Attempt) -> list[_Window]:
     """The configured limits ("10 per hour; 30 per day"), as windows to count in."""
     return [
         _Window(which, item.amount, item.get_expiry())
-        for which, name in _SETTINGS.items()
+        for which, name in attempt.limits.items()
         for item in limits.parse_many(current_app.config[name])
     ]
 
@@ -155,10 +160,8 @@ def _until(reset_time: float) -> str:
 
 def _refuse(which: str, attempt: Attempt, reset_time: float) -> VerificationLimited:
     REFUSED.labels(which).inc()
-    current_app.logger.warning(
-        "record check refused: %s limit reached (employee %s, school %s)",
-        which, attempt.employee_id, attempt.school_id,
-    )  # fmt: skip
+    counted = ", ".join(key for name, key in attempt.counters if name != which)
+    current_app.logger.warning("record check refused: %s limit reached (%s)", which, counted)
     retry = max(1, int(reset_time - time.time()) + 1)
     until = _until(reset_time)
     whose = {
@@ -168,7 +171,7 @@ def _refuse(which: str, attempt: Attempt, reset_time: float) -> VerificationLimi
         f"Try again after {until}.",
         "employee": f"Too many of your record checks have failed. Try again after {until}.",
         "school": f"Too many record checks have failed at your school. Try again after {until}.",
-    }[which]
+    }.get(which, f"Too many checks have been tried. Try again after {until}.")
     return VerificationLimited(
         f"{whose} Nothing was checked or stored. If the details are right, contact "
         f"{IDENTITY_TEAM}, who can check them with the parent or student.",
@@ -181,7 +184,7 @@ _PREFIX = "helpdesk:verify:"
 
 
 def _key(which: str, attempt: Attempt) -> str:
-    return _PREFIX + attempt.keys()[which]
+    return _PREFIX + attempt.counter_keys()[which]
 
 
 def _lock_key(attempt: Attempt) -> str:
@@ -194,7 +197,7 @@ def check_allowed(attempt: Attempt) -> int:
     Returns how many checks of this target have failed in its window, so a caller can
     say less about each field once a target has been tried several times.
     """
-    windows = _windows()
+    windows = _windows(attempt)
 
     def read(client: Any) -> int:
         now = time.time()
@@ -239,16 +242,17 @@ class Lock:
     until: str
 
 
-def record_failure(attempt: Attempt) -> Lock | None:
-    """Count a failed check; lock its target when that reaches the target's limit."""
-    windows = _windows()
+def count(attempt: Attempt) -> Lock | None:
+    """Count an attempt (a staff check counts its failures only); lock its target when
+    that reaches the target's limit."""
+    windows = _windows(attempt)
     lock_seconds = max(1, int(current_app.config["VERIFY_LOCK_MINUTES"])) * 60
 
     def count(client: Any) -> Lock | None:
         now = time.time()
         member = f"{now:.6f}:{secrets.token_hex(4)}"
         pipe = client.pipeline(transaction=False)
-        for which in ("employee", "school", "target"):
+        for which in attempt.counter_keys():
             longest = max((w.seconds for w in windows if w.which == which), default=0)
             key = _key(which, attempt)
             pipe.zadd(key, {member: now})
