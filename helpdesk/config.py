@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import limits
 
 from .domain.lifecycle import INCIDENT_TYPES
 from .domain.moments import UnknownZone, zone
+from .domain.recovery import PASSWORD, QUESTIONS, USERNAME, parse_questions
 from .domain.roles import Role
 
 DEV_SECRET_KEY = "dev-only-not-a-secret"  # noqa: S105 - refused outside development
@@ -204,6 +206,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VERIFY_DETAIL_TRIES", _whole, 3,
             "failed link checks for one child after which results stop saying which field "
             "differed", "1"),
+    Setting("SELF_SERVICE_PASSWORD_QUESTIONS", partial(parse_questions, PASSWORD),
+            "username, email, postcode",
+            "what the public \"Forgot your password?\" page asks a parent (of: "
+            + ", ".join(QUESTIONS) + "); every answer must match the records",
+            "username, email, child_birth_date"),
+    Setting("SELF_SERVICE_USERNAME_QUESTIONS", partial(parse_questions, USERNAME),
+            "email, postcode, child_birth_date",
+            "what the public \"Forgot your username?\" page asks a parent", "email, postcode"),
+    Setting("SELF_SERVICE_LIMIT_PER_CLIENT", _limit, "10 per hour; 30 per day",
+            "recovery attempts allowed from one client address (sliding windows in Redis)",
+            "5 per hour"),
+    Setting("SELF_SERVICE_LIMIT_PER_EMAIL", _limit, "5 per hour; 10 per day",
+            "recovery attempts allowed per typed email address", "3 per hour"),
+    Setting("SELF_SERVICE_LIMIT_PER_TARGET", _limit, "5 per day",
+            "recovery attempts allowed per account typed (its username, or the email a "
+            "username is asked for); reaching it stops self-service for it for "
+            "`VERIFY_LOCK_MINUTES` and emails its holder", "3 per day"),
+    Setting("SELF_SERVICE_ANSWER_MS", _whole, 400,
+            "the least time, in milliseconds, any answer of the recovery pages takes, so a "
+            "match cannot be told from a mismatch by its speed", "250"),
     Setting("RETENTION_DAYS", _retention, "30",
             "days after an incident ends (closed, rejected, cancelled) that what was typed "
             "about people is kept; then it is purged. A default, then per type: "

@@ -21,7 +21,7 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 
 from helpdesk.extensions import db
-from helpdesk.models import User
+from helpdesk.models import Incident, User, format_ref
 from helpdesk.services.sign_in import set_password
 from workers.worker import make_worker
 
@@ -632,3 +632,63 @@ def test_a_teacher_resets_some_then_all_of_a_class(site: Site, tmp_path) -> None
     # Another teacher's class is not there to open.
     answer = teacher.goto(f"{site.base}/classes/cls-mil-7m")
     assert answer is not None and answer.status == 404
+
+
+def test_a_parent_recovers_their_username_then_asks_the_school_using_the_keyboard(
+    site: Site,
+) -> None:
+    """The public self-service pages, keyboard only: a username recovery that matches
+    reaches the address on file; a password recovery that does not is handed over to
+    the school, and both answers read the same."""
+    site.smtp.mailbox.reset()
+    parent = new_page(site.browser)
+    parent.goto(f"{site.base}/recover")
+    check(parent, "recover-start")
+    tab_to(parent, "a[href='/recover/username']")
+    parent.keyboard.press("Enter")
+    expect(parent.locator("h1")).to_have_text("Forgot your username?")
+    parent.click("button:has-text('Continue')")  # nothing typed: every question says so
+    expect(parent.locator(".govuk-error-summary")).to_contain_text("Enter email address.")
+    check(parent, "recover-username-problems")
+    type_into(parent, "#email", "FIONA.campbell@mail.example")
+    type_into(parent, "#postcode", "eh1 1yz")
+    type_into(parent, "#child_birth_date", "12")
+    type_into(parent, "#child_birth_date-month", "4")
+    type_into(parent, "#child_birth_date-year", "2017")
+    parent.keyboard.press("Enter")
+    expect(parent.locator("h1")).to_have_text("Check your email")
+    matched_answer = parent.locator("#answer").inner_text()
+    check(parent, "recover-sent")
+    site.work()
+    (reminder,) = [m for m in site.smtp.mailbox.messages if "fiona.campbell1" in m.text]
+    assert reminder.rcpt_tos == [FIONA]
+
+    parent.goto(f"{site.base}/recover/password")
+    check(parent, "recover-password")
+    type_into(parent, "#username", "fiona.campbell1")
+    type_into(parent, "#email", FIONA)
+    type_into(parent, "#postcode", "G1 1AA")  # moved house: the school has the old one
+    parent.keyboard.press("Enter")
+    expect(parent.locator("#answer")).to_have_text(matched_answer)
+    tab_to(parent, "#ask-school")
+    parent.keyboard.press("Enter")
+    expect(parent.locator("h1")).to_have_text("Ask your child's school for help")
+    check(parent, "recover-help")
+    type_into(parent, "#parent_name", "Fiona Campbell")
+    type_into(parent, "#child_name", "Isla Campbell")
+    type_into(parent, "#contact_phone", "07700 900101")
+    parent.keyboard.press("Enter")
+    expect(parent.locator("h1")).to_have_text("Your request has been sent")
+    expect(parent.locator("#answer")).to_contain_text("within 5 working days")
+    assert "postcode" not in parent.content().lower()
+    check(parent, "recover-handed-over")
+
+    with site.app.app_context():
+        handed_over = sa.select(Incident.id).where(Incident.type == "self_service_failed")
+        ref = format_ref(db.session.execute(handed_over).scalar_one())
+        db.session.remove()
+    office = site.signed_in(site.actors.ashgrove.email)
+    office.goto(f"{site.base}/incidents/{ref}")
+    expect(office.locator("#self-service")).to_have_text("From self-service")
+    expect(office.locator("main")).to_contain_text("the postcode differs")
+    check(office, "incident-from-self-service")

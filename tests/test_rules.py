@@ -194,7 +194,7 @@ def test_the_default_rules_place_new_incidents_only():
     update = {"event": "updated", "changed": ["status"], "type": "parent_password_reset",
               "verification": "passed"}  # fmt: skip
     assert rules.evaluate(update).matched == []
-    assert rules.fields_read == {"event", "type", "verification"}
+    assert rules.fields_read == {"event", "type", "verification", "filer"}  # filer.role
 
 
 def test_rules_survive_export_and_reload():

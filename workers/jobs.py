@@ -78,3 +78,10 @@ def deliver_class_slips(class_reset_id: int) -> str:
     from helpdesk.services.class_slips import deliver
 
     return _run(deliver, class_reset_id)
+
+
+def deliver_recovery_notice(attempt_id: int) -> str:
+    """Tell an account's holder that its self-service recovery was locked after repeated tries."""
+    from helpdesk.services.self_service import deliver_notice
+
+    return _run(deliver_notice, attempt_id)

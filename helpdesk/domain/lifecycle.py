@@ -10,6 +10,10 @@ from .roles import Role
 # Every incident type, in the order forms and documentation list them.
 INCIDENT_TYPES = ("student_password_reset", "parent_password_reset", "portal_link_failure",
                   "username_reminder", "access_revocation")  # fmt: skip
+# Filed by the helpdesk itself when a parent's self-service recovery could not help them
+# and they asked their child's school; no employee files one.
+SELF_SERVICE_FAILED = "self_service_failed"
+ALL_TYPES = (*INCIDENT_TYPES, SELF_SERVICE_FAILED)
 
 
 class Status(enum.StrEnum):

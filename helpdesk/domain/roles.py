@@ -12,6 +12,11 @@ class Role(enum.StrEnum):
     ADMIN = "admin"  # manages rules, queues, users and imports
 
 
+# Not a staff role: the user the public self-service pages file incidents as (never signs
+# in). Rules read it as ``filer.role``.
+SELF_SERVICE = "self_service"
+
+
 class TokenScope(enum.StrEnum):
     FULL = "full"  # whatever its user may do
     READ_ONLY = "read-only"  # it may look (GET), never file or change anything

@@ -27,12 +27,14 @@ from .records import (
     Student,
 )
 from .routing import RoutingRuleSet
+from .self_service import SELF_SERVICE_EMAIL, RecoveryAttempt
 from .sla import ClosureDay, SlaPlan
 from .types import utcnow
 from .users import AccessEntry, ApiToken, RecoveryCode, Role, User
 
 __all__ = [
     "NATIONS",
+    "SELF_SERVICE_EMAIL",
     "AccessEntry",
     "ApiToken",
     "ClassReset",
@@ -54,6 +56,7 @@ __all__ = [
     "PortalAccount",
     "PortalPolicy",
     "Queue",
+    "RecoveryAttempt",
     "RecoveryCode",
     "Role",
     "RosterImport",

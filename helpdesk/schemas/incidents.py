@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from ..domain.lifecycle import INCIDENT_TYPES, Action
+from ..domain.lifecycle import ALL_TYPES, INCIDENT_TYPES, Action
 from .fields import (
     ACCOUNT_NUMBER,
     MMYYYY,
@@ -245,7 +245,7 @@ class IncidentQuery(Schema):
     queue = fields.String()
     status = fields.String()
     school = fields.String()
-    type = fields.String(validate=validate.OneOf(INCIDENT_TYPES))
+    type = fields.String(validate=validate.OneOf(ALL_TYPES))
     assignee = fields.String(metadata={"description": "an email, or 'me'"})
     breached = fields.Boolean(metadata={"description": "past an SLA deadline (or not)"})
     q = fields.String(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from ..domain.lifecycle import ALL_TYPES
 from ..domain.rules import PRIORITIES
 from ..models.routing import MAX_VERSION
-from .incidents import INCIDENT_TYPES
 
 
 class RulesIn(Schema):
@@ -51,7 +51,7 @@ class ExampleIncident(Schema):
     class Meta:
         unknown = RAISE
 
-    type = fields.String(required=True, validate=validate.OneOf(INCIDENT_TYPES))
+    type = fields.String(required=True, validate=validate.OneOf(ALL_TYPES))
     event = fields.String(load_default="created", validate=validate.OneOf(("created", "updated")))
     changed = fields.List(fields.String(), load_default=list)
     school = fields.String(load_default="0000000")

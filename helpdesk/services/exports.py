@@ -98,6 +98,8 @@ def dashboard_csv(user: Principal, figures: Dashboard) -> str:
         (("incident type", "median hours from filed to resolved (clock time)", "resolved"),
          [(k, f"{h:.2f}", n) for k, h, n in figures.median_hours_by_type]),
         (("breaches today",), [(figures.breaches_today,)]),
+        (("self-service recoveries without staff, 30 days", "self-service hand-overs, 30 days"),
+         [(figures.recovered_by_self_service, figures.handed_over_by_self_service)]),
     ]  # fmt: skip
     with unit_of_work():
         access_log.note("exported", "report:dashboard", actor_id=user.id)

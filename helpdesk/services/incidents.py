@@ -15,6 +15,7 @@ from ..domain.lifecycle import (
     Action,
     allowed_actions,
 )
+from ..domain.roles import SELF_SERVICE
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import (
@@ -22,6 +23,7 @@ from ..models import (
     IncidentEvent,
     IncidentLink,
     Queue,
+    RecoveryAttempt,
     Role,
     School,
     User,
@@ -81,8 +83,34 @@ def view_for(user: Principal, incident: Incident) -> IncidentView:
         incident,
         actions_for(user, incident),
         fulfilment.summary(incident.id) if incident.type in FULFILLABLE_TYPES else None,
-        {"links": links_of(user, incident)},
+        {"links": links_of(user, incident), "recovery_attempts": recovery_attempts(incident)},
     )
+
+
+@dataclass(frozen=True)
+class Tried:
+    """A self-service attempt as staff see it on an incident: when, what, how it ended."""
+
+    at: Any
+    kind: str  # password, username, or handover
+    outcome: str
+
+
+def recovery_attempts(incident: Incident, limit: int = 20) -> list[Tried] | None:
+    """For an incident filed from the self-service pages, the attempts that pointed at the
+    same parent up to its filing, newest first (times and outcomes, never what was typed);
+    None for any other incident."""
+    if incident.filer.role != SELF_SERVICE:
+        return None
+    if incident.guardian_id is None:
+        return []
+    rows = db.session.execute(
+        sa.select(RecoveryAttempt.at, RecoveryAttempt.kind, RecoveryAttempt.outcome)
+        .where(RecoveryAttempt.guardian_id == incident.guardian_id,
+               RecoveryAttempt.at <= incident.created_at)
+        .order_by(RecoveryAttempt.at.desc(), RecoveryAttempt.id.desc()).limit(limit)
+    ).all()  # fmt: skip
+    return [Tried(*row) for row in rows]
 
 
 RELATED = "related"

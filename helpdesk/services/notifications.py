@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..domain.moments import shown
+from ..domain.roles import SELF_SERVICE
 from ..extensions import db
 from ..models import (
     Guardian,
@@ -91,17 +92,17 @@ HOLDER_NOTICE = "holder_notice"
 # What the holder is told, per thing done: its headline, then what happened.
 HOLDER_NOTICES = {
     "password_reset": ("Account notice: password reset",
-                       "On {when}, at the request of {school}, the password of {account} was "
+                       "On {when}, {requested}, the password of {account} was "
                        "reset. A one-time password was sent to {sent_to}; the old password no "
                        "longer works."),
     "reset_link": ("Account notice: reset link sent",
-                   "On {when}, at the request of {school}, a link to choose a new password "
+                   "On {when}, {requested}, a link to choose a new password "
                    "for {account} was sent to {sent_to}."),
     "username_reminder": ("Account notice: username sent",
-                          "On {when}, at the request of {school}, the username of {account} "
+                          "On {when}, {requested}, the username of {account} "
                           "was sent to {sent_to}. The password was not changed."),
     "access_revoked": ("Account notice: portal access stopped",
-                       "On {when}, at the request of {school}, {account} was stopped: its "
+                       "On {when}, {requested}, {account} was stopped: its "
                        "accounts cannot sign in, and no password reset will be made until the "
                        "school restores access."),
     "access_restored": ("Account notice: portal access restored",
@@ -117,8 +118,10 @@ def tell_holder(
     done to ``account`` (words: "your parent portal access"): when, at which school's
     request, where the result went, and what to do if they did not ask. Never a secret."""
     headline, happened = HOLDER_NOTICES[what]
+    requested = ("through the self-service recovery page" if incident.filer.role == SELF_SERVICE
+                 else f"at the request of {incident.school.name}")  # fmt: skip
     words = {"when": shown(utcnow(), incident.school.timezone), "school": incident.school.name,
-             "account": account, "sent_to": sent_to}  # fmt: skip
+             "requested": requested, "account": account, "sent_to": sent_to}  # fmt: skip
     return notify(incident.id, HOLDER_NOTICE, audience, what=what, headline=headline,
                   happened=happened.format(**words))  # fmt: skip
 

@@ -17,7 +17,7 @@ from flask import current_app
 from ..domain.lifecycle import OPEN_STATUSES
 from ..domain.moments import zone
 from ..extensions import db
-from ..models import Incident, Queue, utcnow
+from ..models import Incident, Queue, RecoveryAttempt, utcnow
 
 WINDOW_DAYS = 30
 
@@ -29,6 +29,9 @@ class Dashboard:
     compliance_by_day: list[tuple[str, int, int]]  # (day, resolved in time, resolved)
     compliance: float | None  # share resolved in time over the window
     median_hours_by_type: list[tuple[str, float, int]]  # (type, median hours, resolved)
+    # Self-service over the window: recoveries done without staff, and hand-overs to schools.
+    recovered_by_self_service: int = 0
+    handed_over_by_self_service: int = 0
 
 
 def dashboard(now: datetime | None = None) -> Dashboard:
@@ -53,7 +56,25 @@ def dashboard(now: datetime | None = None) -> Dashboard:
         compliance_by_day=[(day.strftime("%d %b"), t[0], t[1]) for day, t in days.items()],
         compliance=in_time / counted if counted else None,
         median_hours_by_type=_median_hours_by_type(in_window),
+        **_self_service_since(since),
     )
+
+
+def _self_service_since(moment: datetime) -> dict[str, int]:
+    """Recoveries completed without staff (the incident resolved by its fulfilment, nobody
+    assigned), and hand-overs to a school, from ``moment``."""
+    recovered = db.session.execute(
+        sa.select(sa.func.count()).select_from(RecoveryAttempt)
+        .join(Incident, Incident.id == RecoveryAttempt.incident_id)
+        .where(RecoveryAttempt.at >= moment, RecoveryAttempt.outcome == "matched",
+               Incident.status.in_(("resolved", "closed")), Incident.assignee_id.is_(None))
+    ).scalar_one()  # fmt: skip
+    handed_over = db.session.execute(
+        sa.select(sa.func.count()).select_from(RecoveryAttempt)
+        .where(RecoveryAttempt.at >= moment, RecoveryAttempt.outcome == "handed_over")
+    ).scalar_one()  # fmt: skip
+    return {"recovered_by_self_service": int(recovered),
+            "handed_over_by_self_service": int(handed_over)}  # fmt: skip
 
 
 def open_work_by_queue() -> list[tuple[str, int]]:

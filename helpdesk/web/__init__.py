@@ -102,6 +102,7 @@ def init_web(app: Flask) -> None:
         mailbox,
         pages,
         queue,
+        recovery,
         report,
         reset,
         sso,
@@ -110,7 +111,7 @@ def init_web(app: Flask) -> None:
     app.url_map.converters["id"] = RecordId
     admin = (admin_rules, admin_queues, admin_sla, admin_users, admin_roster, admin_portals,
              admin_people)  # fmt: skip
-    for module in (auth, sso, pages, report, classes, incidents, queue, dashboard, reset,
+    for module in (auth, sso, pages, report, classes, incidents, queue, dashboard, reset, recovery,
                    *admin):  # fmt: skip
         app.register_blueprint(module.bp)
     sso.init_sso(app)

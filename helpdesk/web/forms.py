@@ -239,7 +239,7 @@ def payload_from(form: IncidentForm, submitted: Any) -> dict[str, Any]:
     problems: dict[str, list[str]] = {}
     for field in form.fields:
         if field.widget in DATE_PARTS:
-            value, problem = _date_from_boxes(field, submitted)
+            value, problem = date_from_boxes(field, submitted)
             if problem:
                 problems[field.name] = [problem]
         else:
@@ -251,7 +251,7 @@ def payload_from(form: IncidentForm, submitted: Any) -> dict[str, Any]:
     return body
 
 
-def _date_from_boxes(field: FormField, submitted: Any) -> tuple[str, str | None]:
+def date_from_boxes(field: FormField, submitted: Any) -> tuple[str, str | None]:
     parts = {
         p: (submitted.get(f"{field.name}-{p}") or "").strip() for p in DATE_PARTS[field.widget]
     }
