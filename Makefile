@@ -57,6 +57,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.search
 	$(BIN)/python -m bench.class_reset
 	$(BIN)/python -m bench.term_start
+	$(BIN)/python -m bench.self_service
 
 clean:
 	rm -rf $(VENV) node_modules static/govuk instance .pytest_cache .mypy_cache .ruff_cache
