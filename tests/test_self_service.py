@@ -10,6 +10,7 @@ import re
 import statistics
 import time
 from collections.abc import Iterator
+from html import unescape
 from typing import Any
 
 import pytest
@@ -297,3 +298,60 @@ def test_each_question_must_be_answered_and_says_what_to_fix(desk):
 
 def test_the_hand_over_page_needs_an_attempt_first(desk):
     assert desk.client.get("/recover/help").status_code == 302
+
+
+# -- Asking to link an account to a child ------------------------------------------------
+
+LINK_NIAMH = {"username": "fiona.campbell1", "email": FIONA, "school": "5231234",
+              "child_given_name": "Niamh", "child_family_name": "Ross",
+              "child_birth_date-day": "24", "child_birth_date-month": "6",
+              "child_birth_date-year": "2019"}  # fmt: skip
+
+
+def _ask_link(desk: Desk, typed: dict[str, str]) -> Any:
+    client = desk.client
+    token = _token(client, "/recover/link")
+    answer = client.post("/recover/link", data={**typed, "csrf_token": token})
+    answer.page = unescape(answer.text)  # as the parent reads it
+    return answer
+
+
+@pytest.mark.parametrize(("action", "told"), [("resolve", "has approved your request"),
+                                              ("reject", "could not approve")])  # fmt: skip
+def test_a_link_request_goes_to_the_school_which_decides_and_the_parent_is_told(desk, action, told):
+    asked = _ask_link(desk, LINK_NIAMH)
+    assert asked.status_code == 200
+    assert "Ashgrove Primary School will approve or reject it within 5 working days" in asked.page
+    (incident,) = _incidents(desk, type="link_request")
+    assert incident.queue.slug == "school-office-5231234" and incident.priority == "P4"
+    assert incident.verification == "passed" and incident.status == "triaged"
+    assert incident.resolution_due_at is not None
+    assert 5 <= (incident.resolution_due_at - incident.created_at).days <= 9
+
+    decided = desk.act(desk.actors.admin, incident.ref, action, message="checked with the SIS")
+    assert decided.status_code == 200, decided.json
+    desk.work()
+
+    (decision,) = [m for m in desk.mailbox.messages if "link a child" in m.message["Subject"]]
+    assert decision.rcpt_tos == [FIONA] and told in decision.text
+    assert "checked with the SIS" not in decision.text  # staff's words stay with staff
+
+
+def test_a_link_request_that_does_not_match_says_so_generically_and_staff_see_why(desk):
+    asked = _ask_link(desk, {**LINK_NIAMH, "child_given_name": "Nina"})
+    assert "The details you gave did not match our records." in asked.page
+    assert "first name" not in asked.page
+    (incident,) = _incidents(desk, type="link_request")
+    assert incident.verification == "failed"
+    fields = incident.verification_results["fields"]
+    assert fields["child_given_name"]["result"] == "mismatch"
+    assert "first name differs" in fields["child_given_name"]["reason"]
+
+
+def test_a_link_request_from_someone_the_records_do_not_know_files_nothing(desk):
+    asked = _ask_link(desk, {**LINK_NIAMH, "email": "someone@else.example"})
+    assert "The details you gave did not match our records." in asked.page
+    assert _incidents(desk, type="link_request") == []
+    assert [a.outcome for a in _attempts(desk)] == ["not_matched"]
+    wrong_school = _ask_link(desk, {**LINK_NIAMH, "school": "0000000"})
+    assert wrong_school.status_code == 422 and "Choose your child's school" in wrong_school.page

@@ -13,7 +13,10 @@ INCIDENT_TYPES = ("student_password_reset", "parent_password_reset", "portal_lin
 # Filed by the helpdesk itself when a parent's self-service recovery could not help them
 # and they asked their child's school; no employee files one.
 SELF_SERVICE_FAILED = "self_service_failed"
-ALL_TYPES = (*INCIDENT_TYPES, SELF_SERVICE_FAILED)
+# A parent's request, from the public pages, to link their account to a child: the
+# school approves (resolve) or rejects it.
+LINK_REQUEST = "link_request"
+ALL_TYPES = (*INCIDENT_TYPES, SELF_SERVICE_FAILED, LINK_REQUEST)
 
 
 class Status(enum.StrEnum):

@@ -18,6 +18,14 @@ QUESTIONS = {
     "child_birth_date": "Date of birth of a child at the school",
 }
 
+# How staff see each field a self-service page compares (the link request's too).
+LABELS = {
+    **QUESTIONS,
+    "child_given_name": "Child's first name",
+    "child_family_name": "Child's last name",
+    "child_birth_date": "Child's date of birth",
+}
+
 # The question that finds the account: the one a recovery of that kind cannot go without.
 FINDS_BY = {PASSWORD: "username", USERNAME: "email"}
 

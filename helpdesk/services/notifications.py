@@ -165,6 +165,7 @@ _SUBJECTS = {
     "sla_warning": "{ref}: resolution deadline near",
     "verification_locked": "{ref}: record checks locked after repeated failures",
     "password_changed": "Your portal password was changed",
+    "link_decision": "Your request to link a child to your parent portal account ({ref})",
     HOLDER_NOTICE: "{headline} ({ref})",
 }
 

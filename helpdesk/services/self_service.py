@@ -71,8 +71,10 @@ def _digest(value: str, length: int = 24) -> str:
     return hmac.new(key, typed, hashlib.sha256).hexdigest()[:length]
 
 
-def _attempt(kind: str, typed: dict[str, Any], client: str) -> Attempt:
-    finds = typed["username" if kind == PASSWORD else "email"]
+def attempt_for(kind: str, typed: dict[str, Any], client: str) -> Attempt:
+    """What an attempt counts against: the client, the typed email, and the typed account
+    (its username, or the email a username is asked for), each as a keyed digest."""
+    finds = typed["email" if kind == USERNAME else "username"]
     counters = [("client", f"recovery-client:{_digest(client)}")]
     if typed.get("email"):
         counters.append(("email", f"recovery-email:{_digest(typed['email'])}"))
@@ -82,7 +84,7 @@ def _attempt(kind: str, typed: dict[str, Any], client: str) -> Attempt:
 
 
 @dataclass
-class _Found:
+class Found:
     """What the records say of the typing: per question, for staff, and the account the
     typing pointed at most nearly (the one a hand-over goes to the school of)."""
 
@@ -111,7 +113,7 @@ def _children(guardian_id: int) -> list[Student]:
     ).scalars())  # fmt: skip
 
 
-def _typed(typed: dict[str, Any], name: str) -> str:
+def typed_value(typed: dict[str, Any], name: str) -> str:
     """A typed answer as compared: trimmed, case folded."""
     return str(typed.get(name) or "").strip().casefold()
 
@@ -122,9 +124,9 @@ def _compare(asked: tuple[str, ...], typed: dict[str, Any], account: PortalAccou
     assert guardian is not None
     v = Verification(guardian_id=guardian.id, account_id=account.id)
     on_file = {
-        "username": _typed(typed, "username") == account.username.casefold(),
-        "email": _typed(typed, "email") == (guardian.email or "").casefold() != "",
-        "postcode": postcodes_match(_typed(typed, "postcode"), guardian.postcode),
+        "username": typed_value(typed, "username") == account.username.casefold(),
+        "email": typed_value(typed, "email") == (guardian.email or "").casefold() != "",
+        "postcode": postcodes_match(typed_value(typed, "postcode"), guardian.postcode),
         "child_birth_date": any(c.birth_date == typed.get("child_birth_date") for c in children),
     }  # fmt: skip
     reasons = {
@@ -149,16 +151,16 @@ def _compare(asked: tuple[str, ...], typed: dict[str, Any], account: PortalAccou
     return v
 
 
-def _check(kind: str, typed: dict[str, Any]) -> _Found:
+def _check(kind: str, typed: dict[str, Any]) -> Found:
     """Compare what was typed with every parent account it could mean; the best wins."""
     asked = questions(kind)
     conditions = []
-    if _typed(typed, "username"):
-        conditions.append(sa.func.lower(PortalAccount.username) == _typed(typed, "username"))
-    if _typed(typed, "email"):
-        conditions.append(sa.func.lower(Guardian.email) == _typed(typed, "email"))
+    if typed_value(typed, "username"):
+        conditions.append(sa.func.lower(PortalAccount.username) == typed_value(typed, "username"))
+    if typed_value(typed, "email"):
+        conditions.append(sa.func.lower(Guardian.email) == typed_value(typed, "email"))
     candidates = _parent_accounts(sa.or_(*conditions)) if conditions else []
-    best: _Found | None = None
+    best: Found | None = None
     best_score = -1
     for account in candidates:
         assert account.guardian is not None
@@ -166,7 +168,7 @@ def _check(kind: str, typed: dict[str, Any]) -> _Found:
         check = _compare(asked, typed, account, children)
         score = sum(r["result"] == MATCH for r in check.fields.values()) + check.passed * 10
         school = db.session.get(School, children[0].school_id) if children else None
-        found = _Found(check, account, account.guardian, school)
+        found = Found(check, account, account.guardian, school)
         if best is None or score > best_score:
             best, best_score = found, score
     if best is None:
@@ -175,7 +177,7 @@ def _check(kind: str, typed: dict[str, Any]) -> _Found:
             "no parent with that email on file")  # fmt: skip
         for name in asked:
             check.set(name, NOT_FOUND, words if name == asked[0] else None)
-        best = _Found(check)
+        best = Found(check)
     finds = "username" if kind == PASSWORD else "email"
     best.targets = sorted({a.guardian_id for a in candidates if a.guardian_id is not None
                            and _same(a, finds, typed)})  # fmt: skip
@@ -184,7 +186,7 @@ def _check(kind: str, typed: dict[str, Any]) -> _Found:
 
 def _same(account: PortalAccount, finds: str, typed: dict[str, Any]) -> bool:
     """Is this account the one the typed username (or email) names?"""
-    value = _typed(typed, finds)
+    value = typed_value(typed, finds)
     if finds == "username":
         return account.username.casefold() == value
     return bool(account.guardian and (account.guardian.email or "").casefold() == value)
@@ -198,22 +200,31 @@ class RecoveryLimited(Exception):
         self.until, self.retry_after = until, retry_after
 
 
+def allowed(kind: str, typed: dict[str, Any], client: str) -> Attempt:
+    """The attempt, when no limit refuses it (checked before any record is read); a
+    refusal is recorded and raised as RecoveryLimited."""
+    attempt = attempt_for(kind, typed, client)
+    try:
+        verification_limits.check_allowed(attempt)
+    except verification_limits.VerificationLimited as error:
+        with unit_of_work():
+            record_attempt(kind, "limited", client, None)
+        seconds = int(error.details["retry_after_seconds"])
+        raise RecoveryLimited(error.message, seconds) from None
+    return attempt
+
+
 def recover(kind: str, typed: dict[str, Any], client: str) -> int:
     """One attempt of ``kind`` (password or username): limited, checked, recorded, and on
     a match fulfilled like an incident. Returns the attempt's id (a hand-over names it);
     the caller answers the same whatever happened."""
-    attempt = _attempt(kind, typed, client)
-    try:
-        verification_limits.check_allowed(attempt)  # before any record is read
-    except verification_limits.VerificationLimited as error:
-        with unit_of_work():
-            _record(kind, "limited", client, None)
-        seconds = int(error.details["retry_after_seconds"])
-        raise RecoveryLimited(error.message, seconds) from None
+    attempt = allowed(kind, typed, client)
     found = _check(kind, typed)
     lock = verification_limits.count(attempt)  # every attempt counts, matched or not
     with unit_of_work():
-        row = _record(kind, "matched" if found.check.passed else "not_matched", client, found)
+        row = record_attempt(
+            kind, "matched" if found.check.passed else "not_matched", client, found
+        )
         if found.check.passed:
             _fulfil(kind, found, row)
         if lock is not None and found.targets:
@@ -222,7 +233,7 @@ def recover(kind: str, typed: dict[str, Any], client: str) -> int:
     return row.id
 
 
-def _record(kind: str, outcome: str, client: str, found: _Found | None) -> RecoveryAttempt:
+def record_attempt(kind: str, outcome: str, client: str, found: Found | None) -> RecoveryAttempt:
     row = RecoveryAttempt(
         at=utcnow(), kind=kind, outcome=outcome, client=_digest(client, 16),
         guardian_id=found.guardian.id if found and found.guardian else None,
@@ -235,7 +246,7 @@ def _record(kind: str, outcome: str, client: str, found: _Found | None) -> Recov
     return row
 
 
-def _principal(school: School) -> Principal:
+def filer_for(school: School) -> Principal:
     """The self-service user, filing for the school the records point to."""
     user_id = db.session.execute(
         sa.select(User.id).where(User.email == SELF_SERVICE_EMAIL)
@@ -244,11 +255,11 @@ def _principal(school: School) -> Principal:
                      school.nation)  # fmt: skip
 
 
-def _fulfil(kind: str, found: _Found, row: RecoveryAttempt) -> None:
+def _fulfil(kind: str, found: Found, row: RecoveryAttempt) -> None:
     """File the matched recovery as an incident the rules fulfil at once (the shipped
     rules do); one already open for the account carries on instead."""
     assert found.school is not None and found.guardian is not None
-    filer = _principal(found.school)
+    filer = filer_for(found.school)
     details = {"recovery": kind, "parent_name": found.guardian.full_name}
     summary = {PASSWORD: "Forgot password (self-service)",
                USERNAME: "Forgot username (self-service)"}[kind]  # fmt: skip
@@ -266,11 +277,11 @@ def hand_over(attempt_id: int, typed: dict[str, str], client: str) -> None:
     earlier = db.session.get(RecoveryAttempt, attempt_id)
     with unit_of_work():
         school = db.session.get(School, earlier.school_id or 0) if earlier else None
-        row = _record("handover", "handed_over" if school else "not_matched", client, None)
+        row = record_attempt("handover", "handed_over" if school else "not_matched", client, None)
         if earlier is None or school is None:
             return
         row.school_id, row.guardian_id = school.id, earlier.guardian_id
-        filer = _principal(school)
+        filer = filer_for(school)
         check = Verification(guardian_id=earlier.guardian_id)
         results = earlier.field_results or {}
         for name, result in results.get("fields", {}).items():

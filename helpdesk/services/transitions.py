@@ -12,6 +12,7 @@ from marshmallow import ValidationError
 
 from ..domain.lifecycle import (
     FULFILLABLE_TYPES,
+    LINK_REQUEST,
     SYSTEM_MOVES,
     Action,
     Status,
@@ -194,7 +195,19 @@ def _apply(
         db.session.expire(incident, ["assignee_id", "assignee"])
     if act is Action.FULFIL:
         fulfilment.request_fulfilment(incident)
+    if incident.type == LINK_REQUEST and act in (Action.RESOLVE, Action.REJECT):
+        _tell_link_decision(incident, act)
     _rules_on_update(incident, watched, now)
+
+
+def _tell_link_decision(incident: Incident, act: Action) -> None:
+    """A parent's link request decided: they hear it at the address on file (never the
+    staff's words, which are for the school's own records)."""
+    if incident.guardian_id is not None:
+        decided = "approved" if act is Action.RESOLVE else "rejected"
+        notifications.notify(incident.id, "link_decision", f"guardian:{incident.guardian_id}",
+                             decision=decided,
+                             child=incident.details.get("child_given_name", ""))  # fmt: skip
 
 
 def _assignee(incident: Incident, email: str) -> User:

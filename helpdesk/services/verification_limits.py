@@ -1,7 +1,8 @@
 """Limits on failed record checks, so that filing incidents cannot be used to guess a record.
 
 Every failed verification counts against the filing employee, their school and the
-record it aimed at (a parent account, a student, a child), in sliding windows kept in
+record it aimed at (a parent account, a student, a child) — a self-service attempt
+against its client, typed email and typed account (``Attempt``) — in sliding windows kept in
 the service's Redis (``REDIS_URL``; the in-process stand-in on the embedded default). The counts
 are read *before* the records are: an attempt over any limit is refused with 429 and
 the records are not looked at, so the right answer, once a limit is reached, is

@@ -10,7 +10,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from marshmallow import ValidationError
 
 from ..domain.lifecycle import Action
-from ..domain.recovery import QUESTIONS
+from ..domain.recovery import LABELS
 from ..errors import Conflict, Forbidden, NotFound
 from ..models import Role, format_ref, parse_ref
 from ..services import incidents, links, subject_access, transitions
@@ -104,7 +104,7 @@ def _detail(ref: str, errors: dict[str, list[str]] | None = None, status: int = 
         steps=next_steps(verification) if verification["outcome"] == "failed" else [],
         form=FORMS.get(view.type), labels=ACTION_LABELS, message_actions=MESSAGE_ACTIONS,
         queues=queues, agents=agents, errors=errors or {}, Action=Action,
-        recovery_questions=QUESTIONS,
+        recovery_questions=LABELS,
     ), status  # fmt: skip
 
 

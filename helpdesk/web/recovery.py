@@ -18,7 +18,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from flask_limiter.util import get_remote_address
 
 from ..domain.recovery import KINDS, PASSWORD, QUESTIONS
-from ..services import self_service
+from ..services import link_requests, self_service
 from .forms import FormField, date_from_boxes
 
 bp = Blueprint("recovery", __name__, url_prefix="/recover")
@@ -40,8 +40,17 @@ _HAND_OVER = (
     FormField("contact_phone", "A phone number the school can call you on",
               "For example, 07700 900 982.", width=20, autocomplete="tel", inputmode="tel"),
 )  # fmt: skip
+_LINK = (
+    _FIELDS["username"],
+    _FIELDS["email"],
+    FormField("school", "Your child's school", widget="select"),
+    FormField("child_given_name", "Your child's first name"),
+    FormField("child_family_name", "Your child's last name"),
+    FormField("child_birth_date", "Your child's date of birth", "For example, 30 4 2015.",
+              widget="date"),
+)  # fmt: skip
 _LONGEST = {"username": 255, "email": 320, "postcode": 16, "parent_name": 200,
-            "child_name": 200, "contact_phone": 40}  # fmt: skip
+            "child_name": 200, "contact_phone": 40, "school": 64}  # fmt: skip
 
 
 def _in_equal_time(work: Callable[[], Any]) -> Any:
@@ -104,6 +113,30 @@ def recover(kind: str) -> Any:
     title = "Forgot your password?" if kind == PASSWORD else "Forgot your username?"
     page = render_template("recovery/ask.html", kind=kind, title=title, fields=fields,
                            values=values, errors=errors)  # fmt: skip
+    return page, 422 if errors else 200
+
+
+@bp.route("/link", methods=["GET", "POST"])
+def link() -> Any:
+    """Ask for the parent's account to be linked to a child; the school decides."""
+    errors: dict[str, list[str]] = {}
+    values = {k: v for k, v in request.form.items() if k != "csrf_token"}
+    schools = link_requests.schools()
+    if request.method == "POST":
+        typed, errors = _read(_LINK)
+        if typed.get("school") and typed["school"] not in dict(schools):
+            errors["school"] = ["Choose your child's school from the list."]
+        if not errors:
+            try:
+                asked = _in_equal_time(
+                    lambda: link_requests.request_link(typed, get_remote_address())
+                )
+            except self_service.RecoveryLimited as limited:
+                page = render_template("recovery/limited.html", until=limited.until)
+                return page, 429, {"Retry-After": str(limited.retry_after)}
+            return render_template("recovery/link_asked.html", school=asked.school)
+    page = render_template("recovery/link.html", fields=_LINK, values=values, errors=errors,
+                           schools=schools)  # fmt: skip
     return page, 422 if errors else 200
 
 
