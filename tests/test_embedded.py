@@ -367,3 +367,31 @@ def test_finding_incidents_by_what_was_typed_on_sqlite(sqlite_app):
         other = client.post("/api/v1/incidents", json=accented, headers=headers).json["ref"]
         assert found("ísla") == {other}  # SQLite's own lower() folds ASCII only
         assert found("nobody by this name") == set()
+
+
+def test_a_parent_recovers_their_username_on_the_embedded_default(demo):
+    """The public self-service page on SQLite with the in-process queue: the username
+    lands in the captured mailbox, addressed to the email on file."""
+    import email
+    import email.policy
+
+    base, _, instance, _ = demo
+    session = requests.Session()
+    page = session.get(f"{base}/recover/username", timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    typed = {"email": "FIONA.campbell@mail.example", "postcode": "EH1 1YZ",
+             "child_birth_date-day": "12", "child_birth_date-month": "4",
+             "child_birth_date-year": "2017", "csrf_token": token}  # fmt: skip
+    answer = session.post(f"{base}/recover/username", data=typed, timeout=10)
+    assert answer.ok and "Check your email" in answer.text
+    deadline = time.monotonic() + 30
+    while True:
+        mails = [email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                 for path in sorted((instance / "mail").glob("*.eml"))]  # fmt: skip
+        reminders = [m for m in mails if m["Subject"] == "Your portal username"]
+        if reminders:
+            break
+        assert time.monotonic() < deadline, (instance / "server.log").read_text()[-4000:]
+        time.sleep(0.3)
+    assert [m["To"] for m in reminders] == ["fiona.campbell@mail.example"]
+    assert "fiona.campbell1" in reminders[0].get_body(("plain",)).get_content()

@@ -88,6 +88,7 @@ class Filing:
     fulfil: bool
     open_one: Duplicate | None  # an unfinished incident of the type for the same person
     force_reason: str | None  # filed anyway, and why
+    approval: str = AUTO_FULFIL  # why it is fulfilled at once, for the timeline
 
     @property
     def repeats(self) -> Duplicate | None:
@@ -125,10 +126,12 @@ def _prepare(filer: Principal, payload: Any) -> Filing:
 def decide(
     filer: Principal, kind: str, data: dict[str, Any], details: dict[str, Any],
     result: Verification, *, lock: Lock | None = None, force_reason: str | None = None,
+    approved: str | None = None,
 ) -> Filing:  # fmt: skip
     """Route a checked filing and look for the open incident it would repeat: everything
     after the record check and before a write. The self-service pages file through here
-    too, with a check of their own."""
+    too, with a check of their own; ``approved`` (why) fulfils a passed one at once
+    whatever the rules say, where they route it."""
     assert filer.school_id is not None and filer.school_code is not None
     now = utcnow()
     version, decided = routing.route(routing.incident_facts(
@@ -138,10 +141,12 @@ def decide(
         business_hours=routing.received_in_business_hours(filer.school_id, now),
     ))  # fmt: skip
     open_one = open_duplicate(kind, filer.school_id, result) if result.passed else None
-    fulfil = (decided.auto_fulfil and result.passed and kind in FULFILLABLE_TYPES
+    fulfil = ((decided.auto_fulfil or approved is not None) and result.passed
+              and kind in FULFILLABLE_TYPES
               and open_one is None)  # a forced second one waits for a person  # fmt: skip
+    approval = AUTO_FULFIL if decided.auto_fulfil or approved is None else approved
     return Filing(kind, data, details, result, decided, _placement(decided), version, lock,
-                  now, fulfil, open_one, force_reason)  # fmt: skip
+                  now, fulfil, open_one, force_reason, approval)  # fmt: skip
 
 
 def open_duplicate(kind: str, school_id: int, result: Verification) -> Duplicate | None:
@@ -190,7 +195,7 @@ def write(filer: Principal, f: Filing, class_reset_id: int | None = None) -> Inc
     incident = _insert(filer, f.kind, f.data, f.details, f.result, f.decided, f.placement,
                        f.version, f.now, fulfil=f.fulfil)  # fmt: skip
     audit.record(*_timeline(incident, filer, f.decided, f.result, f.placement, f.version,
-                            f.lock, f.now, fulfil=f.fulfil))  # fmt: skip
+                            f.lock, f.now, fulfil=f.fulfil, approval=f.approval))  # fmt: skip
     if f.open_one is not None:
         links.filed_despite(incident, f.open_one.id, f.open_one.ref, filer, f.force_reason, f.now)
     queue = sla.settings().by_slug.get(f.placement.queue)
@@ -298,6 +303,7 @@ def _insert(
 def _timeline(
     incident: Incident, filer: Principal, decided: Outcome, result: Verification,
     placement: _Placement, version: int, lock: Lock | None, now: datetime, *, fulfil: bool,
+    approval: str = AUTO_FULFIL,
 ) -> list[Event]:  # fmt: skip
     """What the filing's timeline says, in order: filed, routed, and the rules' approval
     or the lock it caused (one INSERT for them all)."""
@@ -319,7 +325,7 @@ def _timeline(
     if fulfil:
         # Inserted as awaiting fulfilment already; the timeline shows the rules' approval.
         events.append(Event(incident.id, "fulfil", Status.TRIAGED.value, incident.status,
-                            AUTO_FULFIL, at=now, data={"rules": decided.matched}))  # fmt: skip
+                            approval, at=now, data={"rules": decided.matched}))  # fmt: skip
     return events
 
 
