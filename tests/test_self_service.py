@@ -266,6 +266,10 @@ def test_a_hand_over_files_one_incident_for_the_childs_school_with_the_diagnosis
         f"/api/v1/incidents/{incident.ref}", headers=desk.actors.ashgrove.headers
     )
     assert detail.json["verification"]["fields"]["postcode"]["result"] == "mismatch"
+    assert [a["outcome"] for a in detail.json["recovery_attempts"]] == [
+        "handed_over",
+        "not_matched",
+    ]
     with desk.app.app_context():
         office = signed_in(desk.app, "m.baillie@ashgrove.sch.example")
         page = office.get(f"/incidents/{incident.ref}").text

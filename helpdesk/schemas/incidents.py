@@ -210,10 +210,24 @@ class LinkOut(Schema):
     )  # fmt: skip
 
 
+class RecoveryAttemptOut(Schema):
+    at = fields.DateTime()
+    kind = fields.String(metadata={"description": "password, username, link or handover"})
+    outcome = fields.String(
+        metadata={"description": "matched, not_matched, already_open, limited or handed_over"}
+    )
+
+
 class IncidentDetailOut(IncidentOut):
     allowed_actions = fields.List(fields.String(), dump_only=True)
     fulfilment = fields.Nested(FulfilmentOut, allow_none=True, dump_only=True)
     links = fields.List(fields.Nested(LinkOut), dump_only=True)
+    recovery_attempts = fields.List(
+        fields.Nested(RecoveryAttemptOut), allow_none=True, dump_only=True,
+        metadata={"description": "Filed from the self-service pages: the attempts that "
+                  "pointed at the same parent up to it, newest first (never what was "
+                  "typed); null for any other incident."},
+    )  # fmt: skip
     merged_into = fields.String(attribute="merged_into_ref", allow_none=True, dump_only=True)
 
 
