@@ -198,7 +198,7 @@ def _timed(desk: Desk, typed: dict[str, str], tries: int) -> list[float]:
 
 def test_a_match_and_a_mismatch_take_the_same_time(desk):
     config = desk.app.config
-    config["SELF_SERVICE_ANSWER_MS"] = 60
+    config["SELF_SERVICE_ANSWER_MS"] = 80  # well above either path's own time
     for name in ("CLIENT", "EMAIL", "TARGET"):
         config[f"SELF_SERVICE_LIMIT_PER_{name}"] = "100000 per hour"
     _timed(desk, FIONA_PASSWORD, 5)  # warm both paths first
