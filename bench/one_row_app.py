@@ -28,6 +28,8 @@ class Body(Schema):
     student_id = fields.String(required=True)
     student_name = fields.String(required=True)
     birth_month_year = fields.String(required=True)
+    force = fields.Boolean(load_default=False)  # the body the service is sent, as it is
+    force_reason = fields.String()
 
 
 with app.app_context():
