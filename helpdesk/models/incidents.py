@@ -110,11 +110,13 @@ class Incident(db.Model):  # type: ignore[name-defined]
             )
             for column in ("resolved_at", "resolution_breached_at", "response_breached_at")
         ),
-        # Filing's duplicate check: the unfinished incidents of one account or guardian.
+        # Filing's duplicate check: the earliest unfinished incident of one account or
+        # guardian, read in id order so that it stops at the first (however many there are).
         *(
             sa.Index(
                 f"ix_incidents_unfinished_{column}",
                 column,
+                "id",
                 postgresql_where=sa.text(UNFINISHED_SQL),
                 sqlite_where=sa.text(UNFINISHED_SQL),
             )
