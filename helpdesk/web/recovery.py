@@ -74,8 +74,9 @@ def _read(fields: tuple[FormField, ...]) -> tuple[dict[str, Any], dict[str, list
                 errors[field.name] = [problem]
         else:
             value = (request.form.get(field.name) or "").strip()
-            if len(value) > _LONGEST.get(field.name, 200):
-                errors[field.name] = [f"Must be {_LONGEST[field.name]} characters or fewer."]
+            longest = _LONGEST.get(field.name, 200)
+            if len(value) > longest:
+                errors[field.name] = [f"Must be {longest} characters or fewer."]
         if not value and field.name not in errors:
             errors[field.name] = [f"Enter {field.label[0].lower()}{field.label[1:]}."]
         typed[field.name] = value
