@@ -7,6 +7,7 @@ from __future__ import annotations
 
 PASSWORD, USERNAME = "password", "username"
 KINDS = (PASSWORD, USERNAME)
+LINK = "link"  # a parent asking for their account to be linked to a child
 
 # Every question a page can ask, with its label: each is a field the records hold for a
 # parent account (its username, the guardian's email and postcode, a linked child's date
@@ -26,8 +27,8 @@ LABELS = {
     "child_birth_date": "Child's date of birth",
 }
 
-# The question that finds the account: the one a recovery of that kind cannot go without.
-FINDS_BY = {PASSWORD: "username", USERNAME: "email"}
+# The question that finds the account: the one an attempt of that kind cannot go without.
+FINDS_BY = {PASSWORD: "username", USERNAME: "email", LINK: "username"}
 
 
 def parse_questions(kind: str, value: str) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from ..domain.lifecycle import LINK_REQUEST
 from ..domain.matching import names_match
+from ..domain.recovery import LINK
 from ..extensions import db
 from ..models import Guardian, GuardianStudent, PortalAccount, School, Student
 from . import filing, verification_limits
@@ -28,8 +29,6 @@ from .self_service import (
 )
 from .uow import unit_of_work
 from .verification_result import MATCH, MISMATCH, NOT_FOUND, Verification
-
-LINK = "link"  # the attempt's kind
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from flask import current_app
 from ..domain.lifecycle import SELF_SERVICE_FAILED
 from ..domain.matching import postcodes_match
 from ..domain.moments import shown
-from ..domain.recovery import PASSWORD, USERNAME
+from ..domain.recovery import FINDS_BY, PASSWORD, USERNAME
 from ..domain.roles import SELF_SERVICE
 from ..extensions import db
 from ..models import (
@@ -77,7 +77,7 @@ def _digest(value: str, length: int = 24) -> str:
 def attempt_for(kind: str, typed: dict[str, Any], client: str) -> Attempt:
     """What an attempt counts against: the client, the typed email, and the typed account
     (its username, or the email a username is asked for), each as a keyed digest."""
-    finds = typed["email" if kind == USERNAME else "username"]
+    finds = typed[FINDS_BY[kind]]
     counters = [("client", f"recovery-client:{_digest(client)}")]
     if typed.get("email"):
         counters.append(("email", f"recovery-email:{_digest(typed['email'])}"))
@@ -117,8 +117,8 @@ def _children(guardian_id: int) -> list[Student]:
 
 
 def typed_value(typed: dict[str, Any], name: str) -> str:
-    """A typed answer as compared: trimmed, case folded."""
-    return str(typed.get(name) or "").strip().casefold()
+    """A typed answer as compared: trimmed, in lower case (as SQL's lower() finds it)."""
+    return str(typed.get(name) or "").strip().lower()
 
 
 def _compare(asked: tuple[str, ...], typed: dict[str, Any], account: PortalAccount,
@@ -127,8 +127,9 @@ def _compare(asked: tuple[str, ...], typed: dict[str, Any], account: PortalAccou
     assert guardian is not None
     v = Verification(guardian_id=guardian.id, account_id=account.id)
     on_file = {
-        "username": typed_value(typed, "username") == account.username.casefold(),
-        "email": typed_value(typed, "email") == (guardian.email or "").casefold() != "",
+        "username": typed_value(typed, "username") == account.username.lower(),
+        "email": bool(guardian.email)
+        and typed_value(typed, "email") == (guardian.email or "").lower(),
         "postcode": postcodes_match(typed_value(typed, "postcode"), guardian.postcode),
         "child_birth_date": any(c.birth_date == typed.get("child_birth_date") for c in children),
     }  # fmt: skip
@@ -163,8 +164,7 @@ def _check(kind: str, typed: dict[str, Any]) -> Found:
     if typed_value(typed, "email"):
         conditions.append(sa.func.lower(Guardian.email) == typed_value(typed, "email"))
     candidates = _parent_accounts(sa.or_(*conditions)) if conditions else []
-    best: Found | None = None
-    best_score = -1
+    best, best_score = None, -1
     for account in candidates:
         assert account.guardian is not None
         children = _children(account.guardian.id)
@@ -172,7 +172,7 @@ def _check(kind: str, typed: dict[str, Any]) -> Found:
         score = sum(r["result"] == MATCH for r in check.fields.values()) + check.passed * 10
         school = db.session.get(School, children[0].school_id) if children else None
         found = Found(check, account, account.guardian, school)
-        if best is None or score > best_score:
+        if score > best_score:
             best, best_score = found, score
     if best is None:
         check = Verification()
@@ -181,7 +181,7 @@ def _check(kind: str, typed: dict[str, Any]) -> Found:
         for name in asked:
             check.set(name, NOT_FOUND, words if name == asked[0] else None)
         best = Found(check)
-    finds = "username" if kind == PASSWORD else "email"
+    finds = FINDS_BY[kind]
     best.targets = sorted({a.guardian_id for a in candidates if a.guardian_id is not None
                            and _same(a, finds, typed)})  # fmt: skip
     return best
@@ -191,8 +191,8 @@ def _same(account: PortalAccount, finds: str, typed: dict[str, Any]) -> bool:
     """Is this account the one the typed username (or email) names?"""
     value = typed_value(typed, finds)
     if finds == "username":
-        return account.username.casefold() == value
-    return bool(account.guardian and (account.guardian.email or "").casefold() == value)
+        return account.username.lower() == value
+    return bool(account.guardian and (account.guardian.email or "").lower() == value)
 
 
 class RecoveryLimited(Exception):
