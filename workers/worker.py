@@ -35,6 +35,17 @@ class _InApp:
             finally:
                 db.session.remove()
 
+    def subscribe(self) -> None:
+        """RQ's, but its listener thread reads for 1 s at a time instead of 60: stopping the
+        worker closes that connection, which can wait out the read in progress, so a burst
+        worker or a stopped one took up to a minute to return after its last job."""
+        worker: Any = self
+        worker.pubsub = worker.connection.pubsub()
+        worker.pubsub.subscribe(**{worker.pubsub_channel_name: worker.handle_payload})
+        worker.pubsub_thread = worker.pubsub.run_in_thread(
+            sleep_time=1, daemon=True, exception_handler=worker._pubsub_exception_handler
+        )
+
 
 class AppWorker(_InApp, Worker):
     """RQ's forking worker (one work-horse per job), for ``helpdesk worker --fork``."""
