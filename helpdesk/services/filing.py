@@ -205,10 +205,12 @@ def write(filer: Principal, f: Filing, class_reset_id: int | None = None) -> Inc
     """Insert, audit and follow up a prepared filing, in the caller's unit of work."""
     incident = _insert(filer, f.kind, f.data, f.details, f.result, f.decided, f.placement,
                        f.version, f.now, fulfil=f.fulfil)  # fmt: skip
-    audit.record(*_timeline(incident, filer, f.decided, f.result, f.placement, f.version,
-                            f.lock, f.now, fulfil=f.fulfil, approval=f.approval))  # fmt: skip
+    events = _timeline(incident, filer, f.decided, f.result, f.placement, f.version, f.lock,
+                       f.now, fulfil=f.fulfil, approval=f.approval)  # fmt: skip
     if f.open_one is not None:
-        links.filed_despite(incident, f.open_one.id, f.open_one.ref, filer, f.force_reason, f.now)
+        events += links.filed_despite(incident, f.open_one.id, f.open_one.ref, filer,
+                                      f.force_reason, f.now)  # fmt: skip
+    audit.record_all(events)  # one INSERT for both timelines
     queue = sla.settings().by_slug.get(f.placement.queue)
     assignee = None
     if queue is not None and queue.assign_mode != "none":

@@ -28,17 +28,18 @@ MERGED = "merged"
 def filed_despite(
     incident: Incident, open_id: int, open_ref: str, filer: Principal, reason: str | None,
     now: datetime,
-) -> None:  # fmt: skip
-    """A filing made although ``open_ref`` was unfinished: linked to it, and why."""
+) -> list[Event]:  # fmt: skip
+    """Link a filing made although ``open_ref`` was unfinished; return what both
+    timelines say of it, for the filing to record with its own events."""
     _insert_link(incident.id, open_id, RELATED, filer.id, now)
-    audit.record(
+    return [
         Event(incident.id, "filed_despite_open", incident.status, incident.status,
               f"filed although {open_ref} is open: {reason}", actor_id=filer.id, at=now,
               data={"open": open_ref, "reason": reason}),
         Event(open_id, "linked", None, None, f"{incident.ref} was filed for the same person "
               f"by {filer.email}: {reason}", actor_id=filer.id, at=now,
               data={"other": incident.ref}),
-    )  # fmt: skip
+    ]  # fmt: skip
 
 
 def link(user: Principal, ref: str, other_ref: str) -> Incident:
@@ -117,7 +118,11 @@ def _existing(incident_id: int, other_id: int) -> IncidentLink | None:
     ).scalar_one_or_none()  # fmt: skip
 
 
+_INSERT_LINK = sa.insert(IncidentLink.__table__)
+
+
 def _insert_link(incident_id: int, other_id: int, kind: str, by: int | None, now: datetime) -> None:
-    db.session.execute(sa.insert(IncidentLink.__table__).values(
-        incident_id=incident_id, other_id=other_id, kind=kind, created_by_id=by, created_at=now,
-    ))  # fmt: skip
+    db.session.execute(_INSERT_LINK, {
+        "incident_id": incident_id, "other_id": other_id, "kind": kind, "created_by_id": by,
+        "created_at": now,
+    })  # fmt: skip
