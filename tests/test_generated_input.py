@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpdesk.roster import MalformedBundle, parse_bundle
-from helpdesk.roster.bundle import REQUIRED_COLUMNS, zip_opener
+from helpdesk.roster import MalformedBundle, parse_bundle, zip_opener
+from helpdesk.roster.bundle import REQUIRED_COLUMNS
 from helpdesk.web.forms import FORMS
 
 from .conftest import ROSTER

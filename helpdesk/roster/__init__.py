@@ -1,6 +1,8 @@
 """OneRoster 1.1 CSV bundles: reading and checking them before anything is stored."""
 
-from .bundle import (
+from .bundle import parse_bundle
+from .files import Opener, open_bundle, zip_opener
+from .rows import (
     AccountRow,
     Bundle,
     BundleProblem,
@@ -10,8 +12,6 @@ from .bundle import (
     SchoolRow,
     StaffRow,
     StudentRow,
-    open_bundle,
-    parse_bundle,
 )
 
 __all__ = [
@@ -20,10 +20,12 @@ __all__ = [
     "BundleProblem",
     "GuardianRow",
     "MalformedBundle",
+    "Opener",
     "RejectedRow",
     "SchoolRow",
     "StaffRow",
     "StudentRow",
     "open_bundle",
     "parse_bundle",
+    "zip_opener",
 ]

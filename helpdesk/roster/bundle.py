@@ -10,18 +10,26 @@ checked by the import service with the same ``BundleProblem`` shape.
 from __future__ import annotations
 
 import csv
-import io
 import re
-import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import date, datetime
-from pathlib import Path
-from typing import IO
 
 from ..domain.addresses import UnusableAddress, checked_address
-from ..errors import InvalidInput
 from ..models.records import NATIONS
+from .files import Opener
+from .rows import (
+    AccountRow,
+    Bundle,
+    BundleProblem,
+    ClassRow,
+    EnrollmentRow,
+    GuardianRow,
+    MalformedBundle,
+    RejectedRow,
+    SchoolRow,
+    StaffRow,
+    StudentRow,
+)
 
 REQUIRED_COLUMNS = {
     "orgs.csv": ("sourcedId", "status", "name", "type", "identifier", "metadata.nation"),
@@ -60,193 +68,6 @@ STATUSES = frozenset({"active", "tobedeleted"})
 STAFF_ROLES = frozenset({"teacher", "administrator"})
 GUARDIAN_ROLES = frozenset({"parent", "guardian"})
 _PIN = re.compile(r"^\d{4,12}$")
-
-
-@dataclass(frozen=True)
-class BundleProblem:
-    file: str
-    row: int | None  # line number in the file, the header being line 1
-    message: str
-    column: str | None = None
-
-    def __str__(self) -> str:
-        where = self.file + (f" row {self.row}" if self.row else "")
-        where += f" column {self.column}" if self.column else ""
-        return f"{where}: {self.message}"
-
-
-@dataclass(frozen=True)
-class RejectedRow:
-    file: str
-    row: int
-    reason: str
-
-
-class MalformedBundle(InvalidInput):
-    """The bundle cannot be imported; nothing was changed."""
-
-    code = "malformed_bundle"
-
-    def __init__(self, problems: list[BundleProblem]) -> None:
-        shown = "; ".join(str(p) for p in problems[:5])
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        super().__init__(
-            f"The roster bundle was not imported and nothing changed: {shown}{more}.",
-            problems=[
-                {"file": p.file, "row": p.row, "column": p.column, "message": p.message}
-                for p in problems
-            ],
-        )
-        self.problems = problems
-
-
-@dataclass(slots=True)
-class SchoolRow:
-    sourced_id: str
-    code: str
-    name: str
-    nation: str
-    active: bool
-
-
-@dataclass(slots=True)
-class StaffRow:
-    sourced_id: str
-    org: str
-    role: str
-    username: str | None
-    given_name: str
-    family_name: str
-    email: str | None
-    phone: str | None
-    active: bool
-    row: int = 0
-
-
-@dataclass(slots=True)
-class StudentRow:
-    sourced_id: str
-    org: str
-    student_number: str
-    given_name: str
-    middle_name: str | None
-    family_name: str
-    postcode: str | None
-    year_stage: str | None
-    active: bool
-    row: int = 0
-    birth_date: date | None = None
-    email: str | None = None  # the student's own, where the school gives pupils one
-
-
-@dataclass(slots=True)
-class GuardianRow:
-    sourced_id: str
-    given_name: str
-    family_name: str
-    email: str | None
-    phone: str | None
-    postcode: str | None
-    main_contact: bool
-    parental_responsibility: bool
-    students: tuple[str, ...]
-    active: bool
-    row: int = 0
-
-
-@dataclass(slots=True)
-class AccountRow:
-    account_number: str
-    owner: str
-    username: str
-    portal: str
-    pin: str | None  # in clear only between reading the file and hashing it
-    row: int = 0
-
-
-@dataclass(slots=True)
-class ClassRow:
-    sourced_id: str
-    school: str
-    title: str
-    class_code: str | None
-    active: bool
-    row: int = 0
-
-
-@dataclass(slots=True)
-class EnrollmentRow:
-    sourced_id: str
-    class_: str
-    user: str
-    role: str  # teacher or student
-    active: bool
-    row: int = 0
-
-
-@dataclass
-class Bundle:
-    schools: dict[str, SchoolRow] = field(default_factory=dict)
-    staff: dict[str, StaffRow] = field(default_factory=dict)
-    students: dict[str, StudentRow] = field(default_factory=dict)
-    guardians: dict[str, GuardianRow] = field(default_factory=dict)
-    accounts: dict[str, AccountRow] = field(default_factory=dict)
-    classes: dict[str, ClassRow] = field(default_factory=dict)
-    enrollments: dict[str, EnrollmentRow] = field(default_factory=dict)
-    birth_dates: dict[str, tuple[int, date]] = field(default_factory=dict)
-    rejected: list[RejectedRow] = field(default_factory=list)
-
-
-Opener = Callable[[str], IO[str] | None]
-
-
-def open_bundle(path: str | Path) -> Opener:
-    """A function that opens one CSV of the bundle at ``path`` (folder or zip), or None."""
-    path = Path(path)
-    if path.is_dir():
-
-        def from_dir(name: str) -> IO[str] | None:
-            file = path / name
-            return file.open(encoding="utf-8-sig", newline="") if file.is_file() else None
-
-        return from_dir
-    if zipfile.is_zipfile(path):
-        return zip_opener(zipfile.ZipFile(path))
-    raise InvalidInput(
-        f"{path} is neither a folder nor a zip file: give the folder holding orgs.csv, "
-        "users.csv and demographics.csv, or a zip of them.",
-        code="malformed_bundle",
-    )
-
-
-# A zip is checked before anything is inflated: a few hundred kilobytes can hold
-# gigabytes ("zip bomb"). The sizes checked are the archive's own, which zipfile also
-# holds each member to as it inflates it. 100,000 students with their families come to
-# about 60 MB of CSV.
-MAX_ZIP_MEMBERS = 50
-MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
-
-
-def zip_opener(archive: zipfile.ZipFile) -> Opener:
-    members = [info for info in archive.infolist() if not info.is_dir()]
-    if len(members) > MAX_ZIP_MEMBERS:
-        raise MalformedBundle([BundleProblem(
-            "zip", None, f"holds {len(members)} files; a roster bundle has at most "
-            f"{MAX_ZIP_MEMBERS}: zip only the bundle's CSV files")])  # fmt: skip
-    total = sum(info.file_size for info in members)
-    if total > MAX_UNCOMPRESSED_BYTES:
-        raise MalformedBundle([BundleProblem(
-            "zip", None, f"would unpack to {total // 2**20} MiB; a roster bundle may unpack "
-            f"to at most {MAX_UNCOMPRESSED_BYTES // 2**20} MiB")])  # fmt: skip
-    # Files may sit at the top of the zip or inside one folder.
-    by_name = {Path(info.filename).name: info.filename for info in members}
-
-    def from_zip(name: str) -> IO[str] | None:
-        if name not in by_name:
-            return None
-        return io.TextIOWrapper(archive.open(by_name[name]), encoding="utf-8-sig", newline="")
-
-    return from_zip
 
 
 def _not_utf8(raw: bytes) -> str:

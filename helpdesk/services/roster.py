@@ -31,8 +31,15 @@ from ..models import (
     school_office_slug,
     utcnow,
 )
-from ..roster import Bundle, BundleProblem, MalformedBundle, RejectedRow, parse_bundle
-from ..roster.bundle import Opener, zip_opener
+from ..roster import (
+    Bundle,
+    BundleProblem,
+    MalformedBundle,
+    Opener,
+    RejectedRow,
+    parse_bundle,
+    zip_opener,
+)
 from ..security import hash_pin, verify_pin
 from .uow import unit_of_work
 
