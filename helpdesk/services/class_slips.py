@@ -33,15 +33,8 @@ from ..models import (
 from ..security import unseal
 from . import mail, outbox
 from .audit import Event, record
-from .fulfilment_run import (
-    CLASS_SLIPS_JOB,
-    Work,
-    abandon,
-    lock_class,
-    notify_holder,
-    record_done,
-    shown_for,
-)
+from .fulfilment_emails import notify_holder, shown_for
+from .fulfilment_run import CLASS_SLIPS_JOB, Work, abandon, lock_class, record_done
 from .notifications import Recipient, filer_recipient, mask
 from .uow import unit_of_work
 

@@ -28,7 +28,6 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..domain.lifecycle import Status
-from ..domain.moments import shown
 from ..extensions import db
 from ..models import (
     ClassReset,
@@ -46,7 +45,7 @@ from ..models import (
     utcnow,
 )
 from ..models.fulfilment import LIVE_FULFILMENT_STATES
-from ..security import seal, unseal
+from ..security import seal
 from . import audit, mail, outbox
 from .audit import Event
 from .credentials import (
@@ -58,7 +57,8 @@ from .credentials import (
     password_policy,
     store_for,
 )
-from .notifications import PARENT_TYPES, Recipient, mask, notify, recipient_for, tell_holder
+from .fulfilment_emails import notify_holder, result_email, shown_for
+from .notifications import PARENT_TYPES, mask, notify, recipient_for, tell_holder
 from .uow import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -279,7 +279,7 @@ def _deliver(work: Work) -> FulfilmentState:
         return abandon(fulfilment, incident,
                         "the address on file was removed before the email went")  # fmt: skip
     try:
-        mail.send(_result_email(work, recipient))
+        mail.send(result_email(work, recipient))
     except (smtplib.SMTPException, OSError) as error:
         return _failed_attempt(
             fulfilment, incident, mail.failure_reason(error), FulfilmentState.DELIVERY_FAILED,
@@ -298,54 +298,6 @@ def _deliver(work: Work) -> FulfilmentState:
     notify(incident.id, "outcome", "filer", outcome="done", detail=recipient.whose)
     notify_holder(work)
     return FulfilmentState.DELIVERED
-
-
-def notify_holder(work: Work) -> None:
-    """The holder hears what was done, wherever the result went (NIST SP 800-63B-4 §4.6)."""
-    fulfilment, incident, account = work.fulfilment, work.incident, work.account
-    assert account is not None
-    if fulfilment.kind == FulfilmentKind.REMINDER:
-        what = "username_reminder"
-    elif fulfilment.mode == DeliveryMode.RESET_LINK:
-        what = "reset_link"
-    else:
-        what = "password_reset"
-    if account.student is not None:
-        words = f"the {account.portal} portal account of {account.student.full_name}"
-        sent_to = f"a member of staff at {incident.school.name}, to give to the student"
-    else:
-        words, sent_to = f"your {account.portal} portal account", "your email address on file"
-    tell_holder(incident, what, words, sent_to)
-
-
-def _result_email(work: Work, recipient: Recipient) -> mail.Email:
-    fulfilment, incident, account = work.fulfilment, work.incident, work.account
-    assert account is not None
-    context: dict[str, Any] = {
-        "name": recipient.name, "ref": incident.ref, "username": account.username,
-        "portal": account.portal, "school": incident.school.name,
-        "for_student": incident.type == "student_password_reset",
-    }  # fmt: skip
-    student = account.student if context["for_student"] else None
-    # The employee who gives it to the student reads whom it is for, from the record.
-    context["student"] = f"{student.full_name} ({student.student_number})" if student else None
-    for_whom = f" for {context['student']}" if student else ""
-    message_id = f"<fulfilment-{fulfilment.id}@{mail.message_domain()}>"
-    if fulfilment.kind == FulfilmentKind.REMINDER:
-        # The name the holder signs in with, as the portal's store has it now.
-        context["username"] = store_for(account.portal).username(account)
-        return mail.Email(recipient.address, "Your portal username", "username_reminder",
-                          context, message_id)  # fmt: skip
-    secret = unseal(current_app.config["SECRET_KEY"], fulfilment.sealed_secret or "")
-    context["expires"] = shown_for(fulfilment.secret_expires_at, incident)
-    if fulfilment.mode == DeliveryMode.RESET_LINK:
-        base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-        context["link"] = f"{base}/reset/{secret}"  # the configured URL, never a request's Host
-        subject = f"Choose a new portal password{for_whom}"
-        return mail.Email(recipient.address, subject, "reset_link", context, message_id)
-    context["password"] = secret
-    subject = f"New portal password{for_whom}" if student else "Your new portal password"
-    return mail.Email(recipient.address, subject, "reset_result", context, message_id)
 
 
 def _revoke(work: Work) -> FulfilmentState:
@@ -464,8 +416,3 @@ def _event(
 ) -> None:  # fmt: skip
     audit.record(Event(incident.id, kind, incident.status, after or incident.status, message,
                        data=data))  # fmt: skip
-
-
-def shown_for(moment: datetime | None, incident: Incident) -> str:
-    """As the school's families read it (they, and its staff, get these emails)."""
-    return shown(moment, incident.school.timezone) if moment else "never"
