@@ -4,11 +4,17 @@ and merge a duplicate into the one that carries on."""
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Any
+
+import pytest
 import sqlalchemy as sa
 
 from helpdesk.extensions import db
 from helpdesk.models import Incident, parse_ref
 
+from .conftest import PG_SERVER
 from .samples import AGAIN, FIONA_RESET, ISLA_RESET, REMINDER, RORY_RESET, file
 from .test_incidents_api import incident_count
 from .test_pages import csrf_token, signed_in
@@ -147,3 +153,42 @@ def test_the_report_page_points_at_the_open_one_and_files_a_second_only_with_a_r
     wrong = agent.post(f"/incidents/{first}/links", data={"other": "INC-999999",
                                                           "csrf_token": token})  # fmt: skip
     assert wrong.status_code == 404 and "No incident INC-999999" in wrong.text
+
+
+@pytest.mark.parametrize("filing", [ISLA_RESET, FIONA_RESET], ids=["student", "parent"])
+def test_two_filings_for_one_person_at_one_moment_file_one(committed_app, filing):
+    """Real commits on PostgreSQL: each filing is held at its INSERT (a lock the test
+    takes on the table) until both have looked for an open incident — the moment two
+    employees filing for the same family at once meet. One is filed; the other is
+    pointed at it, not filed beside it (a second reset would email a second password)."""
+    app, database, actors = committed_app
+    engine = sa.create_engine(f"{PG_SERVER}/{database}")
+    answers: list[Any] = []
+
+    def one() -> None:
+        answers.append(file(app.test_client(), actors.ashgrove, **filing))
+
+    def waiting() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = :d"
+                " AND wait_event_type = 'Lock'"), {"d": database}).scalar_one())  # fmt: skip
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    try:
+        with engine.connect() as held:
+            held.execute(sa.text("LOCK TABLE incidents IN SHARE ROW EXCLUSIVE MODE"))
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 20
+            while waiting() < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert waiting() == 2, "both filings should be waiting before they are let go"
+            held.commit()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        engine.dispose()
+    filed, refused = sorted(answers, key=lambda answer: answer.status_code)
+    assert (filed.status_code, refused.status_code) == (201, 409), [a.json for a in answers]
+    assert refused.json["code"] == "already_open" and refused.json["open"] == filed.json["ref"]

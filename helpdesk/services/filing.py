@@ -15,7 +15,16 @@ from ..domain.lifecycle import FULFILLABLE_TYPES, Status, allowed_actions
 from ..domain.rules import Outcome
 from ..errors import Conflict, Forbidden
 from ..extensions import db
-from ..models import ClassReset, Incident, Queue, Role, format_ref, utcnow
+from ..models import (
+    ClassReset,
+    Guardian,
+    Incident,
+    PortalAccount,
+    Queue,
+    Role,
+    format_ref,
+    utcnow,
+)
 from ..models.incidents import UNFINISHED_SQL
 from ..schemas.incidents import SECRET_FIELDS, load_incident
 from . import assignment, audit, fulfilment, links, notifications, routing, sla, verification_limits
@@ -161,6 +170,18 @@ _OPEN_FOR = {
     .order_by(_I.id).limit(1)
     for column in ("portal_account_id", "guardian_id")
 }  # fmt: skip
+# Two filings for one person at the same moment take turns: each holds the person's
+# record (FOR NO KEY UPDATE, which the incident's own foreign key check does not wait
+# for) until it commits, so the second looks for an open incident only after the first
+# is written. SQLite's transactions already take turns (BEGIN IMMEDIATE).
+_HOLD = {
+    "portal_account_id": sa.select(PortalAccount.__table__.c.id)
+    .where(PortalAccount.__table__.c.id == sa.bindparam("who"))
+    .with_for_update(key_share=True),
+    "guardian_id": sa.select(Guardian.__table__.c.id)
+    .where(Guardian.__table__.c.id == sa.bindparam("who"))
+    .with_for_update(key_share=True),
+}
 
 
 def open_duplicate(kind: str, school_id: int, result: Verification) -> Duplicate | None:
@@ -168,13 +189,14 @@ def open_duplicate(kind: str, school_id: int, result: Verification) -> Duplicate
     account (or guardian) the records matched. Only verified ones count on both sides: a
     mistyped filing is not the same request, and never points at a real one."""
     if result.account_id is not None:
-        statement, who = _OPEN_FOR["portal_account_id"], result.account_id
+        column, who = "portal_account_id", result.account_id
     elif result.guardian_id is not None:
-        statement, who = _OPEN_FOR["guardian_id"], result.guardian_id
+        column, who = "guardian_id", result.guardian_id
     else:
         return None
+    db.session.execute(_HOLD[column], {"who": who})
     found = db.session.execute(
-        statement, {"who": who, "kind": kind, "school_id": school_id}
+        _OPEN_FOR[column], {"who": who, "kind": kind, "school_id": school_id}
     ).one_or_none()
     if found is None:
         return None
