@@ -1,7 +1,7 @@
 """POST /api/v1/incidents throughput under gunicorn, against a bare Flask endpoint.
 
 The service, a bare Flask JSON endpoint and a one-row marshmallow-and-insert endpoint
-(calibration: the issue that set the target measured that shape at ~25%) run at once
+(calibration: how near the framework's floor one insert is) run at once
 under the same gunicorn settings; wrk loads each in turn with the same
 student_password_reset body, in interleaved rounds, and the median ratio is reported.
 The service's side does everything a real filing does on PostgreSQL: token lookup,
@@ -145,7 +145,9 @@ def main() -> None:
               f" {r['one_row'] / r['bare']:>13.1%} {r['helpdesk'] / r['bare']:>14.1%}")  # fmt: skip
     ratio = statistics.median(r["helpdesk"] / r["bare"] for r in rounds)
     calibration = statistics.median(r["one_row"] / r["bare"] for r in rounds)
-    print(f"median: POST /incidents at {ratio:.1%} of the bare endpoint (target: at least 20%);"
+    # No target against the bare endpoint (filing is compared with django-helpdesk's ticket
+    # creation instead, bench/README.md): it shows how near the framework's floor filing is.
+    print(f"median: POST /incidents at {ratio:.1%} of the bare endpoint;"
           f" the one-row calibration endpoint at {calibration:.1%}")  # fmt: skip
 
 
