@@ -51,6 +51,7 @@ lint: $(STAMP)
 bench: $(STAMP) services
 	$(BIN)/python -m bench.roster_import
 	$(BIN)/python -m bench.incidents_throughput
+	$(BIN)/python -m bench.filing_cost
 	$(BIN)/python -m bench.fulfilment
 	$(BIN)/python -m bench.pages
 	$(BIN)/python -m bench.dashboard
