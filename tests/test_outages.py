@@ -4,6 +4,7 @@ carry on with the work once they are back. The machine's shared servers are not 
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -257,3 +258,22 @@ def test_a_killed_worker_leaves_no_child_behind(private):
     finally:
         if worker.poll() is None:
             worker.kill()
+
+
+def test_an_outage_is_logged_once_whatever_is_logged_between_its_retries():
+    """The worker's loop and its listener thread both report each retry; a line of the
+    other thread's between two retries does not make the next one news."""
+    from workers.worker import _OncePerOutage
+
+    once = _OncePerOutage()
+
+    def shown(message: str, at: float) -> bool:
+        record = logging.LogRecord("rq.worker", logging.ERROR, __file__, 1, message, None, None)
+        record.created = at
+        return once.filter(record)
+
+    lost = "Worker w: could not connect to Redis instance: refused retrying in 2 seconds..."
+    assert shown(lost, 0.0)
+    assert shown("Worker w: pubsub thread exiting on TimeoutError", 1.0)
+    assert not shown(lost, 2.0) and not shown(lost, 4.0)
+    assert shown(lost, 4.0 + _OncePerOutage.QUIET_SECONDS + 1)  # a new outage, minutes later

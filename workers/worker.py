@@ -70,17 +70,23 @@ class _ThreadWorker(InProcessWorker):
 
 
 class _OncePerOutage(logging.Filter):
-    """RQ logs an ERROR every second or two while Redis is away: keep the first of a run."""
+    """RQ logs an ERROR every second or two while Redis is away, from the worker's loop and
+    from its listener thread: keep the first of an outage. An outage lasts while they keep
+    coming, whatever else is logged between them (a line from the other thread used to end
+    it, and the next retry was logged again)."""
+
+    QUIET_SECONDS = 180.0  # longer than RQ's longest wait between retries (60 s)
 
     def __init__(self) -> None:
         super().__init__()
-        self.in_outage = False
+        self._last_lost = float("-inf")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        lost = "could not connect to Redis" in record.getMessage()
-        shown = not (lost and self.in_outage)
-        self.in_outage = lost
-        return shown
+        if "could not connect to Redis" not in record.getMessage():
+            return True
+        first = record.created - self._last_lost > self.QUIET_SECONDS
+        self._last_lost = record.created
+        return first
 
 
 _RQ_LOG = logging.getLogger("rq.worker")
