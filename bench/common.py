@@ -76,8 +76,12 @@ def migrate(database_url: str) -> None:
         db.engine.dispose()
 
 
-def seed(environ: dict[str, str]) -> str:
-    """Load the sample roster and an employee; return the employee's token."""
+def seed(
+    environ: dict[str, str], roster: Path = ROSTER,
+    employee: str = "m.baillie@ashgrove.sch.example", staff_sourced_id: str = "stf-1",
+) -> str:  # fmt: skip
+    """Load a roster (the sample's by default) and an employee on one of its staff records;
+    return the employee's token."""
     from helpdesk import create_app
     from helpdesk.extensions import db
     from helpdesk.roster import open_bundle
@@ -86,8 +90,8 @@ def seed(environ: dict[str, str]) -> str:
 
     app = create_app(environ)
     with app.app_context():
-        import_roster(open_bundle(ROSTER), source="bench")
-        create_user("m.baillie@ashgrove.sch.example", "employee", staff_sourced_id="stf-1")
-        token = issue_api_token("m.baillie@ashgrove.sch.example", "bench")
+        import_roster(open_bundle(roster), source="bench")
+        create_user(employee, "employee", staff_sourced_id=staff_sourced_id)
+        token = issue_api_token(employee, "bench")
         db.engine.dispose()
     return token

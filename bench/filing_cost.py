@@ -2,14 +2,18 @@
 busy machine as on a quiet one.
 
 Timings on this shared machine move by a third between runs; the instructions a filing
-executes do not. This files the throughput bench's body (a forced student reset, the
-duplicate check and its link included) through Flask's test client on PostgreSQL and
-counts, under valgrind's callgrind, the instructions of the filings alone (collection
-is switched on after a warm-up and off before the process ends), and, outside the count,
-the statements one filing sends. PostgreSQL's own work is not counted: the statements
-stand for it.
+executes do not. This files through Flask's test client on PostgreSQL and counts, under
+valgrind's callgrind, the instructions of the filings alone (collection is switched on
+after a warm-up and off before the process ends), and, outside the count, the
+statements one filing sends. PostgreSQL's own work is not counted: the statements stand
+for it.
 
-    python -m bench.filing_cost [--filings 100]
+By default it files the throughput bench's body: the same student every time, so each
+is forced (the duplicate check finds the open one, links to it, and the incident waits
+for a person). ``--fresh`` files a different student of a generated school each time,
+as a school does: verified, approved by the rules and fulfilled at once.
+
+    python -m bench.filing_cost [--filings 100] [--fresh]
 
 Needs valgrind (Debian: apt-get install valgrind). About a minute.
 """
@@ -24,16 +28,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 from bench.common import bench_environ, migrate, scratch_database, seed
 from bench.incidents_throughput import BODY
+from bench.term_start import bundle, office_employee, reset_body
 
 WARM_UP = 30
 
 
-def _filings(database_url: str, token: str, count: int) -> None:
+def _filings(database_url: str, token: str, count: int, bodies: list[Any]) -> None:
     """In the process callgrind runs: warm up, count the statements of one filing, then
-    switch collection on for ``count`` filings."""
+    switch collection on for ``count`` filings (body after body, the last repeated)."""
     import sqlalchemy as sa
 
     from helpdesk import create_app
@@ -44,8 +50,13 @@ def _filings(database_url: str, token: str, count: int) -> None:
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
 
+    sending = iter(bodies)
+    body = BODY
+
     def file() -> None:
-        answer = client.post("/api/v1/incidents", json=BODY, headers=headers)
+        nonlocal body
+        body = next(sending, body)
+        answer = client.post("/api/v1/incidents", json=body, headers=headers)
         assert answer.status_code == 201, answer.get_data(as_text=True)
 
     for _ in range(WARM_UP):
@@ -82,22 +93,34 @@ def _filings(database_url: str, token: str, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--filings", type=int, default=100)
-    parser.add_argument("--child", nargs=2, metavar=("DATABASE_URL", "TOKEN"),
+    parser.add_argument("--fresh", action="store_true", help="a different student each time")
+    parser.add_argument("--child", nargs=3, metavar=("DATABASE_URL", "TOKEN", "BODIES"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
     if args.child:
-        _filings(*args.child, args.filings)
+        url, token, bodies = args.child
+        with open(bodies, encoding="utf-8") as sent:
+            _filings(url, token, args.filings, json.load(sent))
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed: apt-get install valgrind")
     with scratch_database() as url, tempfile.TemporaryDirectory() as scratch:
         migrate(url)
-        token = seed(bench_environ(url))
+        bodies: list[Any] = [BODY]
+        if args.fresh:  # one school's students, each filed once
+            folder, students = bundle(schools=1, per_school=WARM_UP + 1 + args.filings,
+                                      name="roster-filing-cost")  # fmt: skip
+            token = seed(bench_environ(url), folder, office_employee(0), "stf-office-0")
+            bodies = [reset_body(student) for student in students]
+        else:
+            token = seed(bench_environ(url))
+        with open(f"{scratch}/bodies.json", "w", encoding="utf-8") as sent:
+            json.dump(bodies, sent)
         run = subprocess.run(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no",
              f"--callgrind-out-file={scratch}/callgrind.out",
              sys.executable, "-m", "bench.filing_cost", "--filings", str(args.filings),
-             "--child", url, token],
+             "--child", url, token, f"{scratch}/bodies.json"],
             capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
         )  # fmt: skip
     collected = re.search(r"Collected : (\d+)", run.stderr)
@@ -106,7 +129,8 @@ def main() -> None:
         raise SystemExit(f"the filings did not run under callgrind:\n{run.stderr[-3000:]}")
     sent = json.loads(found.group(0))["statements"]
     per_filing = int(collected.group(1)) / args.filings
-    print(f"one forced student reset, {args.filings} counted after {WARM_UP} to warm up:")
+    what = "a fresh student reset" if args.fresh else "one forced student reset"
+    print(f"{what}, {args.filings} counted after {WARM_UP} to warm up:")
     print(f"  {per_filing / 1e6:.2f} million instructions in the web process")
     print(f"  {len(sent)} round trips to PostgreSQL: {' '.join(sent)}")
 

@@ -34,23 +34,25 @@ AGENTS = [f"agent{n}@its.bench.example" for n in range(5)]
 SUBJECT = "New portal password for "  # a student's, to the filing employee
 
 
-def bundle() -> tuple[Path, list[dict[str, str]]]:
+def bundle(
+    schools: int = SCHOOLS, per_school: int = 60, name: str = "roster-term-start"
+) -> tuple[Path, list[dict[str, str]]]:
     """The roster with an office employee per school; every student, with a birth date."""
-    folder = generate(OUT / "roster-term-start", SCHOOLS * 60, schools=SCHOOLS)
+    folder = generate(OUT / name, schools * per_school, schools=schools)
     with (folder / "users.csv").open(encoding="utf-8") as users:
         rows = list(csv.DictReader(users))
         header = list(rows[0])
     if not any(r["sourcedId"] == "stf-office-0" for r in rows):
         with (folder / "users.csv").open("a", newline="", encoding="utf-8") as users:
             writer = csv.DictWriter(users, fieldnames=header)
-            for school in range(SCHOOLS):
+            for school in range(schools):
                 writer.writerow(dict.fromkeys(header, "") | {
                     "sourcedId": f"stf-office-{school}", "status": "active",
                     "dateLastModified": STAMP, "enabledUser": "true",
                     "orgSourcedIds": f"org-{school}", "role": "teacher",
                     "username": f"office{school}", "givenName": "Office",
                     "familyName": f"School {school}", "identifier": f"STF-OFFICE-{school}",
-                    "email": _employee(school),
+                    "email": office_employee(school),
                 })  # fmt: skip
     with (folder / "demographics.csv").open(encoding="utf-8") as rows_in:
         births = {r["sourcedId"]: r["birthDate"] for r in csv.DictReader(rows_in)}
@@ -58,7 +60,7 @@ def bundle() -> tuple[Path, list[dict[str, str]]]:
     return folder, students
 
 
-def _employee(school: int) -> str:
+def office_employee(school: int) -> str:
     return f"office@school{school}.bench.example"
 
 
@@ -77,8 +79,10 @@ def setup(environ: dict[str, str], folder: Path) -> dict[str, str]:
     with app.app_context():
         import_roster(open_bundle(folder), source="bench")
         for school in range(SCHOOLS):
-            create_user(_employee(school), "employee", staff_sourced_id=f"stf-office-{school}")
-            tokens[f"org-{school}"] = issue_api_token(_employee(school), "bench")
+            create_user(
+                office_employee(school), "employee", staff_sourced_id=f"stf-office-{school}"
+            )
+            tokens[f"org-{school}"] = issue_api_token(office_employee(school), "bench")
         for agent in AGENTS:
             create_user(agent, "agent")
             add_member(QUEUE, agent)
@@ -87,7 +91,8 @@ def setup(environ: dict[str, str], folder: Path) -> dict[str, str]:
     return tokens
 
 
-def _reset(student: dict[str, str]) -> dict[str, str]:
+def reset_body(student: dict[str, str]) -> dict[str, str]:
+    """A verified student reset for a row of the generated roster."""
     year, month, _day = student["birthDate"].split("-")
     return {"type": "student_password_reset", "student_id": student["identifier"],
             "student_name": f"{student['givenName']} {student['familyName']}",
@@ -156,7 +161,7 @@ def main() -> None:
                     time.sleep(wait)
                 headers = {"Authorization": f"Bearer {tokens[student['orgSourcedIds']]}"}
                 started = time.monotonic()
-                answer = client.post("/api/v1/incidents", json=_reset(student), headers=headers)
+                answer = client.post("/api/v1/incidents", json=reset_body(student), headers=headers)
                 assert answer.status_code == 201, answer.json
                 filed_at[answer.json["ref"]] = time.monotonic()
                 request_ms.append((filed_at[answer.json["ref"]] - started) * 1000)
