@@ -185,9 +185,10 @@ def test_two_filings_for_one_person_at_one_moment_file_one(committed_app, filing
                 time.sleep(0.05)
             assert waiting() == 2, "both filings should be waiting before they are let go"
             held.commit()
+    finally:  # let go (the lock ends with its connection), then wait for both answers
         for thread in threads:
-            thread.join(timeout=30)
-    finally:
+            if thread.is_alive():
+                thread.join(timeout=30)
         engine.dispose()
     filed, refused = sorted(answers, key=lambda answer: answer.status_code)
     assert (filed.status_code, refused.status_code) == (201, 409), [a.json for a in answers]
